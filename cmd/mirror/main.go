@@ -1,0 +1,120 @@
+// Command mirror builds offline mirrors for air-gapped networks.
+//
+// This package is only the command line: flags, progress output and exit
+// codes. Every decision lives in the mirror, bundle and verify packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes (the contract in DESIGN.md).
+const (
+	exitOK       = 0
+	exitFailed   = 1
+	exitUsage    = 2
+	exitRejected = 3
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// commands is filled by the init functions of this package's files, one file
+// per command, so that commands do not step on each other.
+var commands []*cli.Command
+
+// exitError carries an exit code and an optional hint to main.
+type exitError struct {
+	code int
+	err  error
+	hint string
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError reports bad command-line use (exit 2).
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// withHint wraps err (exit 1) with a hint printed after the message.
+func withHint(err error, hint string) error {
+	return &exitError{code: exitFailed, err: err, hint: hint}
+}
+
+// errRejected marks a run that finished but rejected some packages (exit 3).
+// The command has already printed what was rejected.
+var errRejected = errors.New("some packages were rejected")
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	cmds := append([]*cli.Command(nil), commands...)
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
+	return &cli.App{
+		Name:                 "mirror",
+		Usage:                "build signed offline mirrors for air-gapped networks",
+		Version:              version,
+		Commands:             cmds,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: false,
+		HideHelpCommand:      true,
+		// Errors are turned into messages and exit codes in main only.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return &exitError{code: exitUsage, err: err}
+		},
+	}
+}
+
+// run is main without os.Exit, for tests.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := newApp(stdout, stderr).RunContext(ctx, args)
+	return report(stderr, err)
+}
+
+// report prints err the one way this program prints errors and returns the
+// exit code for it.
+func report(stderr io.Writer, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, errRejected) {
+		fmt.Fprintf(stderr, "mirror: %v\n", err)
+		return exitRejected
+	}
+	code := exitFailed
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	var ce cli.ExitCoder
+	if ee == nil && errors.As(err, &ce) {
+		// Flag parsing and unknown commands come back as usage errors.
+		code = exitUsage
+	}
+	fmt.Fprintf(stderr, "mirror: %v\n", err)
+	if ee != nil && ee.hint != "" {
+		fmt.Fprintf(stderr, "mirror: hint: %s\n", ee.hint)
+	}
+	if code == exitUsage {
+		fmt.Fprintf(stderr, "mirror: hint: run 'mirror --help' for usage\n")
+	}
+	return code
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
