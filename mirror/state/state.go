@@ -1,0 +1,254 @@
+// Package state owns what `mirror sync` remembers between runs: the last
+// bundle sequence, which blobs were shipped in which sequence, and the
+// validators and hashes of upstream files (for conditional requests and cache
+// hits). It also reads the receipt that `mirror import` writes inside the gap.
+//
+// The state file is rewritten atomically, and only after a bundle and its
+// signature are complete on disk: a killed run leaves the previous state, so
+// the sequence stays gap-free and nothing is claimed as shipped that was not.
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+
+	"github.com/mirror-tool/mirror/internal/atomicfile"
+)
+
+// File names inside the state folder.
+const (
+	// FileName is the state file inside the state folder.
+	FileName = "state.json"
+	// Format is the version line of the state file.
+	Format = "mirror-sync-state/v1"
+	// ReceiptFormat is the version line of an import receipt.
+	ReceiptFormat = "mirror-receipt/v1"
+)
+
+// Limits on what is read back. The state file is ours, but a receipt crosses
+// the gap on media and is untrusted.
+const (
+	// MaxStateSize bounds the state file.
+	MaxStateSize = 256 << 20
+	// MaxReceiptSize bounds a receipt file.
+	MaxReceiptSize = 64 << 20
+	// MaxReceiptBlobs bounds the number of blobs a receipt lists.
+	MaxReceiptBlobs = 1 << 20
+)
+
+var (
+	// ErrCorrupt is returned for a state file that cannot be read back.
+	ErrCorrupt = errors.New("state file is corrupt")
+	// ErrReceipt is returned for a receipt that is not a valid receipt.
+	ErrReceipt = errors.New("invalid receipt")
+)
+
+// Upstream is what is remembered of one upstream URL.
+type Upstream struct {
+	SHA256       string `json:"sha256"`
+	Size         int64  `json:"size"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+}
+
+// State is the sync state. The zero value (after New) is a fresh state with
+// sequence 0: the first bundle is sequence 1.
+type State struct {
+	Format string `json:"format"`
+	// Sequence is the sequence number of the last bundle written and
+	// recorded; 0 when none.
+	Sequence uint64 `json:"sequence"`
+	// Shipped maps a blob's SHA-256 (hex) to the sequence of the first
+	// bundle that carried it.
+	Shipped map[string]uint64 `json:"shipped"`
+	// Upstreams maps an upstream URL to what was last seen there.
+	Upstreams map[string]Upstream `json:"upstreams"`
+}
+
+// New returns an empty state.
+func New() *State {
+	return &State{Format: Format, Shipped: map[string]uint64{}, Upstreams: map[string]Upstream{}}
+}
+
+// Load reads the state in dir. A missing state file is a fresh state.
+func Load(dir string) (*State, error) {
+	path := filepath.Join(dir, FileName)
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return New(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	defer f.Close()
+	data, err := readLimited(f, MaxStateSize)
+	if err != nil {
+		return nil, fmt.Errorf("read state %s: %w", path, err)
+	}
+	s := New()
+	if err := json.Unmarshal(data, s); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v (move it away to start over with a full bundle)", ErrCorrupt, path, err)
+	}
+	if s.Format != Format {
+		return nil, fmt.Errorf("%w: %s: format %q, want %q", ErrCorrupt, path, s.Format, Format)
+	}
+	if s.Shipped == nil {
+		s.Shipped = map[string]uint64{}
+	}
+	if s.Upstreams == nil {
+		s.Upstreams = map[string]Upstream{}
+	}
+	for sum, seq := range s.Shipped {
+		if !validSHA256(sum) || seq == 0 || seq > s.Sequence {
+			return nil, fmt.Errorf("%w: %s: shipped blob %q in sequence %d (last is %d)", ErrCorrupt, path, sum, seq, s.Sequence)
+		}
+	}
+	return s, nil
+}
+
+// Save writes the state to dir atomically (temp, fsync, rename, fsync dir).
+func (s *State) Save(dir string) error {
+	s.Format = Format
+	data, err := json.MarshalIndent(s, "", "\t")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, FileName), append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
+}
+
+// Clone returns a deep copy, so that a run can prepare the next state and
+// commit it only when the bundle is safely written.
+func (s *State) Clone() *State {
+	c := &State{Format: s.Format, Sequence: s.Sequence,
+		Shipped: make(map[string]uint64, len(s.Shipped)), Upstreams: make(map[string]Upstream, len(s.Upstreams))}
+	for k, v := range s.Shipped {
+		c.Shipped[k] = v
+	}
+	for k, v := range s.Upstreams {
+		c.Upstreams[k] = v
+	}
+	return c
+}
+
+// Record marks blobs as shipped in bundle seq and makes seq the last
+// sequence. Blobs already shipped keep their first sequence.
+func (s *State) Record(seq uint64, blobs []string) {
+	for _, b := range blobs {
+		if _, ok := s.Shipped[b]; !ok {
+			s.Shipped[b] = seq
+		}
+	}
+	if seq > s.Sequence {
+		s.Sequence = seq
+	}
+}
+
+// Missing returns the blobs of want that have not been shipped, sorted and
+// without duplicates.
+func (s *State) Missing(want []string) []string {
+	return missing(want, func(b string) bool { _, ok := s.Shipped[b]; return ok })
+}
+
+// Receipt is what `mirror import` writes inside the gap: the last sequence it
+// imported and every blob it holds. It is carried out on media and is
+// untrusted input to sync: it can only make sync ship more, never less than
+// what the receipt claims is missing.
+type Receipt struct {
+	Format   string   `json:"format"`
+	Sequence uint64   `json:"sequence"`
+	Blobs    []string `json:"blobs"`
+}
+
+// Missing returns the blobs of want that the receipt does not hold.
+func (r *Receipt) Missing(want []string) []string {
+	have := make(map[string]bool, len(r.Blobs))
+	for _, b := range r.Blobs {
+		have[b] = true
+	}
+	return missing(want, func(b string) bool { return have[b] })
+}
+
+// ParseReceipt parses and checks a receipt. On error it returns nil.
+func ParseReceipt(data []byte) (*Receipt, error) {
+	if len(data) > MaxReceiptSize {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrReceipt, MaxReceiptSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r Receipt
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrReceipt, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: data after the JSON object", ErrReceipt)
+	}
+	if r.Format != ReceiptFormat {
+		return nil, fmt.Errorf("%w: format %q, want %q", ErrReceipt, r.Format, ReceiptFormat)
+	}
+	if len(r.Blobs) > MaxReceiptBlobs {
+		return nil, fmt.Errorf("%w: more than %d blobs", ErrReceipt, MaxReceiptBlobs)
+	}
+	for _, b := range r.Blobs {
+		if !validSHA256(b) {
+			return nil, fmt.Errorf("%w: blob %q is not a lower-case hex SHA-256", ErrReceipt, b)
+		}
+	}
+	return &r, nil
+}
+
+// ReadReceipt reads the receipt at path (bounded by MaxReceiptSize).
+func ReadReceipt(path string) (*Receipt, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read receipt: %w", err)
+	}
+	defer f.Close()
+	data, err := readLimited(f, MaxReceiptSize)
+	if err != nil {
+		return nil, fmt.Errorf("read receipt %s: %w", path, err)
+	}
+	r, err := ParseReceipt(data)
+	if err != nil {
+		return nil, fmt.Errorf("receipt %s: %w", path, err)
+	}
+	return r, nil
+}
+
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return data, nil
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func validSHA256(s string) bool { return sha256Hex.MatchString(s) }
+
+func missing(want []string, have func(string) bool) []string {
+	seen := make(map[string]bool, len(want))
+	var out []string
+	for _, b := range want {
+		if seen[b] || have(b) {
+			continue
+		}
+		seen[b] = true
+		out = append(out, b)
+	}
+	sort.Strings(out)
+	return out
+}
