@@ -1,0 +1,392 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type blob struct {
+	data []byte
+	sum  string
+}
+
+func mkblob(s string) blob {
+	h := sha256.Sum256([]byte(s))
+	return blob{[]byte(s), hex.EncodeToString(h[:])}
+}
+
+func open(t *testing.T, dir string) *Repo {
+	t.Helper()
+	r, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func ingest(t *testing.T, r *Repo, blobs ...blob) {
+	t.Helper()
+	in := r.Ingest(context.Background())
+	for _, b := range blobs {
+		if err := in.Add(b.sum, int64(len(b.data)), bytes.NewReader(b.data)); err != nil {
+			in.Wait()
+			t.Fatal(err)
+		}
+	}
+	if err := in.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func record(seq uint64, files map[string]blob) *Record {
+	rec := &Record{Sequence: seq, BundleID: fmt.Sprintf("id%d", seq), Signer: "0123456789ABCDEF",
+		Created: time.Unix(1700000000, 0).UTC(), Expires: time.Unix(1800000000, 0).UTC(), Imported: time.Unix(1700000100, 0).UTC()}
+	for p, b := range files {
+		rec.Tree = append(rec.Tree, Entry{Path: p, SHA256: b.sum, Size: int64(len(b.data))})
+	}
+	slices.SortFunc(rec.Tree, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
+	return rec
+}
+
+// served reads every file under DIR/current into a map.
+func served(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	root := filepath.Join(dir, CurrentLink)
+	err := filepath.WalkDir(root+"/", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out[filepath.ToSlash(rel)] = string(data)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestPublishSwitchCollect(t *testing.T) {
+	dir := t.TempDir()
+	r := open(t, dir)
+	defer r.Close()
+	a, b, c := mkblob("alpha"), mkblob("bravo"), mkblob("charlie")
+	ingest(t, r, a, b)
+	if _, err := Current(dir); !errors.Is(err, ErrNotRepository) {
+		t.Fatalf("Current before any import: %v, want ErrNotRepository", err)
+	}
+	ctx := context.Background()
+	if err := r.Publish(ctx, record(1, map[string]blob{"tools/a.txt": a, "tools/sub/b.bin": b}), []byte("manifest1")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := served(t, dir), map[string]string{"tools/a.txt": "alpha", "tools/sub/b.bin": "bravo"}; !mapsEqual(got, want) {
+		t.Fatalf("served %v, want %v", got, want)
+	}
+	// Hard links into the store, not copies.
+	fi1, _ := os.Stat(filepath.Join(dir, "current/tools/a.txt"))
+	fi2, _ := os.Stat(r.Store().Path(a.sum))
+	if !os.SameFile(fi1, fi2) {
+		t.Error("published file is not a hard link to the store blob")
+	}
+	if _, _, err := r.Collect(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := ReadReceipt(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Sequence != 1 || rc.BundleID != "id1" || !slices.Equal(rc.Blobs, sorted(a.sum, b.sum)) {
+		t.Fatalf("receipt %+v", rc)
+	}
+
+	// Generation 2: a dropped, b kept, c new.
+	ingest(t, r, c)
+	if err := r.Publish(ctx, record(2, map[string]blob{"tools/sub/b.bin": b, "tools/c": c}), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := served(t, dir), map[string]string{"tools/c": "charlie", "tools/sub/b.bin": "bravo"}; !mapsEqual(got, want) {
+		t.Fatalf("served %v, want %v", got, want)
+	}
+	st, err := ReadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Sequence != 2 || !st.Has(1, "id1") || !st.Has(2, "id2") || st.Has(2, "id1") {
+		t.Fatalf("state %+v", st)
+	}
+	// Keep 3: generation 1 and blob a stay.
+	if g, n, err := r.Collect(ctx, 3); err != nil || g != 0 || n != 0 {
+		t.Fatalf("Collect(3) = %d, %d, %v; want 0, 0", g, n, err)
+	}
+	// Keep 1: generation 1 and blob a go.
+	if g, n, err := r.Collect(ctx, 1); err != nil || g != 1 || n != 1 {
+		t.Fatalf("Collect(1) = %d, %d, %v; want 1, 1", g, n, err)
+	}
+	if gens, _ := Generations(dir); !slices.Equal(gens, []uint64{2}) {
+		t.Fatalf("generations %v, want [2]", gens)
+	}
+	for _, name := range []string{"1.json", "1.manifest"} {
+		if _, err := os.Lstat(filepath.Join(dir, GenerationsDir, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s not collected: %v", name, err)
+		}
+	}
+	if ok, _ := r.Store().Has(a.sum); ok {
+		t.Error("unreferenced blob a not collected")
+	}
+	rc, _ = ReadReceipt(dir)
+	if rc.Sequence != 2 || !slices.Equal(rc.Blobs, sorted(b.sum, c.sum)) {
+		t.Fatalf("receipt after collect %+v", rc)
+	}
+	// Not newer: refused, nothing changes.
+	if err := r.Publish(ctx, record(2, map[string]blob{"x": b}), nil); err == nil {
+		t.Fatal("publishing generation 2 again succeeded")
+	}
+}
+
+func sorted(s ...string) []string { slices.Sort(s); return s }
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPublishMissingBlob(t *testing.T) {
+	dir := t.TempDir()
+	r := open(t, dir)
+	defer r.Close()
+	a, b := mkblob("a"), mkblob("b")
+	ingest(t, r, a)
+	err := r.Publish(context.Background(), record(1, map[string]blob{"a": a, "b": b}), nil)
+	var me *MissingBlobError
+	if !errors.As(err, &me) || !errors.Is(err, ErrMissingBlob) || me.Count != 1 || me.Missing[0].Path != "b" {
+		t.Fatalf("Publish with a missing blob: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, CurrentLink)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("current exists after a refused publish")
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, TmpDir)); len(ents) != 0 {
+		t.Fatalf("tmp not empty: %v", ents)
+	}
+}
+
+func TestIngestRefusesMismatch(t *testing.T) {
+	dir := t.TempDir()
+	r := open(t, dir)
+	defer r.Close()
+	a := mkblob("the real content")
+	for _, tc := range []struct {
+		name string
+		data string
+		size int64
+	}{
+		{"other bytes", "the fake content", int64(len(a.data))},
+		{"short", "the real", int64(len(a.data))},
+		{"long", "the real content!", int64(len(a.data))},
+	} {
+		in := r.Ingest(context.Background())
+		err := in.Add(a.sum, tc.size, strings.NewReader(tc.data))
+		in.Wait()
+		if !errors.Is(err, ErrBlobMismatch) {
+			t.Errorf("%s: %v, want ErrBlobMismatch", tc.name, err)
+		}
+		if ok, _ := r.Store().Has(a.sum); ok {
+			t.Fatalf("%s: mismatching blob became visible", tc.name)
+		}
+	}
+	if ents, _ := os.ReadDir(r.Store().TempDir()); len(ents) != 0 {
+		t.Fatalf("temporary files left: %v", ents)
+	}
+}
+
+func TestIngestFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	r := open(t, dir)
+	defer r.Close()
+	ingest(t, r, mkblob("first"))
+	if err := r.Publish(context.Background(), record(1, map[string]blob{"f": mkblob("first")}), nil); err != nil {
+		t.Fatal(err)
+	}
+	before := served(t, dir)
+	setFullDiskAfter(t, 100)
+	big := mkblob(strings.Repeat("x", 1000))
+	in := r.Ingest(context.Background())
+	err := in.Add(big.sum, 1000, bytes.NewReader(big.data))
+	in.Wait()
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Add on a full disk: %v, want ENOSPC", err)
+	}
+	if ok, _ := r.Store().Has(big.sum); ok {
+		t.Fatal("partly written blob visible")
+	}
+	if ents, _ := os.ReadDir(r.Store().TempDir()); len(ents) != 0 {
+		t.Fatalf("temporary files left: %v", ents)
+	}
+	if got := served(t, dir); !mapsEqual(got, before) {
+		t.Fatal("served tree changed")
+	}
+}
+
+// setFullDiskAfter makes WrapWriter fail with ENOSPC after n bytes, for the
+// rest of the test.
+func setFullDiskAfter(t *testing.T, n int64) {
+	hookOnce.Do(loadHooks)
+	old := enospcAfter
+	enospcAfter = n
+	written.Store(0)
+	t.Cleanup(func() { enospcAfter = old; written.Store(0) })
+}
+
+func TestOpenRecovers(t *testing.T) {
+	dir := t.TempDir()
+	r := open(t, dir)
+	a, b := mkblob("a"), mkblob("b")
+	ingest(t, r, a, b)
+	ctx := context.Background()
+	if err := r.Publish(ctx, record(1, map[string]blob{"a": a}), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Collect(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	stateBefore, _ := os.ReadFile(filepath.Join(dir, StateFile))
+	// What a kill leaves: a half-built tree in tmp, a placed but never
+	// switched generation 2 with its record, a record without a tree, a
+	// temporary blob.
+	os.MkdirAll(filepath.Join(dir, TmpDir, "gen-2", "x"), 0o755)
+	os.MkdirAll(GenerationPath(dir, 2), 0o755)
+	os.WriteFile(filepath.Join(dir, GenerationsDir, "2.json"), []byte("{}"), 0o644)
+	os.WriteFile(filepath.Join(dir, GenerationsDir, "7.json"), []byte("{}"), 0o644)
+	os.WriteFile(filepath.Join(r.Store().TempDir(), tmpPrefix+"123"), []byte("half"), 0o644)
+	r.Close()
+
+	r = open(t, dir)
+	defer r.Close()
+	if ents, _ := os.ReadDir(filepath.Join(dir, TmpDir)); len(ents) != 0 {
+		t.Errorf("tmp not emptied: %v", ents)
+	}
+	if gens, _ := Generations(dir); !slices.Equal(gens, []uint64{1}) {
+		t.Errorf("generations %v, want [1]", gens)
+	}
+	for _, n := range []string{"2.json", "7.json"} {
+		if _, err := os.Lstat(filepath.Join(dir, GenerationsDir, n)); err == nil {
+			t.Errorf("orphan record %s kept", n)
+		}
+	}
+	if ents, _ := os.ReadDir(r.Store().TempDir()); len(ents) != 0 {
+		t.Errorf("temporary blob kept: %v", ents)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, StateFile)); !bytes.Equal(after, stateBefore) {
+		t.Error("state.json rewritten although it was current")
+	}
+	// Generation 2 can be published now (b was collected: unreferenced).
+	ingest(t, r, b)
+	if err := r.Publish(ctx, record(2, map[string]blob{"b": b}), nil); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+
+	// A kill after the switch, before state.json: Open repairs state and
+	// receipt from the record and logs it.
+	os.WriteFile(filepath.Join(dir, StateFile), stateBefore, 0o644)
+	r = open(t, dir)
+	st, err := ReadState(dir)
+	if err != nil || st.Sequence != 2 || !st.Has(1, "id1") {
+		t.Fatalf("state not repaired: %+v %v", st, err)
+	}
+	log, _ := ReadLog(dir, 5)
+	if len(log) == 0 || log[len(log)-1].Result != ResultRecovered {
+		t.Fatalf("no recovery line in the log: %+v", log)
+	}
+	r.Close()
+}
+
+func TestLockExcludes(t *testing.T) {
+	dir := t.TempDir()
+	r := open(t, dir)
+	if _, err := Open(context.Background(), dir); err == nil {
+		t.Fatal("second Open while locked succeeded")
+	}
+	r.Close()
+	r2 := open(t, dir)
+	r2.Close()
+}
+
+func TestCheckTree(t *testing.T) {
+	s := mkblob("x").sum
+	for _, tc := range []struct {
+		paths []string
+		ok    bool
+	}{
+		{[]string{"a", "b/c", "b/d/e"}, true},
+		{[]string{"debian/dists/bookworm/InRelease", "debian/pool/main/h/hello_2.10.deb"}, true},
+		{[]string{""}, false},
+		{[]string{"/etc/passwd"}, false},
+		{[]string{"../x"}, false},
+		{[]string{"a/../../x"}, false},
+		{[]string{"a/./b"}, false},
+		{[]string{"a//b"}, false},
+		{[]string{"a/"}, false},
+		{[]string{"."}, false},
+		{[]string{"a\\b"}, false},
+		{[]string{"a\x00b"}, false},
+		{[]string{"c:x"}, false},
+		{[]string{"a\nb"}, false},
+		{[]string{"a", "a"}, false},
+		{[]string{"README", "readme"}, false},
+		{[]string{"a", "a/b"}, false},
+		{[]string{"a/b", "a"}, false},
+		{[]string{"A/b", "a"}, false},
+		{[]string{strings.Repeat("d/", MaxPathDepth) + "f"}, false},
+	} {
+		var tree []Entry
+		for _, p := range tc.paths {
+			tree = append(tree, Entry{Path: p, SHA256: s, Size: 1})
+		}
+		if err := CheckTree(tree); (err == nil) != tc.ok {
+			t.Errorf("CheckTree(%q) = %v, want ok=%v", tc.paths, err, tc.ok)
+		}
+	}
+	if err := CheckTree([]Entry{{Path: "a", SHA256: strings.ToUpper(s), Size: 1}}); err == nil {
+		t.Error("upper-case sum accepted")
+	}
+}
+
+func TestLogTornLine(t *testing.T) {
+	data := []byte(`{"time":"2026-01-01T00:00:00Z","sequence":1,"result":"imported"}` + "\n" +
+		`{"time":"2026-01-02T00:00:00Z","sequence":2,"result":"refused","message":"rollback"}` + "\n" +
+		`{"time":"2026-01-03T00:0`)
+	got := ParseLog(data, 0)
+	if len(got) != 3 || got[0].Sequence != 1 || got[1].Message != "rollback" || got[2].Result != "unreadable" {
+		t.Fatalf("ParseLog: %+v", got)
+	}
+	if got := ParseLog(data, 2); len(got) != 2 || got[0].Sequence != 2 {
+		t.Fatalf("ParseLog last 2: %+v", got)
+	}
+}
