@@ -1,0 +1,456 @@
+// Package mirror orchestrates mirror's jobs: the configuration (mirror.toml),
+// `mirror sync` (sources → downloads → verification → bundle → state) and,
+// in other files, import, serve and status.
+package mirror
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/mirror-tool/mirror/mirror/source/files"
+	"github.com/mirror-tool/mirror/verify"
+)
+
+// MaxConfigSize bounds mirror.toml.
+const MaxConfigSize = 4 << 20
+
+// MaxJobs bounds jobs / --jobs.
+const MaxJobs = 256
+
+// ErrConfig is matched by every configuration error.
+var ErrConfig = errors.New("invalid configuration")
+
+// ConfigError is an error in mirror.toml: the file, the line (0 when not
+// known), the field and what is wrong or expected. It matches ErrConfig.
+type ConfigError struct {
+	File  string
+	Line  int
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Field != "" {
+		fmt.Fprintf(&b, ": %s", e.Field)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
+}
+
+func (e *ConfigError) Unwrap() []error { return []error{ErrConfig, e.Err} }
+
+// Config is a loaded mirror.toml. Paths in it are absolute (relative ones
+// were resolved against the file's folder).
+type Config struct {
+	// File is the absolute path of the configuration file; Dir its folder.
+	File string
+	Dir  string
+	// Jobs is the number of parallel downloads.
+	Jobs     int
+	Operator OperatorConfig
+	Output   OutputConfig
+	// Trust is the [trust] table, decoded for verify.NewPolicy (relative
+	// key files resolve against Dir).
+	Trust   verify.Config
+	Sources []SourceConfig
+}
+
+// OperatorConfig is [operator].
+type OperatorConfig struct {
+	Key            string `toml:"key"`
+	PassphraseFile string `toml:"passphrase_file"`
+}
+
+// OutputConfig is [output].
+type OutputConfig struct {
+	Dir         string   `toml:"dir"`
+	State       string   `toml:"state"`
+	Expires     Duration `toml:"expires"`
+	MaxPartSize Size     `toml:"max_part_size"`
+}
+
+// SourceConfig is one [[source]]: the fields every type shares, and the
+// type's own table (exactly one of the pointers is set).
+type SourceConfig struct {
+	Name      string
+	Type      string
+	URL       string
+	CAFile    string
+	UserAgent string
+	Timeout   time.Duration
+	// Files is set for type "files".
+	Files *files.Config
+}
+
+// sourceCommon are the fields of [[source]] that every type has.
+type sourceCommon struct {
+	Name      string   `toml:"name"`
+	Type      string   `toml:"type"`
+	URL       string   `toml:"url"`
+	CAFile    string   `toml:"ca_file"`
+	UserAgent string   `toml:"user_agent"`
+	Timeout   Duration `toml:"timeout"`
+}
+
+// Defaults.
+const (
+	DefaultOutputDir = "bundles"
+	DefaultStateDir  = "state"
+	DefaultExpires   = 30 * 24 * time.Hour
+)
+
+// DefaultJobs is the default number of parallel downloads: min(8,
+// 4*GOMAXPROCS).
+func DefaultJobs() int { return min(8, 4*runtime.GOMAXPROCS(0)) }
+
+// plannedTypes are source types that DESIGN.md names but this build does not
+// implement yet.
+var plannedTypes = map[string]bool{"apt": true}
+
+var sourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// LoadConfig reads and checks mirror.toml.
+func LoadConfig(path string) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, &ConfigError{File: path, Err: err}
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, &ConfigError{File: path, Err: fmt.Errorf("%w; pass the configuration with --config", err)}
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err != nil {
+		return nil, &ConfigError{File: path, Err: err}
+	}
+	if len(raw) > MaxConfigSize {
+		return nil, &ConfigError{File: path, Err: fmt.Errorf("larger than %d bytes", MaxConfigSize)}
+	}
+	return ParseConfig(abs, raw)
+}
+
+// ParseConfig checks the configuration text raw, read from the file at the
+// absolute path file (used for messages and to resolve relative paths).
+func ParseConfig(file string, raw []byte) (*Config, error) {
+	var doc struct {
+		Jobs     *int             `toml:"jobs"`
+		Operator OperatorConfig   `toml:"operator"`
+		Output   OutputConfig     `toml:"output"`
+		Trust    verify.Config    `toml:"trust"`
+		Sources  []toml.Primitive `toml:"source"`
+	}
+	cerr := func(line int, field string, format string, args ...any) error {
+		return &ConfigError{File: file, Line: line, Field: field, Err: fmt.Errorf(format, args...)}
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(raw)).Decode(&doc)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, cerr(pe.Position.Line, pe.LastKey, "%s", pe.Message)
+		}
+		return nil, cerr(lineInMessage(err), "", "%v", err)
+	}
+	cfg := &Config{File: file, Dir: filepath.Dir(file), Operator: doc.Operator, Output: doc.Output, Trust: doc.Trust}
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(cfg.Dir, p)
+	}
+
+	cfg.Jobs = DefaultJobs()
+	if doc.Jobs != nil {
+		if *doc.Jobs < 1 || *doc.Jobs > MaxJobs {
+			return nil, cerr(lineOfKey(raw, "", 0, "jobs"), "jobs", "%d is out of range; want 1 to %d parallel downloads", *doc.Jobs, MaxJobs)
+		}
+		cfg.Jobs = *doc.Jobs
+	}
+	if cfg.Operator.Key == "" {
+		return nil, cerr(lineOfHeader(raw, "operator", 0), "operator.key", "missing; set it to the secret key written by `mirror keygen --out DIR` (DIR/operator.key)")
+	}
+	cfg.Operator.Key = abs(cfg.Operator.Key)
+	cfg.Operator.PassphraseFile = abs(cfg.Operator.PassphraseFile)
+	if cfg.Output.Dir == "" {
+		cfg.Output.Dir = DefaultOutputDir
+	}
+	if cfg.Output.State == "" {
+		cfg.Output.State = DefaultStateDir
+	}
+	cfg.Output.Dir, cfg.Output.State = abs(cfg.Output.Dir), abs(cfg.Output.State)
+	if cfg.Output.Expires == 0 {
+		cfg.Output.Expires = Duration(DefaultExpires)
+	}
+	if cfg.Output.Expires < 0 {
+		return nil, cerr(lineOfKey(raw, "output", 0, "expires"), "output.expires", "must be positive, e.g. \"720h\"")
+	}
+	if cfg.Output.MaxPartSize < 0 {
+		return nil, cerr(lineOfKey(raw, "output", 0, "max_part_size"), "output.max_part_size", "must be positive, e.g. \"4GiB\"")
+	}
+
+	// Decode every [[source]] first, so that unknown fields anywhere (the
+	// trust table included) are reported before anything else.
+	type decoded struct {
+		common sourceCommon
+		files  *files.Config
+	}
+	var srcs []decoded
+	for i, p := range doc.Sources {
+		var d decoded
+		if err := md.PrimitiveDecode(p, &d.common); err != nil {
+			return nil, decodeError(file, raw, i+1, err)
+		}
+		if d.common.Type == files.Type {
+			d.files = new(files.Config)
+			if err := md.PrimitiveDecode(p, d.files); err != nil {
+				return nil, decodeError(file, raw, i+1, err)
+			}
+		}
+		srcs = append(srcs, d)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0]
+		parent := strings.Join(k[:len(k)-1], ".")
+		field := k[len(k)-1]
+		// A misspelt field of an unknown source type is better reported as
+		// the type's problem.
+		if parent != "source" || allKnownTypes(srcs, func(d decoded) string { return d.common.Type }) {
+			return nil, cerr(lineOfUnknown(raw, parent, field), k.String(), "unknown field %q; %s", field, expected(parent))
+		}
+	}
+
+	names := map[string]bool{}
+	for i, d := range srcs {
+		item := i + 1
+		c := d.common
+		label := fmt.Sprintf("source #%d", item)
+		if c.Name != "" {
+			label = fmt.Sprintf("source %q", c.Name)
+		}
+		at := func(field string) int { return lineOfKey(raw, "source", item, field) }
+		if !sourceName.MatchString(c.Name) {
+			return nil, cerr(at("name"), label+": name", "%q: want 1 to 64 of a-z, 0-9, '.', '_', '-' (it is the top folder of the source in the mirror and the prefix of its package names)", c.Name)
+		}
+		if names[c.Name] {
+			return nil, cerr(at("name"), label+": name", "duplicate source name")
+		}
+		names[c.Name] = true
+		sc := SourceConfig{Name: c.Name, Type: c.Type, URL: c.URL, CAFile: abs(c.CAFile), UserAgent: c.UserAgent, Timeout: time.Duration(c.Timeout)}
+		if c.Timeout < 0 {
+			return nil, cerr(at("timeout"), label+": timeout", "must be positive, e.g. \"60s\"")
+		}
+		switch {
+		case c.Type == files.Type:
+			fc := d.files
+			if fc.Listing != "" && !strings.Contains(fc.Listing, "://") {
+				fc.Listing = abs(fc.Listing)
+			}
+			if err := fc.Validate(); err != nil {
+				return nil, cerr(lineOfHeader(raw, "source", item), label, "%v", err)
+			}
+			sc.Files = fc
+		case c.Type == "":
+			return nil, cerr(lineOfHeader(raw, "source", item), label+": type", "missing; want type = %q", files.Type)
+		case plannedTypes[c.Type]:
+			return nil, cerr(at("type"), label+": type", "%q sources are not supported by this build yet; supported: %q", c.Type, files.Type)
+		default:
+			return nil, cerr(at("type"), label+": type", "unknown source type %q; supported: %q", c.Type, files.Type)
+		}
+		cfg.Sources = append(cfg.Sources, sc)
+	}
+	if len(cfg.Sources) == 0 {
+		return nil, cerr(0, "source", "no [[source]] tables; add at least one (see docs/config.md)")
+	}
+	if len(cfg.Trust.Keys) == 0 {
+		return nil, cerr(lineOfHeader(raw, "trust", 0), "trust.key", "no [[trust.key]] entries; an empty keyring would accept nothing (see docs/trust.md)")
+	}
+
+	return cfg, nil
+}
+
+func allKnownTypes[T any](items []T, typ func(T) string) bool {
+	for _, it := range items {
+		if typ(it) != files.Type {
+			return false
+		}
+	}
+	return true
+}
+
+func expected(parent string) string {
+	switch parent {
+	case "":
+		return "top-level fields are jobs, [operator], [output], [trust] and [[source]]"
+	case "operator":
+		return "[operator] has key and passphrase_file"
+	case "output":
+		return "[output] has dir, state, expires and max_part_size"
+	case "source":
+		return "a files [[source]] has name, type, url, files, listing, signatures, checksums, checksums_signature, ca_file, user_agent and timeout"
+	}
+	if strings.HasPrefix(parent, "trust") {
+		return "see docs/trust.md for the fields of [[trust.key]] and [[trust.rule]]"
+	}
+	return "see docs/config.md"
+}
+
+// decodeError turns a type error in a [[source]] into a ConfigError.
+func decodeError(file string, raw []byte, item int, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return &ConfigError{File: file, Line: pe.Position.Line, Field: pe.LastKey, Err: errors.New(pe.Message)}
+	}
+	line := lineInMessage(err)
+	if line == 0 {
+		line = lineOfHeader(raw, "source", item)
+	}
+	return &ConfigError{File: file, Line: line, Field: fmt.Sprintf("source #%d", item), Err: err}
+}
+
+var lineRe = regexp.MustCompile(`\bline (\d+)\b`)
+
+// lineInMessage gets the line from a decoder type error, which the toml
+// package reports only in its message.
+func lineInMessage(err error) int {
+	if m := lineRe.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
+}
+
+// headerRe matches a table header line and captures its name.
+var headerRe = regexp.MustCompile(`^\s*\[\[?\s*([A-Za-z0-9_.\s"-]+?)\s*\]\]?\s*(#.*)?$`)
+
+func tableOf(line string) (string, bool) {
+	m := headerRe.FindStringSubmatch(line)
+	if m == nil {
+		return "", false
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(m[1], " ", ""), `"`, ""), true
+}
+
+// lineOfHeader returns the line of the item-th header of table (item 0: the
+// first), 0 when not found.
+func lineOfHeader(raw []byte, table string, item int) int {
+	seen := 0
+	for i, l := range strings.Split(string(raw), "\n") {
+		if t, ok := tableOf(l); ok && t == table {
+			seen++
+			if item == 0 || seen == item {
+				return i + 1
+			}
+		}
+	}
+	return 0
+}
+
+// lineOfKey returns the line of key inside the item-th table (item 0: the
+// first; table "": top level).
+func lineOfKey(raw []byte, table string, item int, key string) int {
+	kre := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(key) + `"?\s*=`)
+	cur, seen := "", 0
+	for i, l := range strings.Split(string(raw), "\n") {
+		if t, ok := tableOf(l); ok {
+			cur = t
+			if t == table {
+				seen++
+			}
+			continue
+		}
+		if cur == table && (item == 0 || seen == item) && kre.MatchString(l) {
+			return i + 1
+		}
+	}
+	return lineOfHeader(raw, table, item)
+}
+
+// lineOfUnknown finds an unknown key or table: a "key =" line under table
+// parent, or a header naming parent.key.
+func lineOfUnknown(raw []byte, parent, key string) int {
+	full := key
+	if parent != "" {
+		full = parent + "." + key
+	}
+	if n := lineOfHeader(raw, full, 0); n > 0 {
+		return n
+	}
+	return lineOfKey(raw, parent, 0, key)
+}
+
+// Duration is a TOML string like "720h" or "90m".
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration; write e.g. \"720h\" or \"90m\"", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText formats the duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Size is a byte count written as an integer or a string with a unit:
+// "4GiB", "700MB", "512KiB", "1000".
+type Size int64
+
+var sizeRe = regexp.MustCompile(`^\s*([0-9]+)\s*([KMGT]i?B|B)?\s*$`)
+
+// ParseSize parses a size with an optional unit (B, KB, MB, GB, TB powers of
+// 1000; KiB, MiB, GiB, TiB powers of 1024).
+func ParseSize(s string) (Size, error) {
+	m := sizeRe.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size; write e.g. \"4GiB\", \"700MB\" or a number of bytes", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q: %w", s, err)
+	}
+	mult := map[string]int64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[m[2]]
+	if n > (1<<63-1)/mult {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return Size(n * mult), nil
+}
+
+// UnmarshalTOML accepts an integer (bytes) or a string with a unit.
+func (s *Size) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case int64:
+		if v < 0 {
+			return fmt.Errorf("size %d is negative", v)
+		}
+		*s = Size(v)
+		return nil
+	case string:
+		n, err := ParseSize(v)
+		if err != nil {
+			return err
+		}
+		*s = n
+		return nil
+	}
+	return fmt.Errorf("size: want a number of bytes or a string like \"4GiB\", got %T", v)
+}
