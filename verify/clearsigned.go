@@ -1,0 +1,59 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
+)
+
+// VerifyClearsigned checks an OpenPGP clearsigned document (SHA256SUMS.asc,
+// InRelease) and returns its plaintext with the evidence. The plaintext is
+// returned whatever the evidence says: use it only after Decide accepts (or
+// call CheckClearsigned). A document larger than MaxClearsignedSize, with
+// text outside the signed block, or that is not clearsigned is an error
+// wrapping ErrMalformed.
+func (p *Policy) VerifyClearsigned(ctx context.Context, doc []byte, now time.Time) (plaintext []byte, ev *Evidence, err error) {
+	if len(doc) > MaxClearsignedSize {
+		return nil, nil, fmt.Errorf("%w: clearsigned document larger than %d bytes", ErrMalformed, MaxClearsignedSize)
+	}
+	block, rest := clearsign.Decode(doc)
+	if block == nil {
+		return nil, nil, fmt.Errorf("%w: not an OpenPGP clearsigned document", ErrMalformed)
+	}
+	// Text before or after the signed block is refused: a reader could
+	// mistake it for signed content.
+	if i := bytes.Index(doc, []byte("-----BEGIN PGP SIGNED MESSAGE-----")); len(bytes.TrimSpace(doc[:i])) != 0 || len(bytes.TrimSpace(rest)) != 0 {
+		return nil, nil, fmt.Errorf("%w: text outside the clearsigned block", ErrMalformed)
+	}
+	if block.ArmoredSignature == nil || block.ArmoredSignature.Type != openpgp.SignatureType {
+		return nil, nil, fmt.Errorf("%w: clearsigned document without a signature block", ErrMalformed)
+	}
+	sig, err := io.ReadAll(io.LimitReader(block.ArmoredSignature.Body, MaxSignatureSize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: signature block: %v", ErrMalformed, err)
+	}
+	ev, err = p.Verify(ctx, bytes.NewReader(block.Bytes), []Signature{{Name: "clearsigned signature", Data: sig}}, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return block.Plaintext, ev, nil
+}
+
+// CheckClearsigned is VerifyClearsigned then Decide for pkg; the plaintext
+// is returned only when the verdict accepts it.
+func (p *Policy) CheckClearsigned(ctx context.Context, pkg string, doc []byte, now time.Time) ([]byte, Verdict, error) {
+	text, ev, err := p.VerifyClearsigned(ctx, doc, now)
+	if err != nil {
+		return nil, Verdict{}, err
+	}
+	v := p.Decide(pkg, ev)
+	if !v.Accepted {
+		return nil, v, nil
+	}
+	return text, v, nil
+}
