@@ -1,0 +1,454 @@
+package bundle
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/mirror-tool/mirror/internal/atomicfile"
+	"github.com/mirror-tool/mirror/internal/minisign"
+)
+
+// DefaultLevel is the zstd level (as the zstd command counts) used when
+// Options.Level is 0. Level 1 is the fastest: the blobs are packages that
+// are compressed already (.deb, .tar.gz, wheels), so higher levels spend
+// CPU for almost no gain; the manifest and text members still shrink well.
+const DefaultLevel = 1
+
+// Options tune Write. The zero value is a good default.
+type Options struct {
+	Level       int   // zstd level 1..22 as the zstd command counts; 0 = DefaultLevel
+	MaxPartSize int64 // split into part files of at most this many bytes; 0 = no split
+	Concurrency int   // zstd encoder goroutines; 0 = GOMAXPROCS
+	// Progress, when set, is called after each blob with the number of
+	// blobs and blob bytes written so far.
+	Progress func(blobs int, bytes int64)
+}
+
+// BlobSource opens a blob's content by its SHA-256 (lowercase hex). The
+// writer checks size and hash while copying.
+type BlobSource func(sha256 string) (io.ReadCloser, error)
+
+// Written describes a bundle that Write made.
+type Written struct {
+	Paths  []string // the bundle file or its parts, then the .minisig
+	Size   int64    // bytes of NAME.tar.zst (the joined parts)
+	SHA256 string   // of NAME.tar.zst (the joined parts)
+}
+
+// Suffix is the file name suffix of a bundle.
+const Suffix = ".tar.zst"
+
+// Write writes dir/NAME.tar.zst (or its parts NAME.tar.zst.part-NNN when
+// opt.MaxPartSize is set) and NAME.tar.zst.minisig. Nothing is visible
+// before everything is complete and fsynced, and on error nothing is left
+// behind; it refuses to replace an existing bundle of that name (the error
+// matches os.ErrExist). It streams: memory use does not grow with the
+// bundle's size.
+//
+// Write completes m before signing it: Format, ID (ComputeID) and
+// OperatorKeyID (key's id) when empty, times in UTC; then m must pass
+// Validate. Each blob of m.Blobs is read from blobs and must have the listed
+// size and SHA-256, or Write fails with ErrHashMismatch naming it.
+func Write(ctx context.Context, dir, name string, m *Manifest, key minisign.PrivateKey, blobs BlobSource, opt Options) (*Written, error) {
+	name = strings.TrimSuffix(name, Suffix)
+	if err := checkSegment(name); err != nil || strings.HasPrefix(name, ".") {
+		return nil, fmt.Errorf("bundle name %q: must be a plain file name not starting with a dot", clip(name))
+	}
+	file := name + Suffix
+	level := opt.Level
+	if level == 0 {
+		level = DefaultLevel
+	}
+	if level < 1 || level > 22 {
+		return nil, fmt.Errorf("zstd level %d is outside 1..22", level)
+	}
+	if opt.MaxPartSize != 0 && opt.MaxPartSize <= PartHeaderSize {
+		return nil, fmt.Errorf("max part size %d must be more than the %d-byte part header", opt.MaxPartSize, PartHeaderSize)
+	}
+	if m.Format == "" {
+		m.Format = Format
+	}
+	if m.OperatorKeyID == "" {
+		m.OperatorKeyID = key.ID.String()
+	}
+	if m.OperatorKeyID != key.ID.String() {
+		return nil, fmt.Errorf("%w: manifest names operator key %s, signing key is %s", ErrSignature, clip(m.OperatorKeyID), key.ID)
+	}
+	m.Created, m.Expires = m.Created.UTC(), m.Expires.UTC()
+	if m.ID == "" {
+		m.ID = m.ComputeID()
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", file, err)
+	}
+	if existing, _ := filepath.Glob(globEscape(filepath.Join(dir, file)) + "*"); len(existing) > 0 {
+		return nil, fmt.Errorf("bundle %s: %s exists already; choose another name or remove the old bundle: %w", file, existing[0], os.ErrExist)
+	}
+
+	mbytes, err := marshalManifest(m)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := key.Sign(bytes.NewReader(mbytes), manifestComment(m), "mirror bundle manifest signature from operator key "+key.ID.String())
+	if err != nil {
+		return nil, err
+	}
+	sigBytes := sig.Marshal()
+	rd := readme(m)
+
+	out := &sink{dir: dir, file: file, maxPart: opt.MaxPartSize, sha: sha256.New(), digest: minisign.NewDigest()}
+	if opt.MaxPartSize != 0 {
+		out.maxPart = opt.MaxPartSize - PartHeaderSize
+	}
+	defer out.abort()
+	enc, err := newEncoder(out, level, opt.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	defer enc.Close()
+	tw := tar.NewWriter(enc)
+	mtime := m.Created.Truncate(time.Second)
+	put := func(name string, size int64) error {
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: mtime})
+	}
+	for _, mem := range []struct {
+		name string
+		data []byte
+	}{{ManifestName, mbytes}, {SignatureName, sigBytes}, {ReadmeName, rd}} {
+		if err := put(mem.name, int64(len(mem.data))); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(mem.data); err != nil {
+			return nil, err
+		}
+	}
+	if err := put(SumsName, sumsSize(m)); err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(tw, sumsStream(m, mbytes, sigBytes, rd)); err != nil {
+		return nil, err
+	}
+
+	buf := make([]byte, 256<<10)
+	var done int64
+	for i, b := range m.Blobs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := put(BlobDir+b.SHA256, b.Size); err != nil {
+			return nil, err
+		}
+		if err := copyBlob(ctx, tw, blobs, b, buf); err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", file, err)
+		}
+		done += b.Size
+		if opt.Progress != nil {
+			opt.Progress(i+1, done)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return out.commit(ctx, m, key)
+}
+
+func newEncoder(w io.Writer, level, concurrency int) (*zstd.Encoder, error) {
+	if concurrency <= 0 {
+		concurrency = runtime.GOMAXPROCS(0)
+	}
+	return zstd.NewWriter(w,
+		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
+		zstd.WithEncoderConcurrency(concurrency),
+		zstd.WithEncoderCRC(true),
+		zstd.WithWindowSize(min(MaxWindowSize, windowFor(level))),
+	)
+}
+
+// windowFor is the encoder window: the library's default for the level,
+// capped by MaxWindowSize so that every reader can decode with bounded
+// memory.
+func windowFor(level int) int {
+	if zstd.EncoderLevelFromZstd(level) == zstd.SpeedFastest {
+		return 4 << 20
+	}
+	return 8 << 20
+}
+
+func marshalManifest(m *Manifest) ([]byte, error) {
+	c := *m
+	// Empty lists are written as [] rather than null.
+	if c.Sources == nil {
+		c.Sources = []Source{}
+	}
+	if c.Packages == nil {
+		c.Packages = []Package{}
+	}
+	if c.Tree == nil {
+		c.Tree = []Entry{}
+	}
+	if c.Blobs == nil {
+		c.Blobs = []Blob{}
+	}
+	if c.Rejected == nil {
+		c.Rejected = []Rejected{}
+	}
+	pk := make([]Package, len(c.Packages))
+	for i, p := range c.Packages {
+		if p.Signatures == nil {
+			p.Signatures = []PackageSignature{}
+		}
+		if p.Keys == nil {
+			p.Keys = []string{}
+		}
+		pk[i] = p
+	}
+	c.Packages = pk
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// sumsStream yields SHA256SUMS: the fixed members, then one line per blob.
+func sumsStream(m *Manifest, mbytes, sig, rd []byte) io.Reader {
+	return io.MultiReader(bytes.NewReader(sumsHeader(mbytes, sig, rd)), &blobLines{blobs: m.Blobs})
+}
+
+type blobLines struct {
+	blobs []Blob
+	pend  []byte
+}
+
+func (l *blobLines) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if len(l.pend) == 0 {
+			if len(l.blobs) == 0 {
+				break
+			}
+			l.pend = []byte(sumsLine(l.blobs[0].SHA256, BlobDir+l.blobs[0].SHA256))
+			l.blobs = l.blobs[1:]
+		}
+		k := copy(p[n:], l.pend)
+		l.pend = l.pend[k:]
+		n += k
+	}
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// copyBlob copies exactly b.Size bytes of blob b to w and checks its hash.
+func copyBlob(ctx context.Context, w io.Writer, open BlobSource, b Blob, buf []byte) (err error) {
+	rc, err := open(b.SHA256)
+	if err != nil {
+		return &BlobError{SHA256: b.SHA256, Err: fmt.Errorf("open: %w", err)}
+	}
+	defer func() {
+		if cerr := rc.Close(); err == nil && cerr != nil {
+			err = &BlobError{SHA256: b.SHA256, Err: cerr}
+		}
+	}()
+	h := sha256.New()
+	src := &ctxReader{ctx: ctx, r: io.TeeReader(rc, h)}
+	n, err := io.CopyBuffer(w, io.LimitReader(src, b.Size), buf)
+	if err != nil {
+		return &BlobError{SHA256: b.SHA256, Err: err}
+	}
+	if n < b.Size {
+		return &BlobError{SHA256: b.SHA256, Err: fmt.Errorf("%w: source has %d bytes, the manifest says %d", ErrHashMismatch, n, b.Size)}
+	}
+	var one [1]byte
+	if k, _ := io.ReadFull(rc, one[:]); k > 0 {
+		return &BlobError{SHA256: b.SHA256, Err: fmt.Errorf("%w: source is longer than the %d bytes the manifest says", ErrHashMismatch, b.Size)}
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != b.SHA256 {
+		return &BlobError{SHA256: b.SHA256, Err: fmt.Errorf("%w: source content has SHA-256 %s", ErrHashMismatch, got)}
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// sink receives the compressed stream: one temporary file, or a series of
+// part files each starting with a reserved header block that is filled in
+// once the whole stream (and so the part count) is known.
+type sink struct {
+	dir, file string
+	maxPart   int64 // payload bytes per part; 0 = one file
+
+	files     []*atomicfile.File
+	paths     []string
+	sizes     []int64
+	sums      []string
+	partHash  hash.Hash
+	committed []string
+
+	size   int64
+	sha    hash.Hash
+	digest hash.Hash // BLAKE2b-512 for the detached minisign signature
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		if len(s.files) == 0 || (s.maxPart > 0 && s.sizes[len(s.sizes)-1] == s.maxPart) {
+			if err := s.next(); err != nil {
+				return written, err
+			}
+		}
+		chunk := p
+		if s.maxPart > 0 {
+			chunk = p[:min(int64(len(p)), s.maxPart-s.sizes[len(s.sizes)-1])]
+		}
+		f := s.files[len(s.files)-1]
+		n, err := f.Write(chunk)
+		s.sha.Write(chunk[:n])
+		s.digest.Write(chunk[:n])
+		if s.partHash != nil {
+			s.partHash.Write(chunk[:n])
+		}
+		s.sizes[len(s.sizes)-1] += int64(n)
+		s.size += int64(n)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
+}
+
+// next starts the next file.
+func (s *sink) next() error {
+	path := filepath.Join(s.dir, s.file)
+	if s.maxPart > 0 {
+		if len(s.files) == MaxParts {
+			return fmt.Errorf("%w: bundle %s needs more than %d parts; raise the maximum part size", ErrLimit, s.file, MaxParts)
+		}
+		s.endPart()
+		path = filepath.Join(s.dir, PartName(s.file, len(s.files)+1))
+	}
+	f, err := atomicfile.Create(path, 0o644)
+	if err != nil {
+		return err
+	}
+	s.files = append(s.files, f)
+	s.paths = append(s.paths, path)
+	s.sizes = append(s.sizes, 0)
+	if s.maxPart > 0 {
+		if _, err := f.Write(make([]byte, PartHeaderSize)); err != nil {
+			return err
+		}
+		s.partHash = sha256.New()
+	}
+	return nil
+}
+
+func (s *sink) endPart() {
+	if s.partHash != nil {
+		s.sums = append(s.sums, hex.EncodeToString(s.partHash.Sum(nil)))
+		s.partHash = nil
+	}
+}
+
+// commit writes the part headers, commits every file and then the detached
+// signature.
+func (s *sink) commit(ctx context.Context, m *Manifest, key minisign.PrivateKey) (*Written, error) {
+	if len(s.files) == 0 {
+		return nil, errors.New("bundle: nothing was written")
+	}
+	total := hex.EncodeToString(s.sha.Sum(nil))
+	if s.maxPart > 0 {
+		s.endPart()
+		var off int64
+		for i, f := range s.files {
+			h := &PartHeader{Format: PartFormat, BundleID: m.ID, Sequence: m.Sequence, Name: s.file,
+				Index: i + 1, Count: len(s.files), Offset: off, Size: s.sizes[i], SHA256: s.sums[i],
+				TotalSize: s.size, TotalSHA256: total}
+			off += s.sizes[i]
+			block, err := marshalPartHeader(h, key)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := f.WriteAt(block, 0); err != nil {
+				return nil, err
+			}
+		}
+	}
+	sig, err := key.SignDigest(s.digest.Sum(nil), fileComment(m, s.file), "signature from mirror operator key "+key.ID.String())
+	if err != nil {
+		return nil, err
+	}
+	sf, err := atomicfile.Create(filepath.Join(s.dir, s.file+".minisig"), 0o644)
+	if err != nil {
+		return nil, err
+	}
+	s.files = append(s.files, sf)
+	s.paths = append(s.paths, filepath.Join(s.dir, s.file+".minisig"))
+	if _, err := sf.Write(sig.Marshal()); err != nil {
+		return nil, err
+	}
+	for i, f := range s.files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := f.CommitNew(); err != nil {
+			return nil, err
+		}
+		s.committed = append(s.committed, s.paths[i])
+	}
+	w := &Written{Paths: s.paths, Size: s.size, SHA256: total}
+	s.files, s.committed = nil, nil
+	return w, nil
+}
+
+// abort removes everything not handed to the caller.
+func (s *sink) abort() {
+	for _, f := range s.files {
+		f.Abort()
+	}
+	for _, p := range s.committed {
+		os.Remove(p)
+	}
+	if len(s.committed) > 0 {
+		atomicfile.SyncDir(s.dir)
+	}
+	s.files, s.committed = nil, nil
+}
+
+// globEscape escapes glob metacharacters in a file name.
+func globEscape(s string) string {
+	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
+	return r.Replace(s)
+}
