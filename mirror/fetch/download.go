@@ -96,7 +96,10 @@ func (c *Client) Download(ctx context.Context, rawURL, dst string, maxSize, want
 	defer f.Close()
 	d := &download{c: c, url: rawURL, dst: dst, f: f, maxSize: maxSize, wantSize: wantSize}
 	counted := 0
-	hardCap := 10 * (c.opt.Retries + 1)
+	hardCap := 1 // no retries: one attempt, progress or not
+	if c.opt.Retries > 0 {
+		hardCap = 10 * (c.opt.Retries + 1)
+	}
 	for attempt := 1; ; attempt++ {
 		res, progressed, err := d.attempt(ctx)
 		if err == nil {
@@ -167,8 +170,13 @@ func (d *download) writeMeta(m *partMeta) error {
 
 var errRestart = errors.New("partial file restarted from zero")
 
-// attempt makes one request. progressed reports whether it got closer to the
-// end (bytes written, or a restart decided that needs no retry budget).
+// minProgress is how many bytes an attempt must write so that its failure
+// does not use up a retry: a flaky link that delivers a large file in pieces
+// gets there, a slow drip that sends a few bytes per attempt does not.
+const minProgress = 64 << 10
+
+// attempt makes one request. progressed reports whether it wrote at least
+// minProgress bytes before it failed.
 func (d *download) attempt(ctx context.Context) (res Result, progressed bool, err error) {
 	fi, err := d.f.Stat()
 	if err != nil {
@@ -211,13 +219,18 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 		total = resp.ContentLength
 	case http.StatusPartialContent:
 		first, _, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		if !ok || have == 0 || first != have || (meta.Size >= 0 && size != meta.Size) {
+		// A server that ignored If-Range still shows a changed file in
+		// its validators: a continuation must carry the same ones.
+		etag, lm := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+		changed := have > 0 && (etag != "" && meta.ETag != "" && etag != meta.ETag ||
+			lm != "" && meta.LastModified != "" && lm != meta.LastModified)
+		if !ok || have == 0 || first != have || changed || (meta.Size >= 0 && size != meta.Size) {
 			// Not the continuation we asked for: start over.
 			drain(resp.Body)
 			if err := d.reset(); err != nil {
 				return res, false, permanent(err)
 			}
-			return res, true, transient(fmt.Errorf("server answered range %q to a request for bytes %d-: %w",
+			return res, false, transient(fmt.Errorf("server answered range %q to a request for bytes %d-: %w",
 				resp.Header.Get("Content-Range"), have, errRestart))
 		}
 		start, total = have, size
@@ -227,13 +240,13 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 			if size, ok := parseUnsatisfiedRange(resp.Header.Get("Content-Range")); ok && size == have {
 				// The partial is already the whole file.
 				res, err := d.hashAll(ctx)
-				return res, true, err
+				return res, false, err
 			}
 		}
 		if err := d.reset(); err != nil {
 			return res, false, permanent(err)
 		}
-		return res, true, transient(fmt.Errorf("server refused range bytes=%d-: %w", have, errRestart))
+		return res, false, transient(fmt.Errorf("server refused range bytes=%d-: %w", have, errRestart))
 	default:
 		drain(resp.Body)
 		return res, false, statusError(resp, d.url)
@@ -275,20 +288,20 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 	if n > allowed {
 		if sizeLimited {
 			d.reset()
-			return res, true, transient(fmt.Errorf("server sent more than %d bytes: %w", d.wantSize, ErrSize))
+			return res, false, transient(fmt.Errorf("server sent more than %d bytes: %w", d.wantSize, ErrSize))
 		}
-		return res, true, permanent(fmt.Errorf("more than %d bytes: %w", d.maxSize, ErrTooLarge))
+		return res, false, permanent(fmt.Errorf("more than %d bytes: %w", d.maxSize, ErrTooLarge))
 	}
 	if err != nil {
-		return res, n > 0, err
+		return res, n >= minProgress, err
 	}
 	if total >= 0 && size != total {
-		return res, n > 0, transient(fmt.Errorf("got %d of %d bytes: %w", size, total, io.ErrUnexpectedEOF))
+		return res, n >= minProgress, transient(fmt.Errorf("got %d of %d bytes: %w", size, total, io.ErrUnexpectedEOF))
 	}
 	if d.wantSize >= 0 && size != d.wantSize {
-		return res, n > 0, transient(fmt.Errorf("got %d bytes, want %d: %w", size, d.wantSize, ErrSize))
+		return res, n >= minProgress, transient(fmt.Errorf("got %d bytes, want %d: %w", size, d.wantSize, ErrSize))
 	}
-	return Result{SHA256: hex.EncodeToString(h.Sum(nil)), Size: size}, true, nil
+	return Result{SHA256: hex.EncodeToString(h.Sum(nil)), Size: size}, false, nil
 }
 
 // hashPrefix feeds the first n bytes of the partial into h.
@@ -331,7 +344,7 @@ func (c *Client) do(actx context.Context, cancel context.CancelCauseFunc, req *h
 		if cause := context.Cause(actx); cause != nil && cause != context.Canceled {
 			err = fmt.Errorf("%w (%v)", cause, err)
 		}
-		return nil, classify(req.Context(), err)
+		return nil, err
 	}
 	return resp, nil
 }

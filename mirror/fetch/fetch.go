@@ -101,10 +101,10 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Options configure a Client. Zero fields take the defaults.
 type Options struct {
-	// Timeout bounds connecting, the TLS handshake and waiting for response
-	// headers of each request, and the whole of each Get attempt. A
-	// Download body is bounded by the stall rule instead, so large files
-	// on slow but live links finish. Default 60s.
+	// Timeout bounds connecting, the TLS handshake and the wait for the
+	// response headers of each request. Bodies are bounded by the stall
+	// rule (StallTimeout, LowSpeedLimit) instead, so that large files on
+	// slow but live links finish while a slow drip is cut off. Default 60s.
 	Timeout time.Duration
 	// Retries is how many times a failed attempt is retried (default 4;
 	// negative means none). Attempts that made progress on a Download do
@@ -275,8 +275,8 @@ func (c *Client) newRequest(ctx context.Context, rawURL string) (*http.Request, 
 	return req, nil
 }
 
-// retryable reports whether an attempt that failed with err may be retried,
-// and the server's Retry-After wish (0 when none).
+// attemptError is the outcome of one failed attempt: whether it may be
+// retried, and the server's Retry-After wish (0 when none).
 type attemptError struct {
 	err        error
 	retry      bool
