@@ -1,7 +1,8 @@
 // Package state owns what `mirror sync` remembers between runs: the last
 // bundle sequence, which blobs were shipped in which sequence, and the
 // validators and hashes of upstream files (for conditional requests and cache
-// hits). It also reads the receipt that `mirror import` writes inside the gap.
+// hits). (The receipt that `mirror import` writes inside the gap is
+// mirror/repo's Receipt.)
 //
 // The state file is rewritten atomically, and only after a bundle and its
 // signature are complete on disk: a killed run leaves the previous state, so
@@ -9,7 +10,6 @@
 package state
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,26 +28,14 @@ const (
 	FileName = "state.json"
 	// Format is the version line of the state file.
 	Format = "mirror-sync-state/v1"
-	// ReceiptFormat is the version line of an import receipt.
-	ReceiptFormat = "mirror-receipt/v1"
 )
 
-// Limits on what is read back. The state file is ours, but a receipt crosses
-// the gap on media and is untrusted.
-const (
-	// MaxStateSize bounds the state file.
-	MaxStateSize = 256 << 20
-	// MaxReceiptSize bounds a receipt file.
-	MaxReceiptSize = 64 << 20
-	// MaxReceiptBlobs bounds the number of blobs a receipt lists.
-	MaxReceiptBlobs = 1 << 20
-)
+// MaxStateSize bounds the state file read back.
+const MaxStateSize = 256 << 20
 
 var (
 	// ErrCorrupt is returned for a state file that cannot be read back.
 	ErrCorrupt = errors.New("state file is corrupt")
-	// ErrReceipt is returned for a receipt that is not a valid receipt.
-	ErrReceipt = errors.New("invalid receipt")
 )
 
 // Upstream is what is remembered of one upstream URL.
@@ -68,8 +56,15 @@ type State struct {
 	// Shipped maps a blob's SHA-256 (hex) to the sequence of the first
 	// bundle that carried it.
 	Shipped map[string]uint64 `json:"shipped"`
-	// Upstreams maps an upstream URL to what was last seen there.
+	// Upstreams maps an upstream URL to what was last seen there (only
+	// content that passed its check is recorded).
 	Upstreams map[string]Upstream `json:"upstreams"`
+	// Bundle is the file name of the last bundle recorded.
+	Bundle string `json:"bundle,omitempty"`
+	// Digest is the SHA-256 of the last bundle's package set, publish tree
+	// and trust file, to tell "nothing new" from a changed set that needs
+	// no new blobs (a package removed, a file renamed).
+	Digest string `json:"digest,omitempty"`
 }
 
 // New returns an empty state.
@@ -129,7 +124,7 @@ func (s *State) Save(dir string) error {
 // Clone returns a deep copy, so that a run can prepare the next state and
 // commit it only when the bundle is safely written.
 func (s *State) Clone() *State {
-	c := &State{Format: s.Format, Sequence: s.Sequence,
+	c := &State{Format: s.Format, Sequence: s.Sequence, Bundle: s.Bundle, Digest: s.Digest,
 		Shipped: make(map[string]uint64, len(s.Shipped)), Upstreams: make(map[string]Upstream, len(s.Upstreams))}
 	for k, v := range s.Shipped {
 		c.Shipped[k] = v
@@ -156,72 +151,7 @@ func (s *State) Record(seq uint64, blobs []string) {
 // Missing returns the blobs of want that have not been shipped, sorted and
 // without duplicates.
 func (s *State) Missing(want []string) []string {
-	return missing(want, func(b string) bool { _, ok := s.Shipped[b]; return ok })
-}
-
-// Receipt is what `mirror import` writes inside the gap: the last sequence it
-// imported and every blob it holds. It is carried out on media and is
-// untrusted input to sync: it can only make sync ship more, never less than
-// what the receipt claims is missing.
-type Receipt struct {
-	Format   string   `json:"format"`
-	Sequence uint64   `json:"sequence"`
-	Blobs    []string `json:"blobs"`
-}
-
-// Missing returns the blobs of want that the receipt does not hold.
-func (r *Receipt) Missing(want []string) []string {
-	have := make(map[string]bool, len(r.Blobs))
-	for _, b := range r.Blobs {
-		have[b] = true
-	}
-	return missing(want, func(b string) bool { return have[b] })
-}
-
-// ParseReceipt parses and checks a receipt. On error it returns nil.
-func ParseReceipt(data []byte) (*Receipt, error) {
-	if len(data) > MaxReceiptSize {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrReceipt, MaxReceiptSize)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var r Receipt
-	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrReceipt, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: data after the JSON object", ErrReceipt)
-	}
-	if r.Format != ReceiptFormat {
-		return nil, fmt.Errorf("%w: format %q, want %q", ErrReceipt, r.Format, ReceiptFormat)
-	}
-	if len(r.Blobs) > MaxReceiptBlobs {
-		return nil, fmt.Errorf("%w: more than %d blobs", ErrReceipt, MaxReceiptBlobs)
-	}
-	for _, b := range r.Blobs {
-		if !validSHA256(b) {
-			return nil, fmt.Errorf("%w: blob %q is not a lower-case hex SHA-256", ErrReceipt, b)
-		}
-	}
-	return &r, nil
-}
-
-// ReadReceipt reads the receipt at path (bounded by MaxReceiptSize).
-func ReadReceipt(path string) (*Receipt, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read receipt: %w", err)
-	}
-	defer f.Close()
-	data, err := readLimited(f, MaxReceiptSize)
-	if err != nil {
-		return nil, fmt.Errorf("read receipt %s: %w", path, err)
-	}
-	r, err := ParseReceipt(data)
-	if err != nil {
-		return nil, fmt.Errorf("receipt %s: %w", path, err)
-	}
-	return r, nil
+	return Missing(want, func(b string) bool { _, ok := s.Shipped[b]; return ok })
 }
 
 func readLimited(r io.Reader, limit int64) ([]byte, error) {
@@ -239,7 +169,9 @@ var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 func validSHA256(s string) bool { return sha256Hex.MatchString(s) }
 
-func missing(want []string, have func(string) bool) []string {
+// Missing returns the blobs of want for which have is false, sorted and
+// without duplicates.
+func Missing(want []string, have func(string) bool) []string {
 	seen := make(map[string]bool, len(want))
 	var out []string
 	for _, b := range want {
