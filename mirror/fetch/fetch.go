@@ -72,7 +72,7 @@ type HTTPError struct {
 }
 
 func (e *HTTPError) Error() string {
-	return fmt.Sprintf("%s: server answered %d %s", e.URL, e.Status, http.StatusText(e.Status))
+	return fmt.Sprintf("%s: server answered %d %s", redact(e.URL), e.Status, http.StatusText(e.Status))
 }
 
 func (e *HTTPError) Unwrap() error {
@@ -92,9 +92,18 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Attempts > 1 {
-		return fmt.Sprintf("fetch %s (after %d attempts): %v", e.URL, e.Attempts, e.Err)
+		return fmt.Sprintf("fetch %s (after %d attempts): %v", redact(e.URL), e.Attempts, e.Err)
 	}
-	return fmt.Sprintf("fetch %s: %v", e.URL, e.Err)
+	return fmt.Sprintf("fetch %s: %v", redact(e.URL), e.Err)
+}
+
+// redact hides a password in a URL before it goes into a message.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -986,3 +986,15 @@ func TestSideFileIgnoredWhenGarbage(t *testing.T) {
 	}
 	checkFile(t, dst, res, content)
 }
+
+func TestErrorsHidePasswords(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	u := strings.Replace(srv.URL, "http://", "http://user:s3cret@", 1) + "/f"
+	_, err := newClient(t, testOptions()).Download(context.Background(), u, dstPath(t), 100, -1)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "user") {
+		t.Fatalf("message %v", err)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mirror-tool/mirror/internal/atomicfile"
@@ -232,7 +233,8 @@ func (s *Store) Adopt(path string, sum string, size int64) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(path)
+	// O_NOFOLLOW: a symbolic link is refused, not moved into the store.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("store %s: adopt: %w", s.dir, err)
 	}
@@ -269,7 +271,7 @@ func (s *Store) Open(sum string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("store %s: %s: %w", s.dir, sum, ErrNotExist)
 	}
@@ -277,6 +279,39 @@ func (s *Store) Open(sum string) (*os.File, error) {
 		return nil, fmt.Errorf("store %s: %w", s.dir, err)
 	}
 	return f, nil
+}
+
+// Verify re-reads the blob named sum and checks that it still hashes to its
+// name, for an audit of a store that may have been damaged on disk. A damaged
+// blob gives a *MismatchError (matching ErrMismatch) and is left in place for
+// the caller to Remove.
+func (s *Store) Verify(ctx context.Context, sum string) error {
+	f, err := s.Open(sum)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, copyBuf)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m, rerr := f.Read(buf)
+		h.Write(buf[:m])
+		n += int64(m)
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("store %s: %w", s.dir, rerr)
+		}
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		return fmt.Errorf("store %s: blob damaged on disk: %w", s.dir, &MismatchError{Want: sum, Got: got, Size: n, WantSize: -1})
+	}
+	return nil
 }
 
 // Remove deletes the blob named sum. Removing a missing blob is not an error.

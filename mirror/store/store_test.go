@@ -487,3 +487,45 @@ func runTool(t *testing.T, name string, args ...string) string {
 	}
 	return string(out)
 }
+
+func TestAdoptRefusesSymlink(t *testing.T) {
+	s := newStore(t)
+	data := []byte("target of a link")
+	target := filepath.Join(t.TempDir(), "target")
+	os.WriteFile(target, data, 0o644)
+	link := filepath.Join(s.TempDir(), "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Adopt(link, sumOf(data), int64(len(data))); err == nil {
+		t.Fatal("adopted a symbolic link")
+	}
+	if ok, _ := s.Has(sumOf(data)); ok {
+		t.Fatal("link visible in the store")
+	}
+}
+
+func TestVerifyFindsDamage(t *testing.T) {
+	s := newStore(t)
+	data := []byte("bits that will rot")
+	sum, _, err := s.Add(context.Background(), bytes.NewReader(data), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(context.Background(), sum); err != nil {
+		t.Fatalf("intact blob: %v", err)
+	}
+	p := s.Path(sum)
+	os.Chmod(p, 0o644)
+	if err := os.WriteFile(p, []byte("bits that will r0t"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Verify(context.Background(), sum)
+	var me *MismatchError
+	if !errors.As(err, &me) || me.Got != sumOf([]byte("bits that will r0t")) {
+		t.Fatalf("damaged blob: %v", err)
+	}
+	if err := s.Verify(context.Background(), sumOf([]byte("absent"))); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("absent blob: %v", err)
+	}
+}
