@@ -407,6 +407,9 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// D returns the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
 // MarshalText formats the duration.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 

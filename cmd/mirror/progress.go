@@ -1,0 +1,150 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cheggaaa/pb/v3"
+	"golang.org/x/term"
+
+	"github.com/mirror-tool/mirror/mirror"
+)
+
+// syncProgress draws `mirror sync` progress: pb/v3 bars for packages and
+// bytes on a terminal, plain periodic lines otherwise (cron), or one JSON
+// object per line with --log-format json. It is safe for concurrent use.
+type syncProgress struct {
+	mu       sync.Mutex
+	w        io.Writer
+	json     bool
+	interval time.Duration
+	now      func() time.Time
+
+	pool    *pb.Pool
+	pkgBar  *pb.ProgressBar
+	byteBar *pb.ProgressBar
+
+	stage    string
+	total    int
+	done     int
+	rejected int
+	bytes    int64
+	last     time.Time
+}
+
+// progressInterval is how often the plain and JSON forms print a line.
+const progressInterval = 10 * time.Second
+
+func newSyncProgress(w io.Writer, format string) *syncProgress {
+	p := &syncProgress{w: w, json: format == "json", interval: progressInterval, now: time.Now}
+	p.last = p.now()
+	if f, ok := w.(*os.File); ok && !p.json && term.IsTerminal(int(f.Fd())) {
+		p.pkgBar = pb.New(0).SetTemplateString(`{{string . "stage"}} {{counters . }} packages {{bar . }} {{percent . }}`).SetWriter(w)
+		p.byteBar = pb.New64(0).Set(pb.Bytes, true).SetTemplateString(`received {{counters . }} {{speed . }}`).SetWriter(w)
+		p.pool = pb.NewPool(p.pkgBar, p.byteBar)
+		p.pool.Output = w
+		if err := p.pool.Start(); err != nil {
+			p.pool = nil
+		}
+	}
+	return p
+}
+
+func (p *syncProgress) Stage(name string, items int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stage, p.total, p.done = name, items, 0
+	if p.pool != nil {
+		p.pkgBar.Set("stage", name).SetTotal(int64(items)).SetCurrent(0)
+		return
+	}
+	p.line(true)
+}
+
+func (p *syncProgress) Bytes(n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bytes += n
+	if p.pool != nil {
+		p.byteBar.Add64(n)
+		return
+	}
+	p.line(false)
+}
+
+func (p *syncProgress) Package(r mirror.PackageResult) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done++
+	if r.Status == mirror.StatusRejected {
+		p.rejected++
+	}
+	if p.pool != nil {
+		p.pkgBar.Increment()
+		return
+	}
+	if p.json && r.Status == mirror.StatusRejected {
+		p.emit(map[string]any{"event": "rejected", "source": r.Source, "package": r.Name, "reason": r.Reason})
+	}
+	p.line(false)
+}
+
+func (p *syncProgress) BundleBytes(done, total int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pool != nil {
+		p.pkgBar.SetTotal(total).SetCurrent(done)
+		return
+	}
+	p.done = int(done >> 20)
+	p.line(false)
+}
+
+// line prints a progress line when forced or when the interval passed.
+// Called with mu held.
+func (p *syncProgress) line(force bool) {
+	now := p.now()
+	if !force && now.Sub(p.last) < p.interval {
+		return
+	}
+	p.last = now
+	if p.json {
+		p.emit(map[string]any{"event": "progress", "stage": p.stage, "done": p.done, "total": p.total, "rejected": p.rejected, "bytes": p.bytes})
+		return
+	}
+	fmt.Fprintf(p.w, "mirror: sync: %s %d/%d, %d rejected, %s received\n", p.stage, p.done, p.total, p.rejected, fmtBytes(p.bytes))
+}
+
+func (p *syncProgress) emit(v map[string]any) {
+	v["time"] = p.now().UTC().Format(time.RFC3339)
+	b, _ := json.Marshal(v)
+	p.w.Write(append(b, '\n'))
+}
+
+// Stop removes the bars before the summary is printed.
+func (p *syncProgress) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pool != nil {
+		p.pool.Stop()
+		p.pool = nil
+	}
+}
+
+// fmtBytes formats a byte count with binary units.
+func fmtBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

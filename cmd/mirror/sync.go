@@ -1,0 +1,162 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/mirror-tool/mirror/internal/operator"
+	"github.com/mirror-tool/mirror/mirror"
+	"github.com/mirror-tool/mirror/mirror/lock"
+)
+
+func init() {
+	commands = append(commands, &cli.Command{
+		Name:      "sync",
+		Usage:     "download, verify and bundle the configured package set",
+		UsageText: "mirror sync --config mirror.toml [--full] [--dry-run] [--jobs N] [--since RECEIPT] [--log-format text|json]",
+		Description: `Exit codes: 0 done (a bundle was written, or nothing was new);
+1 failed (nothing recorded; the next run resumes from the cache);
+2 usage; 3 done, but some packages were rejected (not bundled).`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: "mirror.toml", Usage: "the configuration `FILE`"},
+			&cli.BoolFlag{Name: "full", Usage: "make a complete bundle instead of a delta"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan; fetch only signatures and checksum lists, no package"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel downloads (default: jobs in the config, else min(8, 4*CPUs))"},
+			&cli.StringFlag{Name: "since", Usage: "build the delta that the inside is missing, from the `RECEIPT` that mirror import wrote"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "progress and summary as text or json"},
+		},
+		Action: syncAction,
+	})
+}
+
+func syncAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usageError("sync takes no arguments, got %q", c.Args().First())
+	}
+	format := c.String("log-format")
+	if format != "text" && format != "json" {
+		return usageError("--log-format must be text or json, got %q", format)
+	}
+	if c.IsSet("jobs") && (c.Int("jobs") < 1 || c.Int("jobs") > mirror.MaxJobs) {
+		return usageError("--jobs must be 1 to %d, got %d", mirror.MaxJobs, c.Int("jobs"))
+	}
+	if c.String("since") != "" && c.Bool("full") {
+		return usageError("--since and --full exclude each other")
+	}
+	cfg, err := mirror.LoadConfig(c.String("config"))
+	if err != nil {
+		return withHint(err, "fix the configuration; docs/config.md describes every field")
+	}
+	stderr := c.App.ErrWriter
+	prog := newSyncProgress(stderr, format)
+	res, err := mirror.Sync(c.Context, cfg, mirror.SyncOptions{
+		Full: c.Bool("full"), DryRun: c.Bool("dry-run"), Jobs: c.Int("jobs"), Since: c.String("since"),
+		Progress: prog, ToolVersion: version,
+		Passphrase: func() ([]byte, error) { return syncPassphrase(cfg) },
+	})
+	prog.Stop()
+	if err != nil {
+		return syncError(err, cfg)
+	}
+	out := c.App.Writer
+	for _, p := range res.Packages {
+		if p.Status == mirror.StatusRejected && format == "text" {
+			fmt.Fprintf(stderr, "mirror: rejected %s:%s: %s\n", p.Source, p.Name, p.Reason)
+		}
+	}
+	if format == "json" {
+		b, _ := json.Marshal(map[string]any{"event": "summary", "result": res})
+		fmt.Fprintf(out, "%s\n", b)
+	} else {
+		if res.DryRun {
+			printPlan(out, res)
+		}
+		fmt.Fprintln(out, summaryLine(res))
+	}
+	if res.Rejected > 0 {
+		return errRejected
+	}
+	return nil
+}
+
+func printPlan(w interface{ Write([]byte) (int, error) }, res *mirror.SyncResult) {
+	for _, p := range res.Packages {
+		what := p.Status
+		switch {
+		case p.Status == mirror.StatusRejected:
+			continue
+		case p.SHA256 == "":
+			what = "fetch"
+		}
+		fmt.Fprintf(w, "%-9s %s:%s\n", what, p.Source, p.Name)
+	}
+	unknown := ""
+	if res.UnknownSize > 0 {
+		unknown = fmt.Sprintf(" (+ %d files of unknown size)", res.UnknownSize)
+	}
+	fmt.Fprintf(w, "plan: %d to fetch, %s known%s; signatures and checksum lists were fetched for this plan, no package was\n",
+		res.ToFetch, fmtBytes(res.BytesToFetch), unknown)
+}
+
+// summaryLine is the one-line result of a run.
+func summaryLine(res *mirror.SyncResult) string {
+	s := fmt.Sprintf("sync: %d new, %d unchanged, %d rejected; %s downloaded; ", res.New, res.Unchanged, res.Rejected, fmtBytes(res.BytesDownloaded))
+	switch {
+	case res.DryRun:
+		s += "dry run, no bundle"
+	case res.Bundle != nil:
+		kind := "full"
+		if res.Bundle.BaseSequence != 0 {
+			kind = fmt.Sprintf("delta on %d", res.Bundle.BaseSequence)
+		}
+		s += fmt.Sprintf("bundle %s (sequence %d, %s, %d blobs, %s)", res.Bundle.Path, res.Bundle.Sequence, kind, res.Bundle.Blobs, fmtBytes(res.Bundle.Size))
+	case res.NothingNew:
+		s += "nothing new, no bundle"
+	default:
+		s += "nothing accepted, no bundle"
+	}
+	return s + fmt.Sprintf("; %s", res.Elapsed.Round(time.Millisecond))
+}
+
+// syncPassphrase reads the operator key's passphrase from the environment or
+// the configured file, else asks on the terminal when there is one.
+func syncPassphrase(cfg *mirror.Config) ([]byte, error) {
+	p, err := operator.Passphrase(os.Getenv, cfg.Operator.PassphraseFile)
+	if !errors.Is(err, operator.ErrNoPassphrase) {
+		return p, err
+	}
+	tty, terr := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if terr != nil || !term.IsTerminal(int(tty.Fd())) {
+		if tty != nil {
+			tty.Close()
+		}
+		return nil, err
+	}
+	defer tty.Close()
+	fmt.Fprintf(tty, "passphrase for %s: ", filepath.Base(cfg.Operator.Key))
+	p, err = term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	return p, err
+}
+
+// syncError adds the hint that says what to do.
+func syncError(err error, cfg *mirror.Config) error {
+	switch {
+	case errors.Is(err, lock.ErrLocked):
+		return withHint(err, "another mirror sync is running on "+cfg.Output.State+"; let it finish (cron: do not start runs closer than a run takes)")
+	case errors.Is(err, operator.ErrNoPassphrase):
+		return withHint(err, "for cron, set operator.passphrase_file in the config or MIRROR_PASSPHRASE_FILE")
+	case errors.Is(err, mirror.ErrReceipt):
+		return withHint(err, "pass the receipt.json that mirror import wrote in the repository inside")
+	case errors.Is(err, mirror.ErrSync):
+		return withHint(err, "nothing was recorded; run again (downloads resume from the cache)")
+	}
+	return err
+}

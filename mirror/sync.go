@@ -1,0 +1,438 @@
+package mirror
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/mirror-tool/mirror/bundle"
+	"github.com/mirror-tool/mirror/internal/operator"
+	"github.com/mirror-tool/mirror/mirror/fetch"
+	"github.com/mirror-tool/mirror/mirror/lock"
+	"github.com/mirror-tool/mirror/mirror/repo"
+	"github.com/mirror-tool/mirror/mirror/state"
+	"github.com/mirror-tool/mirror/mirror/store"
+)
+
+// Folders inside the state folder.
+const (
+	// CacheDir is the content-addressed cache of verified content.
+	CacheDir = "cache"
+	// PartialDir holds downloads in progress (resumed by the next run).
+	PartialDir = "partial"
+)
+
+// MaxPackageSize bounds one downloaded file when the upstream does not say
+// how large it is (the bundle format's own limit on one blob).
+var MaxPackageSize = bundle.DefaultLimits.MaxBlobSize
+
+// SyncOptions tune one run of Sync. The zero value is a default run.
+type SyncOptions struct {
+	// Full makes a complete bundle instead of a delta.
+	Full bool
+	// DryRun resolves the package set and prints the plan: checksum lists,
+	// listings and signatures (small) are fetched, packages are not, and
+	// nothing is written but the cache of those small files' validators.
+	DryRun bool
+	// Jobs overrides the configuration's jobs (parallel downloads) when > 0.
+	Jobs int
+	// Since is the path of a receipt written by `mirror import`: the
+	// bundle then carries exactly the blobs the receipt does not list, on
+	// top of the receipt's sequence.
+	Since string
+	// Progress receives progress; nil discards it.
+	Progress Progress
+	// Passphrase returns the operator key's passphrase; it is called only
+	// when a bundle is about to be signed and the key is encrypted.
+	Passphrase func() ([]byte, error)
+	// ToolVersion is recorded in the manifest.
+	ToolVersion string
+	// Now is the clock (time.Now when nil), for the trust windows and the
+	// bundle's times.
+	Now func() time.Time
+	// Fetch is the template of the HTTP clients' options (tests set
+	// Transport and short backoffs); a source's timeout, CA file and
+	// user agent override it.
+	Fetch fetch.Options
+	// Level is the bundle's zstd level (0: bundle.DefaultLevel).
+	Level int
+}
+
+// Package statuses in a SyncResult.
+const (
+	// StatusNew: accepted, content not shipped in an earlier bundle.
+	StatusNew = "new"
+	// StatusUnchanged: accepted, content shipped before.
+	StatusUnchanged = "unchanged"
+	// StatusRejected: not bundled; Reason says why.
+	StatusRejected = "rejected"
+)
+
+// PackageResult is the outcome for one package.
+type PackageResult struct {
+	Source string `json:"source"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	// Fetched: downloaded in this run (false: taken from the cache, or not
+	// fetched in a dry run).
+	Fetched bool `json:"fetched"`
+}
+
+// BundleResult describes the bundle a run wrote.
+type BundleResult struct {
+	Path         string   `json:"path"`  // NAME.tar.zst (or its first part)
+	Paths        []string `json:"paths"` // every file written, .minisig last
+	Size         int64    `json:"size"`
+	SHA256       string   `json:"sha256"`
+	Sequence     uint64   `json:"sequence"`
+	BaseSequence uint64   `json:"base_sequence"`
+	Blobs        int      `json:"blobs"`
+	BlobBytes    int64    `json:"blob_bytes"`
+}
+
+// SyncResult is what a run did.
+type SyncResult struct {
+	Packages  []PackageResult `json:"packages"`
+	New       int             `json:"new"`
+	Unchanged int             `json:"unchanged"`
+	Rejected  int             `json:"rejected"`
+	// BytesDownloaded counts package bytes received in this run.
+	BytesDownloaded int64 `json:"bytes_downloaded"`
+	// Plan (dry run): packages that would be downloaded, the bytes known
+	// from earlier runs for them, and how many have no known size.
+	ToFetch      int   `json:"to_fetch"`
+	BytesToFetch int64 `json:"bytes_to_fetch"`
+	UnknownSize  int   `json:"unknown_size"`
+	// Bundle is nil when no bundle was written (dry run, nothing new, or
+	// every package rejected).
+	Bundle *BundleResult `json:"bundle,omitempty"`
+	// NothingNew: the package set and tree are what the last bundle
+	// shipped, so no bundle was made.
+	NothingNew bool          `json:"nothing_new"`
+	DryRun     bool          `json:"dry_run"`
+	Elapsed    time.Duration `json:"elapsed_ns"`
+}
+
+// Errors of Sync that callers branch on.
+var (
+	// ErrReceipt: the --since receipt cannot be used.
+	ErrReceipt = errors.New("unusable receipt")
+	// ErrSync: the run failed before a bundle was complete; the state is
+	// unchanged and the cache keeps what was verified.
+	ErrSync = errors.New("sync failed")
+)
+
+// Sync runs `mirror sync`: resolve every source, download and verify in
+// parallel into the cache, write the next bundle and record it in the state.
+// A rejected package is reported in the result (the command exits 3); an
+// error means no bundle was recorded.
+func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error) {
+	start := time.Now()
+	if opt.Progress == nil {
+		opt.Progress = NopProgress{}
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	jobs := cfg.Jobs
+	if opt.Jobs > 0 {
+		jobs = min(opt.Jobs, MaxJobs)
+	}
+	if jobs < 1 {
+		jobs = DefaultJobs()
+	}
+	now := opt.Now()
+
+	if err := os.MkdirAll(cfg.Output.State, 0o755); err != nil {
+		return nil, fmt.Errorf("state folder: %w", err)
+	}
+	lk, err := lock.Acquire(cfg.Output.State)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Release()
+
+	st, err := state.Load(cfg.Output.State)
+	if err != nil {
+		return nil, err
+	}
+	var receipt *repo.Receipt
+	if opt.Since != "" {
+		if receipt, err = readReceipt(opt.Since, st); err != nil {
+			return nil, err
+		}
+	}
+	cache, err := store.Open(filepath.Join(cfg.Output.State, CacheDir))
+	if err != nil {
+		return nil, err
+	}
+	partial := filepath.Join(cfg.Output.State, PartialDir)
+	if err := os.MkdirAll(partial, 0o755); err != nil {
+		return nil, fmt.Errorf("state folder: %w", err)
+	}
+	trustText, policy, err := loadTrust(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	r := &run{cfg: cfg, opt: opt, st: st, cache: cache, partial: partial, policy: policy, now: now,
+		jobs: jobs, records: map[string]state.Upstream{}}
+	res := &SyncResult{DryRun: opt.DryRun}
+
+	opt.Progress.Stage("resolve", len(cfg.Sources))
+	var items []*item
+	for i := range cfg.Sources {
+		its, rej, err := r.resolve(ctx, &cfg.Sources[i])
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, its...)
+		for _, pr := range rej {
+			res.Packages = append(res.Packages, pr)
+			opt.Progress.Package(pr)
+		}
+	}
+
+	opt.Progress.Stage("fetch", len(items))
+	if err := r.pipeline(ctx, items); err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		pr := it.result(st)
+		res.Packages = append(res.Packages, pr)
+		res.BytesDownloaded += it.downloaded
+		if opt.DryRun && it.needFetch {
+			res.ToFetch++
+			if rec, ok := st.Upstreams[it.pkg.URL]; ok {
+				res.BytesToFetch += rec.Size
+			} else {
+				res.UnknownSize++
+			}
+		}
+	}
+	sort.Slice(res.Packages, func(i, j int) bool {
+		a, b := res.Packages[i], res.Packages[j]
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		return a.Name < b.Name
+	})
+	for _, p := range res.Packages {
+		switch p.Status {
+		case StatusNew:
+			res.New++
+		case StatusUnchanged:
+			res.Unchanged++
+		case StatusRejected:
+			res.Rejected++
+		}
+	}
+	if opt.DryRun {
+		res.Elapsed = time.Since(start)
+		return res, nil
+	}
+
+	next := st.Clone()
+	for u, rec := range r.records {
+		next.Upstreams[u] = rec
+	}
+	m, digest, err := r.manifest(items, res, trustText)
+	if err != nil {
+		return nil, err
+	}
+	all := m.Blobs
+	var carry []string
+	switch {
+	case receipt != nil:
+		m.BaseSequence = receipt.Sequence
+		have := make(map[string]bool, len(receipt.Blobs))
+		for _, b := range receipt.Blobs {
+			have[b] = true
+		}
+		carry = state.Missing(blobSums(all), func(b string) bool { return have[b] })
+	case opt.Full || st.Sequence == 0:
+		carry = blobSums(all)
+	default:
+		m.BaseSequence = st.Sequence
+		carry = st.Missing(blobSums(all))
+	}
+	if len(m.Tree) == 0 {
+		// Every package was rejected: there is nothing to publish.
+		res.Elapsed = time.Since(start)
+		return res, r.saveUpstreams(next)
+	}
+	if !opt.Full && receipt == nil && len(carry) == 0 && digest == st.Digest {
+		res.NothingNew = true
+		res.Elapsed = time.Since(start)
+		return res, r.saveUpstreams(next)
+	}
+	m.Blobs = pickBlobs(all, carry)
+
+	key, err := r.operatorKey()
+	if err != nil {
+		return nil, err
+	}
+	m.Sequence = st.Sequence + 1
+	name := BundleName(m.Sequence)
+	if err := removeOrphans(cfg.Output.Dir, name); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Output.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("output folder: %w", err)
+	}
+	opt.Progress.Stage("bundle", len(m.Blobs))
+	total := m.TotalBlobSize()
+	w, err := bundle.Write(ctx, cfg.Output.Dir, name, m, key.Minisign, func(sum string) (io.ReadCloser, error) {
+		return cache.Open(sum)
+	}, bundle.Options{Level: opt.Level, MaxPartSize: int64(cfg.Output.MaxPartSize),
+		Progress: func(_ int, done int64) { opt.Progress.BundleBytes(done, total) }})
+	if err != nil {
+		return nil, fmt.Errorf("%w: write bundle %s: %w", ErrSync, name, err)
+	}
+	// The bundle and its signature are complete and synced: only now is
+	// anything recorded as shipped.
+	next.Record(m.Sequence, carry)
+	next.Bundle = name + bundle.Suffix
+	next.Digest = digest
+	if err := next.Save(cfg.Output.State); err != nil {
+		return nil, fmt.Errorf("%w: bundle %s was written but the state was not updated (the next run rewrites sequence %d): %w", ErrSync, name, m.Sequence, err)
+	}
+	res.Bundle = &BundleResult{Path: w.Paths[0], Paths: w.Paths, Size: w.Size, SHA256: w.SHA256,
+		Sequence: m.Sequence, BaseSequence: m.BaseSequence, Blobs: len(m.Blobs), BlobBytes: total}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// BundleName is the file name (without bundle.Suffix) of bundle seq.
+func BundleName(seq uint64) string { return fmt.Sprintf("mirror-%06d", seq) }
+
+// removeOrphans deletes files of a bundle that a killed run left under the
+// name of a sequence the state never recorded: that bundle was never
+// claimed as shipped and its sequence is now reused.
+func removeOrphans(dir, name string) error {
+	matches, err := filepath.Glob(filepath.Join(dir, name+bundle.Suffix+"*"))
+	if err != nil {
+		return err
+	}
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil {
+			return fmt.Errorf("remove unrecorded bundle %s left by an interrupted run: %w", m, err)
+		}
+	}
+	return nil
+}
+
+func readReceipt(path string, st *state.State) (*repo.Receipt, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrReceipt, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, repo.MaxReceiptSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrReceipt, path, err)
+	}
+	if int64(len(data)) > repo.MaxReceiptSize {
+		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrReceipt, path, repo.MaxReceiptSize)
+	}
+	rc, err := repo.ParseReceipt(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrReceipt, path, err)
+	}
+	if rc.Sequence > st.Sequence {
+		return nil, fmt.Errorf("%w: %s: says sequence %d was imported, but this state has made only %d bundles; is it from another mirror's state?", ErrReceipt, path, rc.Sequence, st.Sequence)
+	}
+	return rc, nil
+}
+
+// operatorKey loads the operator key, asking for the passphrase only when
+// the key file is encrypted.
+func (r *run) operatorKey() (*operator.Key, error) {
+	path := r.cfg.Operator.Key
+	enc, err := operator.NeedsPassphrase(path)
+	if err != nil {
+		return nil, fmt.Errorf("operator key %s: %w", path, err)
+	}
+	var pass []byte
+	if enc {
+		get := r.opt.Passphrase
+		if get == nil {
+			get = func() ([]byte, error) { return operator.Passphrase(os.Getenv, r.cfg.Operator.PassphraseFile) }
+		}
+		if pass, err = get(); err != nil {
+			return nil, fmt.Errorf("operator key %s: %w", path, err)
+		}
+	}
+	k, err := operator.Load(path, pass)
+	if err != nil {
+		return nil, fmt.Errorf("operator key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// saveUpstreams records what was verified in this run (cache bookkeeping,
+// no claim of shipping) when no bundle was needed.
+func (r *run) saveUpstreams(next *state.State) error {
+	if len(r.records) == 0 {
+		return nil
+	}
+	return next.Save(r.cfg.Output.State)
+}
+
+func blobSums(bs []bundle.Blob) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.SHA256
+	}
+	return out
+}
+
+func pickBlobs(all []bundle.Blob, sums []string) []bundle.Blob {
+	want := make(map[string]bool, len(sums))
+	for _, s := range sums {
+		want[s] = true
+	}
+	out := []bundle.Blob{}
+	for _, b := range all {
+		if want[b.SHA256] {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// client is the fetch client of a source.
+func (r *run) client(src *SourceConfig) (*fetch.Client, error) {
+	o := r.opt.Fetch
+	if src.Timeout > 0 {
+		o.Timeout = src.Timeout
+	}
+	if src.CAFile != "" {
+		o.CAFile = src.CAFile
+	}
+	if src.UserAgent != "" {
+		o.UserAgent = src.UserAgent
+	}
+	prog := r.opt.Progress
+	o.Progress = prog.Bytes
+	c, err := fetch.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("source %q: %w", src.Name, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,128 @@
+package mirror
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/mirror-tool/mirror/bundle"
+)
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// manifest builds the manifest of the WHOLE accepted package set and
+// publish tree (Blobs lists every blob the tree needs; the caller narrows it
+// for a delta) and the digest that tells whether anything changed since the
+// last bundle.
+func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundle.Manifest, string, error) {
+	m := &bundle.Manifest{
+		Created:     r.now.UTC(),
+		Expires:     r.now.UTC().Add(r.cfg.Output.Expires.D()),
+		ToolVersion: r.opt.ToolVersion,
+		Trust:       bundle.Trust{SHA256: sha256Hex([]byte(trustText)), File: trustText},
+		Packages:    []bundle.Package{},
+		Tree:        []bundle.Entry{},
+		Rejected:    []bundle.Rejected{},
+	}
+	if m.ToolVersion == "" {
+		m.ToolVersion = "dev"
+	}
+	for _, s := range r.cfg.Sources {
+		m.Sources = append(m.Sources, bundle.Source{Name: s.Name, Type: s.Type, URL: s.URL})
+	}
+	tree := map[string]bundle.Entry{}
+	add := func(p, sum string, size int64) error {
+		if old, ok := tree[p]; ok && (old.SHA256 != sum || old.Size != size) {
+			return fmt.Errorf("%w: two different files for publish path %s", ErrSync, p)
+		}
+		tree[p] = bundle.Entry{Path: p, SHA256: sum, Size: size}
+		return nil
+	}
+	for _, it := range items {
+		if it.rejected != "" || it.fileSHA == "" {
+			continue
+		}
+		pkg := bundle.Package{Source: it.src.Name, Name: it.pkg.Name, Path: it.pkg.Path, Size: it.fileSize,
+			SHA256: it.fileSHA, Keys: it.keys, Signatures: []bundle.PackageSignature{}}
+		if err := add(pkg.Path, pkg.SHA256, pkg.Size); err != nil {
+			return nil, "", err
+		}
+		if it.fromList != nil {
+			pkg.Signatures = append(pkg.Signatures, it.fromList.sigs...)
+		}
+		for _, s := range it.sigs {
+			scheme := it.schemes[sigName(s.url)]
+			if scheme == "" {
+				scheme = schemeByName(s.url)
+			}
+			pkg.Signatures = append(pkg.Signatures, bundle.PackageSignature{Path: s.path, SHA256: s.sha, Scheme: scheme})
+			if err := add(s.path, s.sha, int64(len(s.data))); err != nil {
+				return nil, "", err
+			}
+		}
+		m.Packages = append(m.Packages, pkg)
+	}
+	for _, x := range r.extras {
+		if *x.used {
+			if err := add(x.path, x.sha, x.size); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	for _, p := range res.Packages {
+		if p.Status == StatusRejected {
+			m.Rejected = append(m.Rejected, bundle.Rejected{Source: p.Source, Name: clipText(p.Name), Reason: clipText(p.Reason)})
+		}
+	}
+	sort.Slice(m.Packages, func(i, j int) bool { return m.Packages[i].Path < m.Packages[j].Path })
+	sizes := map[string]int64{}
+	for _, e := range tree {
+		m.Tree = append(m.Tree, e)
+		sizes[e.SHA256] = e.Size
+	}
+	sort.Slice(m.Tree, func(i, j int) bool { return m.Tree[i].Path < m.Tree[j].Path })
+	for sum, size := range sizes {
+		m.Blobs = append(m.Blobs, bundle.Blob{SHA256: sum, Size: size})
+	}
+	sort.Slice(m.Blobs, func(i, j int) bool { return m.Blobs[i].SHA256 < m.Blobs[j].SHA256 })
+
+	d, err := json.Marshal(struct {
+		Sources  []bundle.Source
+		Trust    string
+		Packages []bundle.Package
+		Tree     []bundle.Entry
+	}{m.Sources, m.Trust.SHA256, m.Packages, m.Tree})
+	if err != nil {
+		return nil, "", err
+	}
+	return m, sha256Hex(d), nil
+}
+
+// clipText keeps a manifest text field within the format's limit.
+func clipText(s string) string {
+	if len(s) <= bundle.MaxTextLen {
+		return s
+	}
+	s = s[:bundle.MaxTextLen-3]
+	for len(s) > 0 && !isRuneStart(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return strings.ToValidUTF8(s, "") + "..."
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// schemeByName guesses a signature's scheme from its file name when no
+// trusted key identified it (the manifest still records the file).
+func schemeByName(u string) string {
+	switch path.Ext(sigName(u)) {
+	case ".minisig":
+		return "minisign"
+	case ".asc", ".gpg", ".sig", ".sign":
+		return "openpgp"
+	}
+	return "unknown"
+}

@@ -1,0 +1,605 @@
+package mirror
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+
+	"github.com/mirror-tool/mirror/bundle"
+	"github.com/mirror-tool/mirror/mirror/fetch"
+	"github.com/mirror-tool/mirror/mirror/source/files"
+	"github.com/mirror-tool/mirror/mirror/state"
+	"github.com/mirror-tool/mirror/mirror/store"
+	"github.com/mirror-tool/mirror/verify"
+)
+
+// run is the working state of one Sync.
+type run struct {
+	cfg     *Config
+	opt     SyncOptions
+	st      *state.State
+	cache   *store.Store
+	partial string
+	policy  *verify.Policy
+	now     time.Time
+	jobs    int
+
+	mu      sync.Mutex
+	records map[string]state.Upstream // verified upstream content seen in this run
+	extras  []extra                   // checksum lists and their signatures
+}
+
+// small is a small upstream document (signature, checksum list) in memory.
+type small struct {
+	url     string
+	path    string // publish path
+	sha     string
+	data    []byte
+	changed bool // differs from what the state recorded (or nothing recorded)
+	v       fetch.Validators
+}
+
+// extra is a publish-tree entry that is not a package (a checksum list or
+// its signature), shipped when at least one package of its source uses it.
+type extra struct {
+	source string
+	path   string
+	sha    string
+	size   int64
+	used   *bool
+}
+
+// item is one package going through the pipeline.
+type item struct {
+	src    *SourceConfig
+	client *fetch.Client
+	pkg    files.Package
+	// For packages from a signed checksum list: the verdict already made
+	// on the list, and the list (+ signature) as the package's signatures.
+	fromList *listInfo
+	sigs     []small
+
+	partialPath string
+	fromCache   bool
+	needFetch   bool
+	downloaded  int64
+	fileSHA     string
+	fileSize    int64
+	rejected    string
+	keys        []string
+	schemes     map[string]string // signature URL → scheme
+}
+
+// listInfo is a verified checksum list of a source.
+type listInfo struct {
+	sigs []bundle.PackageSignature
+	used bool
+}
+
+func (it *item) full() string { return it.src.Name + ":" + it.pkg.Name }
+
+func (it *item) result(st *state.State) PackageResult {
+	pr := PackageResult{Source: it.src.Name, Name: it.pkg.Name, Size: it.fileSize, SHA256: it.fileSHA,
+		Fetched: it.partialPath != "" && it.rejected == ""}
+	switch {
+	case it.rejected != "":
+		pr.Status, pr.Reason = StatusRejected, it.rejected
+		pr.Fetched = false
+	case it.fileSHA == "":
+		pr.Status = StatusNew // dry run: would be fetched
+	default:
+		if _, ok := st.Shipped[it.fileSHA]; ok {
+			pr.Status = StatusUnchanged
+		} else {
+			pr.Status = StatusNew
+		}
+	}
+	return pr
+}
+
+func (r *run) record(u string, rec state.Upstream) {
+	r.mu.Lock()
+	r.records[u] = rec
+	r.mu.Unlock()
+}
+
+func rejected(src *SourceConfig, name, reason string) PackageResult {
+	return PackageResult{Source: src.Name, Name: name, Status: StatusRejected, Reason: reason}
+}
+
+// resolve turns a source into pipeline items, and the files that are
+// rejected before any download (not in the signed list, list signer not
+// allowed for them).
+func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []PackageResult, error) {
+	fc := src.Files
+	client, err := r.client(src)
+	if err != nil {
+		return nil, nil, err
+	}
+	var listing []string
+	if fc.Listing != "" {
+		if listing, err = r.listing(ctx, client, src); err != nil {
+			return nil, nil, err
+		}
+	}
+	var rej []PackageResult
+	var sums map[string]string
+	var list *listInfo
+	var listPath string
+	var ev *verify.Evidence
+	if fc.Checksums != "" {
+		listURL, sigURL, dir := fc.ChecksumsURLs()
+		listPath = fc.Publish(listURL)
+		doc, err := r.getSmall(ctx, client, listURL, files.MaxChecksumsSize)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: source %q: checksum list: %w", ErrSync, src.Name, err)
+		}
+		doc.path = listPath
+		var sig *small
+		if sigURL != "" {
+			s, err := r.getSmall(ctx, client, sigURL, verify.MaxSignatureSize)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: source %q: checksum list signature: %w", ErrSync, src.Name, err)
+			}
+			s.path = fc.Publish(sigURL)
+			sig = &s
+		}
+		plain, e, why := r.verifyList(ctx, doc, sig)
+		if why == "" {
+			if sums, err = files.ParseChecksums(plain, dir); err != nil {
+				why = fmt.Sprintf("checksum list %s: %v", listPath, err)
+			}
+		}
+		if why != "" {
+			// Nothing from an unverifiable list is taken.
+			return nil, []PackageResult{rejected(src, fc.Checksums, why+"; none of its files were taken")}, nil
+		}
+		ev = e
+		list = &listInfo{}
+		scheme := evidenceScheme(ev, "openpgp")
+		if sig != nil {
+			list.sigs = []bundle.PackageSignature{{Path: doc.path, SHA256: doc.sha, Scheme: "sha256sums"}, {Path: sig.path, SHA256: sig.sha, Scheme: scheme}}
+		} else {
+			list.sigs = []bundle.PackageSignature{{Path: doc.path, SHA256: doc.sha, Scheme: scheme + "-clearsigned"}}
+		}
+		// The list enters the cache (it passed the signature check; each
+		// file's own check is against it) and the tree, if a file uses it.
+		for _, d := range append([]*small{&doc}, sig) {
+			if d == nil {
+				continue
+			}
+			if err := r.cache.Put(ctx, bytes.NewReader(d.data), d.sha, int64(len(d.data))); err != nil {
+				return nil, nil, err
+			}
+			r.record(d.url, state.Upstream{SHA256: d.sha, Size: int64(len(d.data)), ETag: d.v.ETag, LastModified: d.v.LastModified})
+			r.extras = append(r.extras, extra{source: src.Name, path: d.path, sha: d.sha, size: int64(len(d.data)), used: &list.used})
+		}
+	}
+	pkgs, rj, err := fc.Packages(listing, sums, listPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, x := range rj {
+		rej = append(rej, rejected(src, x.Name, x.Reason))
+	}
+	var items []*item
+	for _, p := range pkgs {
+		it := &item{src: src, client: client, pkg: p}
+		if list != nil {
+			v := r.policy.Decide(it.full(), ev)
+			if !v.Accepted {
+				rej = append(rej, rejected(src, p.Name, fmt.Sprintf("checksum list %s: %v", listPath, v.Err)))
+				continue
+			}
+			it.fromList = list
+			it.keys = keyNames(v.Passed)
+		}
+		items = append(items, it)
+	}
+	return items, rej, nil
+}
+
+// verifyList checks a checksum list's signature (detached or clearsigned)
+// and returns the signed text and the evidence, or why it cannot be used.
+func (r *run) verifyList(ctx context.Context, doc small, sig *small) ([]byte, *verify.Evidence, string) {
+	if sig != nil {
+		ev, err := r.policy.Verify(ctx, bytes.NewReader(doc.data), []verify.Signature{{Name: path.Base(sig.path), Data: sig.data}}, r.now)
+		if err != nil {
+			return nil, nil, fmt.Sprintf("checksum list %s: %v", doc.path, err)
+		}
+		return doc.data, ev, ""
+	}
+	if !files.IsClearsigned(doc.data) {
+		return nil, nil, fmt.Sprintf("checksum list %s is not clearsigned and no checksums_signature is configured", doc.path)
+	}
+	plain, ev, err := r.policy.VerifyClearsigned(ctx, doc.data, r.now)
+	if err != nil {
+		return nil, nil, fmt.Sprintf("checksum list %s: %v", doc.path, err)
+	}
+	return plain, ev, ""
+}
+
+func evidenceScheme(ev *verify.Evidence, def string) string {
+	if ev != nil {
+		for _, res := range ev.Results {
+			if res.Key.Scheme != "" {
+				return res.Key.Scheme
+			}
+		}
+	}
+	return def
+}
+
+func keyNames(refs []verify.KeyRef) []string {
+	out := make([]string, 0, len(refs))
+	for _, k := range refs {
+		out = append(out, k.Name)
+	}
+	return out
+}
+
+// listing reads the source's listing: a local file or a URL.
+func (r *run) listing(ctx context.Context, client *fetch.Client, src *SourceConfig) ([]string, error) {
+	where, isURL := src.Files.ListingURL()
+	var data []byte
+	if isURL {
+		body, _, _, err := client.Get(ctx, where, files.MaxListingSize, fetch.Validators{})
+		if err != nil {
+			return nil, fmt.Errorf("%w: source %q: listing: %w", ErrSync, src.Name, err)
+		}
+		data = body
+	} else {
+		f, err := os.Open(where)
+		if err != nil {
+			return nil, fmt.Errorf("source %q: listing: %w", src.Name, err)
+		}
+		data, err = io.ReadAll(io.LimitReader(f, files.MaxListingSize+1))
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("source %q: listing %s: %w", src.Name, where, err)
+		}
+	}
+	l, err := files.ParseListing(data)
+	if err != nil {
+		return nil, fmt.Errorf("source %q: listing %s: %w", src.Name, where, err)
+	}
+	return l, nil
+}
+
+// getSmall fetches a small document, conditionally when its last verified
+// version is in the cache (a 304 answer reads it from there).
+func (r *run) getSmall(ctx context.Context, c *fetch.Client, u string, max int64) (small, error) {
+	rec, had := r.st.Upstreams[u]
+	var prev fetch.Validators
+	if had && (rec.ETag != "" || rec.LastModified != "") {
+		if ok, _ := r.cache.Has(rec.SHA256); ok {
+			prev = fetch.Validators{ETag: rec.ETag, LastModified: rec.LastModified}
+		}
+	}
+	body, v, notModified, err := c.Get(ctx, u, max, prev)
+	if err != nil {
+		return small{}, err
+	}
+	s := small{url: u, v: v}
+	if notModified {
+		f, err := r.cache.Open(rec.SHA256)
+		if err != nil {
+			return small{}, err
+		}
+		body, err = io.ReadAll(io.LimitReader(f, max+1))
+		f.Close()
+		if err != nil {
+			return small{}, err
+		}
+		if int64(len(body)) > max {
+			return small{}, fmt.Errorf("cached copy of %s is larger than %d bytes", u, max)
+		}
+		s.data, s.sha = body, rec.SHA256
+		return s, nil
+	}
+	s.data, s.sha = body, sha256Hex(body)
+	s.changed = !had || rec.SHA256 != s.sha
+	return s, nil
+}
+
+// pipeline downloads (a pool of r.jobs) and verifies (a pool of GOMAXPROCS,
+// fed as downloads finish) every item. It returns the first fatal error
+// (network failures other than 404, I/O errors); rejections are recorded in
+// the items.
+func (r *run) pipeline(ctx context.Context, items []*item) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	dl := make(chan *item)
+	vq := make(chan *item, r.jobs)
+	var dwg, vwg sync.WaitGroup
+	for range r.jobs {
+		dwg.Add(1)
+		go func() {
+			defer dwg.Done()
+			for it := range dl {
+				if err := r.fetchItem(ctx, it); err != nil {
+					cancel(err)
+					continue
+				}
+				vq <- it
+			}
+		}()
+	}
+	nv := max(1, min(r.jobs, runtimeProcs()))
+	for range nv {
+		vwg.Add(1)
+		go func() {
+			defer vwg.Done()
+			for it := range vq {
+				if ctx.Err() == nil {
+					if err := r.verifyItem(ctx, it); err != nil {
+						cancel(err)
+						continue
+					}
+				}
+				r.opt.Progress.Package(it.result(r.st))
+			}
+		}()
+	}
+feed:
+	for _, it := range items {
+		select {
+		case dl <- it:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(dl)
+	dwg.Wait()
+	close(vq)
+	vwg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrSync, err)
+	}
+	return nil
+}
+
+// fetchItem fetches the signatures and, unless the cache holds the file,
+// the file into a partial file.
+func (r *run) fetchItem(ctx context.Context, it *item) error {
+	unchanged := true
+	for _, s := range it.pkg.Signatures {
+		sm, err := r.getSmall(ctx, it.client, s.URL, verify.MaxSignatureSize)
+		if reason := rejection(err); reason != "" {
+			it.rejected = fmt.Sprintf("signature %s: %s", s.URL, reason)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("package %s: %w", it.full(), err)
+		}
+		sm.path = s.Path
+		unchanged = unchanged && !sm.changed
+		it.sigs = append(it.sigs, sm)
+	}
+	if want := it.pkg.SHA256; want != "" {
+		if ok, _ := r.cache.Has(want); ok {
+			if fi, err := os.Stat(r.cache.Path(want)); err == nil {
+				it.fromCache, it.fileSHA, it.fileSize = true, want, fi.Size()
+				return nil
+			}
+		}
+	} else if rec, ok := r.st.Upstreams[it.pkg.URL]; ok && unchanged && len(it.sigs) > 0 {
+		// Signatures byte-identical to the last verified run: the file
+		// they sign is taken from the cache (and verified again below).
+		if ok, _ := r.cache.Has(rec.SHA256); ok {
+			it.fromCache, it.fileSHA, it.fileSize = true, rec.SHA256, rec.Size
+			return nil
+		}
+	}
+	it.needFetch = true
+	if r.opt.DryRun {
+		return nil
+	}
+	it.partialPath = r.partialFor(it.pkg.URL)
+	res, err := it.client.Download(ctx, it.pkg.URL, it.partialPath, MaxPackageSize, -1)
+	if reason := rejection(err); reason != "" {
+		it.rejected = reason
+		fetch.RemovePartial(it.partialPath)
+		it.partialPath = ""
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("package %s: %w", it.full(), err)
+	}
+	it.fileSHA, it.fileSize, it.downloaded = res.SHA256, res.Size, res.Size
+	return nil
+}
+
+// rejection turns the fetch errors that are the upstream's answer about a
+// file (missing, too large) into a rejection reason; "" for other errors.
+func rejection(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, fetch.ErrNotFound):
+		return "listed but missing upstream: " + err.Error()
+	case errors.Is(err, fetch.ErrTooLarge):
+		return err.Error()
+	}
+	return ""
+}
+
+func (r *run) partialFor(u string) string {
+	return r.partial + "/" + sha256Hex([]byte(u))[:40]
+}
+
+// verifyItem checks the file against its signatures or its signed checksum
+// list; accepted content enters the cache, rejected content is deleted.
+func (r *run) verifyItem(ctx context.Context, it *item) error {
+	if it.rejected != "" || (r.opt.DryRun && !it.fromCache) {
+		return nil
+	}
+	if r.opt.DryRun {
+		return nil
+	}
+	p := it.partialPath
+	if p == "" {
+		p = r.cache.Path(it.fileSHA)
+	}
+	reject := func(reason string) error {
+		it.rejected = reason
+		if it.partialPath != "" {
+			fetch.RemovePartial(it.partialPath)
+		}
+		return nil
+	}
+	if it.fromList != nil {
+		if it.fileSHA != it.pkg.SHA256 {
+			return reject(fmt.Sprintf("SHA-256 %s differs from %s in the signed checksum list", it.fileSHA, it.pkg.SHA256))
+		}
+	} else {
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("package %s: %w", it.full(), err)
+		}
+		sigs := make([]verify.Signature, len(it.sigs))
+		for i, s := range it.sigs {
+			sigs[i] = verify.Signature{Name: sigName(s.url), Data: s.data}
+		}
+		ev, err := r.policy.Verify(ctx, f, sigs, r.now)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("package %s: %w", it.full(), err)
+		}
+		v := r.policy.Decide(it.full(), ev)
+		if !v.Accepted {
+			return reject(v.Err.Error())
+		}
+		it.keys = keyNames(v.Passed)
+		it.schemes = map[string]string{}
+		for _, res := range ev.Results {
+			if res.Key.Scheme != "" && it.schemes[res.Signature] == "" {
+				it.schemes[res.Signature] = res.Key.Scheme
+			}
+		}
+	}
+	if it.partialPath != "" {
+		if err := r.cache.Adopt(it.partialPath, it.fileSHA, it.fileSize); err != nil {
+			return fmt.Errorf("package %s: %w", it.full(), err)
+		}
+	}
+	for _, s := range it.sigs {
+		if err := r.cache.Put(ctx, bytes.NewReader(s.data), s.sha, int64(len(s.data))); err != nil {
+			return err
+		}
+		r.record(s.url, state.Upstream{SHA256: s.sha, Size: int64(len(s.data)), ETag: s.v.ETag, LastModified: s.v.LastModified})
+	}
+	r.record(it.pkg.URL, state.Upstream{SHA256: it.fileSHA, Size: it.fileSize})
+	if it.fromList != nil {
+		r.mu.Lock()
+		it.fromList.used = true
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+func sigName(u string) string {
+	if pu, err := url.Parse(u); err == nil {
+		return path.Base(pu.Path)
+	}
+	return u
+}
+
+// loadTrust loads the policy and the self-contained trust text recorded in
+// the bundle: the [trust] table with every `file =` key inlined, so that
+// the inside can re-check every decision with the manifest alone. The
+// policy used is built from that very text.
+func loadTrust(cfg *Config) (string, *verify.Policy, error) {
+	// Loading the file first gives errors with line numbers.
+	p1, _, err := verify.LoadTrustFile(cfg.File)
+	if err != nil {
+		return "", nil, err
+	}
+	tc := verify.Config{Rules: cfg.Trust.Rules}
+	for _, k := range cfg.Trust.Keys {
+		if k.File != "" {
+			fp := k.File
+			if !isAbs(fp) {
+				fp = cfg.Dir + "/" + fp
+			}
+			f, err := os.Open(fp)
+			if err != nil {
+				return "", nil, fmt.Errorf("trust key %q: %w", k.Name, err)
+			}
+			b, err := io.ReadAll(io.LimitReader(f, verify.MaxKeyFileSize+1))
+			f.Close()
+			if err != nil || len(b) > verify.MaxKeyFileSize {
+				return "", nil, fmt.Errorf("trust key %q: read %s: %v", k.Name, fp, err)
+			}
+			if err := inlineKey(&k, b); err != nil {
+				return "", nil, fmt.Errorf("trust key %q: %s: %w", k.Name, fp, err)
+			}
+		}
+		tc.Keys = append(tc.Keys, k)
+	}
+	var buf bytes.Buffer
+	buf.WriteString("# The trust table this bundle's packages were checked against (key files inlined).\n")
+	if err := toml.NewEncoder(&buf).Encode(struct {
+		Trust verify.Config `toml:"trust"`
+	}{tc}); err != nil {
+		return "", nil, err
+	}
+	var back struct {
+		Trust verify.Config `toml:"trust"`
+	}
+	if _, err := toml.Decode(buf.String(), &back); err != nil {
+		return "", nil, fmt.Errorf("trust table: re-read the inlined form: %w", err)
+	}
+	p2, err := verify.NewPolicy(back.Trust, cfg.Dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("trust table: inlined form: %w", err)
+	}
+	if !reflect.DeepEqual(p1.Keys(), p2.Keys()) {
+		return "", nil, errors.New("trust table: the inlined form describes other keys than the file (a bug; please report it)")
+	}
+	return buf.String(), p2, nil
+}
+
+func isAbs(p string) bool { return len(p) > 0 && p[0] == '/' }
+
+// inlineKey moves a key file's content into the matching field.
+func inlineKey(k *verify.KeyConfig, b []byte) error {
+	t := bytes.TrimSpace(b)
+	k.File = ""
+	switch {
+	case bytes.HasPrefix(t, []byte("-----BEGIN PGP")):
+		k.OpenPGP = string(t)
+	case bytes.HasPrefix(t, []byte("untrusted comment:")), bytes.HasPrefix(t, []byte("RW")):
+		k.Minisign = string(t)
+	case bytes.HasPrefix(t, []byte("ssh-")), bytes.HasPrefix(t, []byte("ecdsa-sha2-")), bytes.HasPrefix(t, []byte("sk-")):
+		k.SSH = string(t)
+	case len(t) > 0 && t[0]&0x80 != 0:
+		var a bytes.Buffer
+		w, err := armor.Encode(&a, "PGP PUBLIC KEY BLOCK", nil)
+		if err != nil {
+			return err
+		}
+		w.Write(b)
+		if err := w.Close(); err != nil {
+			return err
+		}
+		k.OpenPGP = a.String()
+	default:
+		return errors.New("not an OpenPGP, minisign or SSH public key")
+	}
+	return nil
+}
