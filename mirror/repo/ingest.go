@@ -144,7 +144,8 @@ func (in *Ingest) Add(sum string, size int64, src io.Reader) error {
 	}
 	h := sha256.New()
 	w := io.MultiWriter(WrapWriter(f), h)
-	n, err := io.CopyBuffer(w, io.LimitReader(src, size+1), in.buf)
+	rd := &readErr{r: io.LimitReader(src, size+1)}
+	n, err := io.CopyBuffer(w, rd, in.buf)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -159,8 +160,8 @@ func (in *Ingest) Add(sum string, size int64, src io.Reader) error {
 	if err != nil {
 		os.Remove(f.Name())
 		var be *BlobError
-		if errors.As(err, &be) {
-			return err
+		if errors.As(err, &be) || (rd.err != nil && err == rd.err) {
+			return err // the source's own error names the blob
 		}
 		return fmt.Errorf("store blob %s: %w", sum, err)
 	}
@@ -184,6 +185,20 @@ func (in *Ingest) Wait() error {
 	in.wg.Wait()
 	in.cancel()
 	return in.firstErr()
+}
+
+// readErr remembers the error of the source, to tell it from a write error.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // cleanIngestTmp removes temporary blob files an interrupted import left.

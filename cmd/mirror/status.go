@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mirror-tool/mirror/mirror"
+	"github.com/mirror-tool/mirror/mirror/repo"
+)
+
+func init() {
+	commands = append(commands, &cli.Command{
+		Name:  "status",
+		Usage: "show what a repository serves, its generations and its import log",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "repo", Usage: "the repository folder", Required: true},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			&cli.IntFlag{Name: "log", Value: 5, Usage: "import log lines to show"},
+		},
+		Action: statusAction,
+	})
+}
+
+func statusAction(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usageError("status: unexpected argument %q", c.Args().First())
+	}
+	dir := c.String("repo")
+	st, err := mirror.Status(c.Context, dir, time.Now(), max(c.Int("log"), 0))
+	if err != nil && !errors.Is(err, repo.ErrNotRepository) {
+		return err
+	}
+	out := c.App.Writer
+	if c.Bool("json") {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(st); err != nil {
+			return err
+		}
+	} else {
+		printStatus(c, st, err != nil)
+	}
+	if err != nil {
+		return withHint(err, "import a bundle first: mirror import --pub operator.pub --repo "+dir+" BUNDLE")
+	}
+	return nil
+}
+
+func printStatus(c *cli.Context, st *mirror.StatusReport, empty bool) {
+	out := c.App.Writer
+	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	fmt.Fprintf(out, "repository:  %s\n", st.Repo)
+	if !empty {
+		kind := "full"
+		if st.BaseSeq != 0 {
+			kind = fmt.Sprintf("delta on %d", st.BaseSeq)
+		}
+		fmt.Fprintf(out, "serving:     sequence %d (%s), bundle %s\n", st.Sequence, kind, st.BundleID)
+		fmt.Fprintf(out, "signed:      %s by operator key %s\n", ts(st.Created), st.Signer)
+		exp := "valid until " + ts(st.Expires)
+		if st.Expired {
+			exp = "EXPIRED at " + ts(st.Expires) + ": ask the operator for a fresh bundle"
+		}
+		fmt.Fprintf(out, "expiry:      %s\n", exp)
+		fmt.Fprintf(out, "imported:    %s\n", ts(st.Imported))
+		fmt.Fprintf(out, "content:     %d packages, %d files, %s served; %d blobs, %s held\n",
+			st.Packages, st.Files, humanBytes(st.Bytes), st.HeldBlobs, humanBytes(st.HeldBytes))
+		fmt.Fprintf(out, "generations: %v\n", st.Generations)
+	}
+	if len(st.Log) > 0 {
+		fmt.Fprintf(out, "import log:\n")
+	}
+	for _, e := range st.Log {
+		fmt.Fprintf(out, "  %s  %-16s seq %-4d %s\n", ts(e.Time), e.Result, e.Sequence, e.Message)
+	}
+}
