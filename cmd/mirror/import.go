@@ -28,8 +28,8 @@ func init() {
 			"a delta whose base is missing, then published by one atomic switch. Several bundles are\n" +
 			"imported in sequence order. A refused or failed import changes nothing that is served.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "pub", Usage: "the operator's public key (operator.pub), pinned out of band", Required: true},
-			&cli.StringFlag{Name: "repo", Usage: "the repository folder", Required: true},
+			&cli.StringFlag{Name: "pub", Usage: "the operator's public key (operator.pub), pinned out of band"},
+			&cli.StringFlag{Name: "repo", Usage: "the repository folder"},
 			&cli.DurationFlag{Name: "max-age", Usage: "refuse bundles created longer ago than this (e.g. 720h); 0: only the bundle's expiry counts"},
 			&cli.BoolFlag{Name: "recheck", Usage: "re-verify every package's upstream signatures with the trust file the bundle carries"},
 			&cli.IntFlag{Name: "keep", Value: repo.DefaultKeep, Usage: "generations to keep (the current one included)"},
@@ -39,6 +39,12 @@ func init() {
 }
 
 func importAction(c *cli.Context) error {
+	if c.String("pub") == "" {
+		return usageError("import: --pub is required")
+	}
+	if c.String("repo") == "" {
+		return usageError("import: --repo is required")
+	}
 	if c.NArg() == 0 {
 		return usageError("import: no bundle given; name the NAME.tar.zst file(s) (or all parts of a split bundle)")
 	}

@@ -18,7 +18,7 @@ func init() {
 		Description: "Serves DIR/current (plain files: nginx can serve the same folder). Loopback by default;\n" +
 			"stops gracefully on SIGINT/SIGTERM.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "repo", Usage: "the repository folder", Required: true},
+			&cli.StringFlag{Name: "repo", Usage: "the repository folder"},
 			&cli.StringFlag{Name: "listen", Value: serve.DefaultListen, Usage: "address to listen on"},
 		},
 		Action: serveAction,
@@ -26,6 +26,9 @@ func init() {
 }
 
 func serveAction(c *cli.Context) error {
+	if c.String("repo") == "" {
+		return usageError("serve: --repo is required")
+	}
 	if c.NArg() != 0 {
 		return usageError("serve: unexpected argument %q", c.Args().First())
 	}

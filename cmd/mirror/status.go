@@ -17,7 +17,7 @@ func init() {
 		Name:  "status",
 		Usage: "show what a repository serves, its generations and its import log",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "repo", Usage: "the repository folder", Required: true},
+			&cli.StringFlag{Name: "repo", Usage: "the repository folder"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.IntFlag{Name: "log", Value: 5, Usage: "import log lines to show"},
 		},
@@ -26,6 +26,9 @@ func init() {
 }
 
 func statusAction(c *cli.Context) error {
+	if c.String("repo") == "" {
+		return usageError("status: --repo is required")
+	}
 	if c.NArg() != 0 {
 		return usageError("status: unexpected argument %q", c.Args().First())
 	}
