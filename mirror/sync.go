@@ -63,6 +63,19 @@ type SyncOptions struct {
 	Fetch fetch.Options
 	// Level is the bundle's zstd level (0: bundle.DefaultLevel).
 	Level int
+	// MaxFileSize bounds one downloaded package (0: MaxPackageSize); a
+	// larger file is rejected.
+	MaxFileSize int64
+}
+
+// syncHook, when set (tests only), is called at named points of a run, so
+// that a test can kill the process exactly there.
+var syncHook func(point string)
+
+func hook(point string) {
+	if syncHook != nil {
+		syncHook(point)
+	}
 }
 
 // Package statuses in a SyncResult.
@@ -151,6 +164,9 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	if jobs < 1 {
 		jobs = DefaultJobs()
 	}
+	if opt.MaxFileSize <= 0 {
+		opt.MaxFileSize = MaxPackageSize
+	}
 	now := opt.Now()
 
 	if err := os.MkdirAll(cfg.Output.State, 0o755); err != nil {
@@ -203,6 +219,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		}
 	}
 
+	hook("resolved")
 	opt.Progress.Stage("fetch", len(items))
 	if err := r.pipeline(ctx, items); err != nil {
 		return nil, err
@@ -299,6 +316,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	if err != nil {
 		return nil, fmt.Errorf("%w: write bundle %s: %w", ErrSync, name, err)
 	}
+	hook("bundle-written")
 	// The bundle and its signature are complete and synced: only now is
 	// anything recorded as shipped.
 	next.Record(m.Sequence, carry)
@@ -307,6 +325,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	if err := next.Save(cfg.Output.State); err != nil {
 		return nil, fmt.Errorf("%w: bundle %s was written but the state was not updated (the next run rewrites sequence %d): %w", ErrSync, name, m.Sequence, err)
 	}
+	hook("state-saved")
 	res.Bundle = &BundleResult{Path: w.Paths[0], Paths: w.Paths, Size: w.Size, SHA256: w.SHA256,
 		Sequence: m.Sequence, BaseSequence: m.BaseSequence, Blobs: len(m.Blobs), BlobBytes: total}
 	res.Elapsed = time.Since(start)

@@ -141,14 +141,14 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 	if fc.Checksums != "" {
 		listURL, sigURL, dir := fc.ChecksumsURLs()
 		listPath = fc.Publish(listURL)
-		doc, err := r.getSmall(ctx, client, listURL, files.MaxChecksumsSize)
+		doc, err := r.getSmall(ctx, client, listURL, files.MaxChecksumsSize, true)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: source %q: checksum list: %w", ErrSync, src.Name, err)
 		}
 		doc.path = listPath
 		var sig *small
 		if sigURL != "" {
-			s, err := r.getSmall(ctx, client, sigURL, verify.MaxSignatureSize)
+			s, err := r.getSmall(ctx, client, sigURL, verify.MaxSignatureSize, true)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%w: source %q: checksum list signature: %w", ErrSync, src.Name, err)
 			}
@@ -279,10 +279,10 @@ func (r *run) listing(ctx context.Context, client *fetch.Client, src *SourceConf
 
 // getSmall fetches a small document, conditionally when its last verified
 // version is in the cache (a 304 answer reads it from there).
-func (r *run) getSmall(ctx context.Context, c *fetch.Client, u string, max int64) (small, error) {
+func (r *run) getSmall(ctx context.Context, c *fetch.Client, u string, max int64, conditional bool) (small, error) {
 	rec, had := r.st.Upstreams[u]
 	var prev fetch.Validators
-	if had && (rec.ETag != "" || rec.LastModified != "") {
+	if conditional && had && (rec.ETag != "" || rec.LastModified != "") {
 		if ok, _ := r.cache.Has(rec.SHA256); ok {
 			prev = fetch.Validators{ETag: rec.ETag, LastModified: rec.LastModified}
 		}
@@ -378,7 +378,9 @@ feed:
 func (r *run) fetchItem(ctx context.Context, it *item) error {
 	unchanged := true
 	for _, s := range it.pkg.Signatures {
-		sm, err := r.getSmall(ctx, it.client, s.URL, verify.MaxSignatureSize)
+		// Signatures are fetched whole: a 304 would save a few hundred
+		// bytes, and a one-second Last-Modified could hide a change.
+		sm, err := r.getSmall(ctx, it.client, s.URL, verify.MaxSignatureSize, false)
 		if reason := rejection(err); reason != "" {
 			it.rejected = fmt.Sprintf("signature %s: %s", s.URL, reason)
 			return nil
@@ -410,7 +412,7 @@ func (r *run) fetchItem(ctx context.Context, it *item) error {
 		return nil
 	}
 	it.partialPath = r.partialFor(it.pkg.URL)
-	res, err := it.client.Download(ctx, it.pkg.URL, it.partialPath, MaxPackageSize, -1)
+	res, err := it.client.Download(ctx, it.pkg.URL, it.partialPath, r.opt.MaxFileSize, -1)
 	if reason := rejection(err); reason != "" {
 		it.rejected = reason
 		fetch.RemovePartial(it.partialPath)
@@ -496,6 +498,7 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		if err := r.cache.Adopt(it.partialPath, it.fileSHA, it.fileSize); err != nil {
 			return fmt.Errorf("package %s: %w", it.full(), err)
 		}
+		hook("adopted")
 	}
 	for _, s := range it.sigs {
 		if err := r.cache.Put(ctx, bytes.NewReader(s.data), s.sha, int64(len(s.data))); err != nil {

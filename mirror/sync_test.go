@@ -1,0 +1,244 @@
+package mirror
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/mirror-tool/mirror/bundle"
+	"github.com/mirror-tool/mirror/mirror/lock"
+	"github.com/mirror-tool/mirror/mirror/state"
+)
+
+// TestSyncEndToEnd walks a mirror through its life against a fake upstream
+// signed with the real minisign and gpg: a first full bundle with an
+// out-of-scope signature and a file the signed list omits (both rejected),
+// a run with nothing new, a delta with one new and one changed package, a
+// tampered file, --full, and --since with a receipt.
+func TestSyncEndToEnd(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one v1", "rel-a")
+	e.put("b/two.tar.gz", "two v1", "rel-b")
+	e.put("a/evil.tar.gz", "evil", "rel-b") // valid signature, key not allowed for tools:a/*
+	e.putRel("x.tar.gz", "x v1")
+	e.putRel("y.tar.gz", "y v1")
+	e.putRel("extra.tar.gz", "not in the list")
+	e.sums("x.tar.gz", "y.tar.gz")
+
+	// 1. First sync: a full bundle; two rejections.
+	res := e.mustSync(SyncOptions{ToolVersion: "test"})
+	rej := rejectedOf(res)
+	if len(rej) != 2 || !strings.Contains(rej["tools:a/evil.tar.gz"], "not allowed") || !strings.Contains(rej["rel:v1/extra.tar.gz"], "not listed") {
+		t.Fatalf("rejected = %v", rej)
+	}
+	if res.New != 4 || res.Unchanged != 0 || res.Rejected != 2 || res.Bundle == nil || res.Bundle.Sequence != 1 || res.Bundle.BaseSequence != 0 {
+		t.Fatalf("first sync = %+v, bundle %+v", res, res.Bundle)
+	}
+	m, blobs := e.openBundle(res.Bundle)
+	wantPkgs := []string{"rel:v1/x.tar.gz", "rel:v1/y.tar.gz", "tools:a/one.tar.gz", "tools:b/two.tar.gz"}
+	if got := packageNames(m); !reflect.DeepEqual(got, wantPkgs) {
+		t.Fatalf("packages = %v, want %v", got, wantPkgs)
+	}
+	tree := treeOf(m)
+	for p, content := range map[string]string{"tools/a/one.tar.gz": "one v1", "tools/b/two.tar.gz": "two v1", "rel/v1/x.tar.gz": "x v1", "rel/v1/y.tar.gz": "y v1"} {
+		if tree[p] != sumOf(content) || string(blobs[tree[p]]) != content {
+			t.Errorf("tree %s = %s (blob %q), want the content %q", p, tree[p], blobs[tree[p]], content)
+		}
+	}
+	for _, p := range []string{"tools/a/one.tar.gz.minisig", "tools/b/two.tar.gz.minisig", "rel/v1/SHA256SUMS.asc"} {
+		data, err := os.ReadFile(filepath.Join(e.up, p))
+		if err != nil || tree[p] != sumOf(string(data)) || !reflect.DeepEqual(blobs[tree[p]], data) {
+			t.Errorf("tree %s: the upstream signature is not carried as published (%v)", p, err)
+		}
+	}
+	if _, ok := tree["tools/a/evil.tar.gz"]; ok || blobs[sumOf("evil")] != nil || blobs[sumOf("not in the list")] != nil {
+		t.Fatal("a rejected package is in the bundle")
+	}
+	if len(m.Rejected) != 2 || len(blobs) != len(m.Blobs) || len(m.Blobs) != 7 {
+		t.Fatalf("manifest rejected %+v, %d blobs", m.Rejected, len(m.Blobs))
+	}
+	for _, p := range m.Packages {
+		if len(p.Keys) != 1 || len(p.Signatures) == 0 {
+			t.Errorf("package %s: keys %v, signatures %+v", p.Name, p.Keys, p.Signatures)
+		}
+	}
+	if !strings.Contains(m.Trust.File, "rel-a") || strings.Contains(m.Trust.File, "keys/rel-a.pub") || m.Trust.SHA256 != sumOf(m.Trust.File) {
+		t.Fatalf("trust file in the manifest is not self-contained:\n%s", m.Trust.File)
+	}
+	firstBlobs := blobsOf(m)
+
+	// 2. The bad files are gone upstream; nothing else changed: no bundle.
+	e.remove("a/evil.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	res = e.mustSync(SyncOptions{})
+	if !res.NothingNew || res.Bundle != nil || res.Rejected != 0 || res.Unchanged != 4 || res.New != 0 || res.BytesDownloaded != 0 {
+		t.Fatalf("nothing-new sync = %+v", res)
+	}
+	if st, _ := state.Load(filepath.Join(e.dir, "state")); st.Sequence != 1 {
+		t.Fatalf("state sequence after nothing new = %d", st.Sequence)
+	}
+
+	// 3. One new and one changed package: a delta on 1 that carries only
+	// them, while its manifest lists the whole set.
+	e.put("a/three.tar.gz", "three v1", "rel-a")
+	e.put("b/two.tar.gz", "two v2", "rel-b")
+	res = e.mustSync(SyncOptions{})
+	if res.Bundle == nil || res.Bundle.Sequence != 2 || res.Bundle.BaseSequence != 1 || res.New != 2 || res.Unchanged != 3 || res.Rejected != 0 {
+		t.Fatalf("delta sync = %+v bundle %+v", res, res.Bundle)
+	}
+	m, blobs = e.openBundle(res.Bundle)
+	if got := packageNames(m); len(got) != 5 {
+		t.Fatalf("delta lists %v, want the whole set of 5", got)
+	}
+	tree = treeOf(m)
+	if tree["tools/b/two.tar.gz"] != sumOf("two v2") || tree["tools/a/one.tar.gz"] != sumOf("one v1") {
+		t.Fatalf("delta tree = %v", tree)
+	}
+	for sum := range blobs {
+		if firstBlobs[sum] {
+			t.Errorf("delta carries blob %s that bundle 1 shipped", sum)
+		}
+	}
+	if string(blobs[sumOf("three v1")]) != "three v1" || string(blobs[sumOf("two v2")]) != "two v2" || len(blobs) != 4 {
+		t.Fatalf("delta carries %d blobs; want the two packages and their two signatures", len(blobs))
+	}
+
+	// 4. A tampered file (signature of other content) and a file whose
+	// bytes differ from the signed list: both rejected, nothing shipped,
+	// nothing cached.
+	e.put("a/four.tar.gz", "four as signed", "rel-a")
+	os.WriteFile(filepath.Join(e.up, "tools/a/four.tar.gz"), []byte("four TAMPERED"), 0o644)
+	e.putRel("z.tar.gz", "z as listed")
+	e.sums("x.tar.gz", "y.tar.gz", "z.tar.gz")
+	e.putRel("z.tar.gz", "z TAMPERED")
+	res = e.mustSync(SyncOptions{})
+	rej = rejectedOf(res)
+	if len(rej) != 2 || !strings.Contains(rej["tools:a/four.tar.gz"], "signature") || !strings.Contains(rej["rel:v1/z.tar.gz"], "differs") {
+		t.Fatalf("tamper rejections = %v", rej)
+	}
+	// The list changed (new signature bytes), so a delta with it is made;
+	// the tampered files are in neither tree nor blobs.
+	m, blobs = e.openBundle(res.Bundle)
+	if _, ok := treeOf(m)["tools/a/four.tar.gz"]; ok || blobs[sumOf("four TAMPERED")] != nil || blobs[sumOf("z TAMPERED")] != nil {
+		t.Fatal("a tampered file is in the bundle")
+	}
+	cache := filepath.Join(e.dir, "state", CacheDir, "sha256")
+	for _, bad := range []string{"four TAMPERED", "z TAMPERED"} {
+		if _, err := os.Stat(filepath.Join(cache, sumOf(bad)[:2], sumOf(bad))); err == nil {
+			t.Errorf("tampered content %q entered the cache", bad)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.dir, "state", PartialDir)); len(ents) != 0 {
+		t.Errorf("partial files left: %v", ents)
+	}
+	seq := res.Bundle.Sequence
+	e.remove("a/four.tar.gz")
+	e.sums("x.tar.gz", "y.tar.gz")
+
+	// 5. --full carries every blob of the tree.
+	res = e.mustSync(SyncOptions{Full: true})
+	if res.Bundle == nil || res.Bundle.Sequence != seq+1 || res.Bundle.BaseSequence != 0 {
+		t.Fatalf("full sync bundle = %+v", res.Bundle)
+	}
+	m, blobs = e.openBundle(res.Bundle)
+	for p, sum := range treeOf(m) {
+		if blobs[sum] == nil {
+			t.Errorf("full bundle misses the blob of %s", p)
+		}
+	}
+
+	// 6. --since: the inside holds only bundle 1; the bundle carries
+	// exactly what it misses, on base 1.
+	rc, _ := json.Marshal(map[string]any{"format": "mirror-receipt/v1", "sequence": 1, "bundle_id": "00112233445566778899aabbccddeeff", "blobs": keys(firstBlobs)})
+	rcPath := filepath.Join(e.dir, "receipt.json")
+	os.WriteFile(rcPath, rc, 0o644)
+	res = e.mustSync(SyncOptions{Since: rcPath})
+	if res.Bundle == nil || res.Bundle.Sequence != seq+2 || res.Bundle.BaseSequence != 1 {
+		t.Fatalf("since sync bundle = %+v", res.Bundle)
+	}
+	m2, blobs := e.openBundle(res.Bundle)
+	for p, sum := range treeOf(m2) {
+		if firstBlobs[sum] == (blobs[sum] != nil) {
+			t.Errorf("--since: %s blob carried=%v, inside has it=%v", p, blobs[sum] != nil, firstBlobs[sum])
+		}
+	}
+
+	// The state records every sequence with no gap, and all bundles exist.
+	st, err := state.Load(filepath.Join(e.dir, "state"))
+	if err != nil || st.Sequence != seq+2 {
+		t.Fatalf("state = %+v, %v", st, err)
+	}
+	for s := uint64(1); s <= st.Sequence; s++ {
+		if _, err := os.Stat(filepath.Join(e.dir, "bundles", BundleName(s)+".tar.zst.minisig")); err != nil {
+			t.Errorf("bundle %d: %v", s, err)
+		}
+	}
+}
+
+func blobsOf(m *bundle.Manifest) map[string]bool {
+	out := map[string]bool{}
+	for _, b := range m.Blobs {
+		out[b.SHA256] = true
+	}
+	return out
+}
+
+func keys(m map[string]bool) []string {
+	out := []string{}
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// TestSyncDryRun: the plan names what would be fetched; no package is
+// downloaded, no bundle written, no sequence taken.
+func TestSyncDryRun(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one v1", "rel-a")
+	e.putRel("x.tar.gz", "x v1")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	res := e.mustSync(SyncOptions{DryRun: true})
+	if !res.DryRun || res.Bundle != nil || res.ToFetch != 2 || res.BytesDownloaded != 0 || res.New != 2 {
+		t.Fatalf("dry run = %+v", res)
+	}
+	e.mu.Lock()
+	hitsPkg := e.hits["/tools/a/one.tar.gz"] + e.hits["/rel/v1/x.tar.gz"]
+	hitsSig := e.hits["/tools/a/one.tar.gz.minisig"]
+	e.mu.Unlock()
+	if hitsPkg != 0 || hitsSig != 1 {
+		t.Fatalf("dry run fetched packages %d times, signatures %d times", hitsPkg, hitsSig)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.dir, "bundles")); len(ents) != 0 {
+		t.Fatalf("dry run wrote %v", ents)
+	}
+	// A real run after the dry run is sequence 1.
+	if res := e.mustSync(SyncOptions{}); res.Bundle == nil || res.Bundle.Sequence != 1 {
+		t.Fatalf("sync after dry run = %+v", res.Bundle)
+	}
+}
+
+// TestSyncLocked: a second run on the same state exits at once.
+func TestSyncLocked(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one", "rel-a")
+	stateDir := filepath.Join(e.dir, "state")
+	os.MkdirAll(stateDir, 0o755)
+	l, err := lock.Acquire(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	_, err = e.sync(SyncOptions{})
+	if !errors.Is(err, lock.ErrLocked) {
+		t.Fatalf("second run: %v, want ErrLocked", err)
+	}
+	if e.hits["/tools/a/one.tar.gz.minisig"] != 0 {
+		t.Fatal("a locked run touched the upstream")
+	}
+}
