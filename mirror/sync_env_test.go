@@ -45,7 +45,7 @@ type syncEnv struct {
 	cfgPath string
 	pub     minisign.PublicKey
 
-	clock   time.Time // upstream mtimes: every write moves it on by 2s
+	clock time.Time // upstream mtimes: every write moves it on by 2s
 
 	mu      sync.Mutex
 	faults  map[string]http.HandlerFunc
