@@ -149,7 +149,7 @@ func LoadTrustFile(path string) (*Policy, []byte, error) {
 	if err != nil {
 		return nil, nil, &TrustFileError{File: path, Err: err}
 	}
-	cfg, err := parseTrust(path, raw)
+	cfg, err := ParseConfig(path, raw)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -165,9 +165,11 @@ func LoadTrustFile(path string) (*Policy, []byte, error) {
 	return p, raw, nil
 }
 
-// parseTrust decodes the trust table of a TOML document. Unknown fields
-// inside [trust] are errors; other top-level tables are left alone.
-func parseTrust(name string, raw []byte) (*Config, error) {
+// ParseConfig decodes the trust table of a TOML document (name is for
+// messages). Unknown fields inside [trust] are errors, and so are datetimes
+// without a time zone (their meaning would depend on the machine); other
+// top-level tables are left alone.
+func ParseConfig(name string, raw []byte) (*Config, error) {
 	var doc struct {
 		Trust *Config `toml:"trust"`
 	}
@@ -188,10 +190,33 @@ func parseTrust(name string, raw []byte) (*Config, error) {
 				Err: fmt.Errorf("unknown field %q; see docs/trust.md for the fields of [trust], [[trust.key]] and [[trust.rule]]", field)}
 		}
 	}
+	if line, field := localDatetime(raw); line > 0 {
+		return nil, &TrustFileError{File: name, Line: line, Field: field,
+			Err: errors.New("a datetime without a time zone depends on the machine; write one with an offset, e.g. 2027-06-30T00:00:00Z")}
+	}
 	if doc.Trust == nil {
 		return nil, &TrustFileError{File: name, Err: errors.New("no [trust] table; add [[trust.key]] entries (an empty keyring would accept nothing)")}
 	}
 	return doc.Trust, nil
+}
+
+var timeField = regexp.MustCompile(`^\s*"?(not_before|not_after|revoked)"?\s*=\s*([0-9][0-9:.TtZz +-]*)`)
+
+// localDatetime finds a not_before / not_after / revoked written without a
+// time zone offset (a TOML local datetime or date).
+func localDatetime(raw []byte) (line int, field string) {
+	for i, l := range strings.Split(string(raw), "\n") {
+		m := timeField.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		v := strings.TrimSpace(m[2])
+		_, clock, ok := strings.Cut(strings.ReplaceAll(strings.ToUpper(v), " ", "T"), "T")
+		if !ok || !(strings.HasSuffix(clock, "Z") || strings.ContainsAny(clock, "+-")) {
+			return i + 1, m[1]
+		}
+	}
+	return 0, ""
 }
 
 var (
