@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/mirror-tool/mirror/internal/minisign"
 	"strings"
 )
 
@@ -81,6 +82,13 @@ func sumsSize(m *Manifest) int64 {
 // manifestComment is the trusted comment of the manifest signature.
 func manifestComment(m *Manifest) string {
 	return fmt.Sprintf("%s manifest id=%s sequence=%d", Format, m.ID, m.Sequence)
+}
+
+// untrustedComment is the untrusted comment of every signature a bundle
+// carries (manifest, part headers, the detached file signature). Readers
+// require it exactly, so no byte of a bundle is free to change.
+func untrustedComment(id minisign.KeyID) string {
+	return "signature from mirror operator key " + id.String()
 }
 
 // fileComment is the trusted comment of the detached whole-file signature.

@@ -62,7 +62,7 @@ func marshalPartHeader(h *PartHeader, key minisign.PrivateKey) ([]byte, error) {
 		return nil, err
 	}
 	js = append(js, '\n')
-	sig, err := key.Sign(bytes.NewReader(js), partComment(h), "mirror bundle part signature")
+	sig, err := key.Sign(bytes.NewReader(js), partComment(h), untrustedComment(key.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +134,9 @@ func parsePartHeader(block []byte, pub *minisign.PublicKey) (*PartHeader, error)
 		return nil, fmt.Errorf("%w: part header hashes", ErrMalformed)
 	case checkSegment(h.Name) != nil:
 		return nil, fmt.Errorf("%w: part header name %q", ErrUnsafePath, clip(h.Name))
+	}
+	if sig.UntrustedComment != untrustedComment(sig.KeyID) {
+		return nil, fmt.Errorf("%w: part header untrusted comment %q is not the one this format writes", ErrMalformed, clip(sig.UntrustedComment))
 	}
 	if pub != nil && sig.TrustedComment != partComment(&h) {
 		return nil, fmt.Errorf("%w: trusted comment %q does not match the header", ErrSignature, clip(sig.TrustedComment))

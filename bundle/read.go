@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -38,9 +39,17 @@ type Reader struct {
 	file   *os.File    // a single bundle file, or
 	parts  *partReader // the parts of a split bundle
 	walker *frameWalker
+	// mu guards the raw side (file, parts, walker, fileSig): the zstd
+	// decoder reads it from its own goroutine.
+	mu sync.Mutex
 	dec    *zstd.Decoder
 	stream *streamReader
 	tr     *tar.Reader
+
+	fileSig      minisign.Verifier // of the detached .minisig, when one lies beside
+	fileSigPath  string
+	fileSigned   bool // the detached signature was checked and is valid
+	fileSigEntry minisign.Signature
 
 	members int
 	next    int
@@ -129,6 +138,14 @@ func open(ctx context.Context, paths []string, pub *minisign.PublicKey, lim Limi
 			}
 			r.file = f
 			raw = f
+			if pub != nil {
+				if err := r.openFileSig(paths[0]+".minisig", *pub); err != nil {
+					return nil, err
+				}
+				if r.fileSig != nil {
+					raw = io.TeeReader(f, r.fileSig)
+				}
+			}
 		} else {
 			f.Close()
 		}
@@ -142,7 +159,7 @@ func open(ctx context.Context, paths []string, pub *minisign.PublicKey, lim Limi
 		raw = r.parts
 	}
 	r.walker = newFrameWalker(&ctxReader{ctx: ctx, r: raw})
-	r.dec, err = zstd.NewReader(r.walker,
+	r.dec, err = zstd.NewReader(&lockedReader{mu: &r.mu, r: r.walker},
 		zstd.WithDecoderMaxWindow(uint64(r.lim.MaxWindowSize)),
 		zstd.WithDecoderMaxMemory(uint64(r.lim.MaxWindowSize)),
 	)
@@ -168,6 +185,9 @@ func open(ctx context.Context, paths []string, pub *minisign.PublicKey, lim Limi
 	r.sig, err = minisign.ParseSignature(sigBytes)
 	if err != nil {
 		return nil, &MemberError{Name: SignatureName, Index: 2, Err: fmt.Errorf("%w: %v", ErrMalformed, err)}
+	}
+	if r.sig.UntrustedComment != untrustedComment(r.sig.KeyID) {
+		return nil, &MemberError{Name: SignatureName, Index: 2, Err: fmt.Errorf("%w: untrusted comment %q is not the one this format writes", ErrMalformed, clip(r.sig.UntrustedComment))}
 	}
 	if pub != nil {
 		if err := checkSig(*pub, r.sig, r.mbytes); err != nil {
@@ -231,6 +251,62 @@ func parseManifest(data []byte, lim Limits) (*Manifest, error) {
 	}
 	return m, nil
 }
+
+// openFileSig reads the detached whole-file signature if it exists. It
+// covers the compressed bytes too (framing that the manifest signature does
+// not cover); it is checked at the end of the stream.
+func (r *Reader) openFileSig(path string, pub minisign.PublicKey) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, minisign.MaxSignatureSize+1))
+	if err != nil {
+		return err
+	}
+	sig, err := minisign.ParseSignature(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w: %v", path, ErrMalformed, err)
+	}
+	if sig.KeyID != pub.ID {
+		return fmt.Errorf("%s: %w: signed by key %s, but the operator key is %s", path, ErrSignature, sig.KeyID, pub.ID)
+	}
+	if !sig.Prehashed {
+		return fmt.Errorf("%s: %w: legacy (non-prehashed) signature", path, ErrSignature)
+	}
+	v, err := pub.NewVerifier(sig)
+	if err != nil {
+		return fmt.Errorf("%s: %w: %v", path, ErrSignature, err)
+	}
+	r.fileSig, r.fileSigPath, r.fileSigEntry = v, path, sig
+	return nil
+}
+
+// checkFileSig verifies the detached signature once the whole file was read.
+func (r *Reader) checkFileSig() error {
+	if r.fileSig == nil {
+		return nil
+	}
+	if err := r.fileSig.Verify(); err != nil {
+		return fmt.Errorf("%s: %w: the file's bytes do not match its detached signature: %v", r.fileSigPath, ErrSignature, err)
+	}
+	tc := r.fileSigEntry.TrustedComment
+	if !strings.HasPrefix(tc, Format+" file=") || !strings.HasSuffix(tc, fmt.Sprintf(" id=%s sequence=%d", r.m.ID, r.m.Sequence)) {
+		return fmt.Errorf("%s: %w: trusted comment %q does not name bundle %s sequence %d", r.fileSigPath, ErrSignature, clip(tc), r.m.ID, r.m.Sequence)
+	}
+	r.fileSigned = true
+	return nil
+}
+
+// FileSignatureChecked reports whether a detached NAME.tar.zst.minisig lay
+// beside a single-file bundle and was verified over the whole file (after
+// Next returned io.EOF). A split bundle's bytes are covered by its signed
+// part headers instead.
+func (r *Reader) FileSignatureChecked() bool { return r.fileSigned }
 
 // Manifest returns the checked manifest.
 func (r *Reader) Manifest() *Manifest { return r.m }
@@ -329,18 +405,19 @@ func (r *Reader) sums(want io.Reader, size int64) error {
 	}
 }
 
-// misplaced classifies a member found where another was expected.
+// misplaced classifies a member found where another was expected: a name
+// seen before is a duplicate, a listed name due later is out of order
+// (ErrMalformed), anything else is unlisted.
 func (r *Reader) misplaced(name string) error {
-	switch name {
-	case ManifestName, SignatureName, ReadmeName, SumsName:
-		if r.members > fixedMembers || name != [...]string{ManifestName, SignatureName, ReadmeName, SumsName}[r.members-1] {
-			return ErrDuplicate
+	for i, fixed := range [...]string{ManifestName, SignatureName, ReadmeName, SumsName} {
+		if name == fixed {
+			if i < r.members-1 {
+				return ErrDuplicate
+			}
+			return ErrMalformed
 		}
 	}
-	if r.m == nil {
-		return ErrMalformed
-	}
-	if sum, ok := strings.CutPrefix(name, BlobDir); ok {
+	if sum, ok := strings.CutPrefix(name, BlobDir); ok && r.m != nil {
 		for i, b := range r.m.Blobs {
 			if b.SHA256 == sum {
 				if i < r.next {
@@ -426,13 +503,8 @@ func (r *Reader) finish() error {
 // fail turns an error from the tar or zstd layers into this package's
 // errors, blaming a damaged part when there is one.
 func (r *Reader) fail(err error) error {
-	if r.parts != nil {
-		if perr := r.parts.blame(); perr != nil {
-			return perr
-		}
-	}
-	if r.walker.err != nil {
-		return r.walker.err
+	if rawErr := r.rawFault(); rawErr != nil {
+		return rawErr
 	}
 	var me *MemberError
 	var be *BlobError
@@ -454,6 +526,30 @@ func (r *Reader) fail(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %v", ErrCorrupt, err)
+}
+
+// rawFault returns the fault of the raw side, if any: a damaged part
+// (blamed after reading the rest of it) or a frame violation.
+func (r *Reader) rawFault() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.parts != nil {
+		if perr := r.parts.blame(); perr != nil {
+			return perr
+		}
+	}
+	return r.walker.err
+}
+
+type lockedReader struct {
+	mu *sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
 }
 
 // Close releases the files and the decoder.
@@ -500,6 +596,8 @@ func (s *streamReader) Read(p []byte) (int, error) {
 	}
 	switch {
 	case err == io.EOF:
+		s.r.mu.Lock()
+		defer s.r.mu.Unlock()
 		if werr := s.r.walker.done(); werr != nil {
 			s.err = werr
 			if s.r.parts != nil {
@@ -515,6 +613,10 @@ func (s *streamReader) Read(p []byte) (int, error) {
 			var one [1]byte
 			if k, _ := s.r.file.Read(one[:]); k > 0 {
 				s.err = fmt.Errorf("%w: data after the zstd frame", ErrTrailingData)
+				return n, s.err
+			}
+			if err := s.r.checkFileSig(); err != nil {
+				s.err = err
 				return n, s.err
 			}
 		}
@@ -564,10 +666,8 @@ func (b *blobReader) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		if got := hex.EncodeToString(b.h.Sum(nil)); b.n != b.info.Size || got != b.info.SHA256 {
 			b.err = &BlobError{SHA256: b.info.SHA256, Err: fmt.Errorf("%w: content has SHA-256 %s (%d bytes), the manifest says %d bytes", ErrHashMismatch, got, b.n, b.info.Size)}
-			if b.r.parts != nil {
-				if perr := b.r.parts.blame(); perr != nil {
-					b.err = perr
-				}
+			if perr := b.r.rawFault(); perr != nil {
+				b.err = perr
 			}
 			b.r.err = b.err
 			return n, b.err

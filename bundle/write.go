@@ -104,7 +104,7 @@ func Write(ctx context.Context, dir, name string, m *Manifest, key minisign.Priv
 	if err != nil {
 		return nil, err
 	}
-	sig, err := key.Sign(bytes.NewReader(mbytes), manifestComment(m), "mirror bundle manifest signature from operator key "+key.ID.String())
+	sig, err := key.Sign(bytes.NewReader(mbytes), manifestComment(m), untrustedComment(key.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +406,7 @@ func (s *sink) commit(ctx context.Context, m *Manifest, key minisign.PrivateKey)
 			}
 		}
 	}
-	sig, err := key.SignDigest(s.digest.Sum(nil), fileComment(m, s.file), "signature from mirror operator key "+key.ID.String())
+	sig, err := key.SignDigest(s.digest.Sum(nil), fileComment(m, s.file), untrustedComment(key.ID))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,8 @@
+//go:build slow
+
+package bundle
+
+const (
+	corruptSteps = 3000
+	corruptTail  = 400
+)
