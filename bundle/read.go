@@ -41,7 +41,7 @@ type Reader struct {
 	walker *frameWalker
 	// mu guards the raw side (file, parts, walker, fileSig): the zstd
 	// decoder reads it from its own goroutine.
-	mu sync.Mutex
+	mu     sync.Mutex
 	dec    *zstd.Decoder
 	stream *streamReader
 	tr     *tar.Reader
