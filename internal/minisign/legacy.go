@@ -56,3 +56,11 @@ func verifyStreamed(pub []byte, sig []byte, h hash.Hash) bool {
 	R := new(edwards25519.Point).VarTimeDoubleScalarBaseMult(k, minusA, S)
 	return string(R.Bytes()) == string(sig[:32])
 }
+
+// SignLegacy makes a legacy signature (algorithm "Ed", pure Ed25519 over the
+// whole message), as `minisign -S -l` does. Pure Ed25519 signing reads the
+// message twice, so it takes the message in memory; new signatures should
+// use the prehashed Sign.
+func (k PrivateKey) SignLegacy(message []byte, trustedComment, untrustedComment string) (Signature, error) {
+	return k.sign(message, false, trustedComment, untrustedComment)
+}

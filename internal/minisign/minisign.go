@@ -277,11 +277,21 @@ func (k PrivateKey) SignDigest(digest []byte, trustedComment, untrustedComment s
 	if len(digest) != blake2b.Size {
 		return Signature{}, fmt.Errorf("minisign: digest is %d bytes, want %d", len(digest), blake2b.Size)
 	}
+	return k.sign(digest, true, trustedComment, untrustedComment)
+}
+
+func (k PrivateKey) sign(msg []byte, prehashed bool, trustedComment, untrustedComment string) (Signature, error) {
+	if len(k.Key) != ed25519.PrivateKeySize {
+		return Signature{}, fmt.Errorf("minisign: private key size %d", len(k.Key))
+	}
 	if strings.ContainsAny(trustedComment+untrustedComment, "\r\n") {
 		return Signature{}, errors.New("minisign: comments must be one line")
 	}
-	s := Signature{Prehashed: true, KeyID: k.ID, TrustedComment: trustedComment, UntrustedComment: untrustedComment}
-	copy(s.Sig[:], ed25519.Sign(k.Key, digest))
+	if len(trustedComment) > MaxCommentSize || len(untrustedComment) > MaxCommentSize {
+		return Signature{}, fmt.Errorf("minisign: comments longer than %d bytes", MaxCommentSize)
+	}
+	s := Signature{Prehashed: prehashed, KeyID: k.ID, TrustedComment: trustedComment, UntrustedComment: untrustedComment}
+	copy(s.Sig[:], ed25519.Sign(k.Key, msg))
 	copy(s.GlobalSig[:], ed25519.Sign(k.Key, append(s.Sig[:], trustedComment...)))
 	return s, nil
 }

@@ -174,6 +174,10 @@ func decodeSecret(data []byte) ([]byte, error) {
 // passphrase when it is encrypted (the passphrase is ignored otherwise). A
 // wrong passphrase gives an error matching ErrPassphrase.
 func ParsePrivateKey(data []byte, passphrase []byte) (PrivateKey, error) {
+	return parsePrivateKey(data, passphrase, MaxKDFOpsLimit, MaxKDFMemLimit)
+}
+
+func parsePrivateKey(data, passphrase []byte, maxOps, maxMem uint64) (PrivateKey, error) {
 	blob, err := decodeSecret(data)
 	if err != nil {
 		return PrivateKey{}, err
@@ -187,9 +191,9 @@ func ParsePrivateKey(data []byte, passphrase []byte) (PrivateKey, error) {
 		if passphrase == nil {
 			return PrivateKey{}, fmt.Errorf("%w: the key is encrypted and no passphrase was given", ErrPassphrase)
 		}
-		if opslimit > MaxKDFOpsLimit || memlimit > MaxKDFMemLimit {
+		if opslimit > maxOps || memlimit > maxMem {
 			return PrivateKey{}, fmt.Errorf("%w: scrypt limits ops=%d mem=%d exceed ops=%d mem=%d",
-				ErrMalformed, opslimit, memlimit, uint64(MaxKDFOpsLimit), uint64(MaxKDFMemLimit))
+				ErrMalformed, opslimit, memlimit, maxOps, maxMem)
 		}
 		stream, err := kdfStream(passphrase, salt, opslimit, memlimit)
 		if err != nil {
