@@ -103,7 +103,9 @@ func (c *Client) Download(ctx context.Context, rawURL, dst string, maxSize, want
 	for attempt := 1; ; attempt++ {
 		res, progressed, err := d.attempt(ctx)
 		if err == nil {
-			os.Remove(dst + MetaSuffix)
+			if d.metaOnDisk {
+				os.Remove(dst + MetaSuffix)
+			}
 			return res, nil
 		}
 		err = classify(ctx, err)
@@ -132,11 +134,13 @@ type download struct {
 	url, dst          string
 	f                 *os.File
 	maxSize, wantSize int64
+	metaOnDisk        bool // the side file (may) exist
 }
 
 // reset empties the partial and forgets its origin.
 func (d *download) reset() error {
 	os.Remove(d.dst + MetaSuffix)
+	d.metaOnDisk = false
 	return d.f.Truncate(0)
 }
 
@@ -157,16 +161,24 @@ func (d *download) readMeta() *partMeta {
 	return &m
 }
 
-// writeMeta records the origin of the partial. It is written before any body
-// byte, so a partial without a readable side file is never resumed. The side
-// file is advisory (a torn one is simply not resumed), hence no fsync.
+// writeMeta records the origin of the partial. For a large or unknown size
+// it is written before any body byte, so that even a killed process leaves a
+// resumable partial; for a small file only when an attempt fails with bytes
+// on disk (a killed process then leaves a partial without side file, which
+// is restarted: cheap, and it saves a file creation per small download). A
+// partial without a readable side file is never resumed. The side file is
+// advisory (a torn one is simply not resumed), hence no fsync.
 func (d *download) writeMeta(m *partMeta) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
+	d.metaOnDisk = true
 	return os.WriteFile(d.dst+MetaSuffix, b, 0o644)
 }
+
+// eagerMeta is the size from which the side file is written before the body.
+const eagerMeta = 1 << 20
 
 var errRestart = errors.New("partial file restarted from zero")
 
@@ -184,6 +196,9 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 	}
 	have := fi.Size()
 	meta := d.readMeta()
+	if meta != nil {
+		d.metaOnDisk = true
+	}
 	if have > 0 && (meta == nil || meta.URL != d.url || have > d.maxSize ||
 		(d.wantSize >= 0 && have > d.wantSize) || (meta.Size >= 0 && have > meta.Size)) {
 		if err := d.reset(); err != nil {
@@ -263,13 +278,20 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 	}
 
 	h := sha256.New()
+	var pending *partMeta // side file to write if this attempt leaves a partial
 	if start == 0 {
-		if err := d.f.Truncate(0); err != nil {
-			return res, false, permanent(err)
+		if have > 0 {
+			if err := d.reset(); err != nil {
+				return res, false, permanent(err)
+			}
 		}
 		m := &partMeta{URL: d.url, ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified"), Size: total}
-		if err := d.writeMeta(m); err != nil {
-			return res, false, permanent(err)
+		if total < 0 || total >= eagerMeta {
+			if err := d.writeMeta(m); err != nil {
+				return res, false, permanent(err)
+			}
+		} else {
+			pending = m
 		}
 	} else if err := d.hashPrefix(ctx, h, start); err != nil {
 		return res, false, err
@@ -291,6 +313,12 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 			return res, false, transient(fmt.Errorf("server sent more than %d bytes: %w", d.wantSize, ErrSize))
 		}
 		return res, false, permanent(fmt.Errorf("more than %d bytes: %w", d.maxSize, ErrTooLarge))
+	}
+	if pending != nil && n > 0 && (err != nil || size != total) {
+		// Keep what arrived for the next attempt.
+		if werr := d.writeMeta(pending); werr != nil {
+			return res, false, permanent(werr)
+		}
 	}
 	if err != nil {
 		return res, n >= minProgress, err

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -996,5 +997,71 @@ func TestErrorsHidePasswords(t *testing.T) {
 	_, err := newClient(t, testOptions()).Download(context.Background(), u, dstPath(t), 100, -1)
 	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "user") {
 		t.Fatalf("message %v", err)
+	}
+}
+
+// TestMain lets the test binary act as a downloader that gets killed (see
+// TestDownloadResumesAfterKill).
+func TestMain(m *testing.M) {
+	if u := os.Getenv("MIRROR_FETCH_HELPER_URL"); u != "" {
+		c, err := New(testOptions())
+		if err == nil {
+			_, err = c.Download(context.Background(), u, os.Getenv("MIRROR_FETCH_HELPER_DST"), 1<<30, -1)
+		}
+		fmt.Println("helper finished:", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// A process killed in the middle of a large download leaves a partial that
+// the next run resumes (and does not splice if the file changed).
+func TestDownloadResumesAfterKill(t *testing.T) {
+	content := payload(3<<20, 17)
+	half := len(content) / 2
+	var log reqLog
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if log.add(r) == 1 {
+			w.Header().Set("ETag", `"big"`)
+			w.Header().Set("Content-Length", strconv.Itoa(len(content)))
+			w.Write(content[:half])
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		serve(w, r, `"big"`, content)
+	}))
+	defer srv.Close()
+	defer close(release)
+	dst := dstPath(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "MIRROR_FETCH_HELPER_URL="+srv.URL+"/big", "MIRROR_FETCH_HELPER_DST="+dst)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if fi, err := os.Stat(dst); err == nil && fi.Size() == int64(half) {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("helper never wrote the first half")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Kill() // SIGKILL: no cleanup, no deferred side file
+	cmd.Wait()
+	res, err := newClient(t, testOptions()).Download(context.Background(), srv.URL+"/big", dst, 1<<30, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dst, res, content)
+	if got := log.get(1).Get("Range"); got != fmt.Sprintf("bytes=%d-", half) {
+		t.Fatalf("after the kill: Range %q, want a resume at %d", got, half)
 	}
 }

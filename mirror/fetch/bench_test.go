@@ -1,0 +1,183 @@
+package fetch
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mirror-tool/mirror/mirror/store"
+)
+
+// BenchmarkDownload fetches a set of files from a loopback server (Go's file
+// server in this process) with a pool of 8 workers, and in the same run the
+// same files with curl: one curl process per file under xargs -P8 (what a
+// shell script does), and one curl process with --parallel --parallel-max 8
+// (curl's best case). "mirror" hashes every byte; curl does not.
+// "mirror+store" also moves each file into the content-addressed store
+// (fsync, rename, fsync of the folder), which is what sync does.
+//
+//	go test -run='^$' -bench=BenchmarkDownload -benchtime=3x ./mirror/fetch/
+func BenchmarkDownload(b *testing.B) {
+	for _, set := range []struct {
+		n, size int
+	}{{2000, 256 << 10}, {20000, 8 << 10}} {
+		b.Run(fmt.Sprintf("%dx%dKiB", set.n, set.size>>10), func(b *testing.B) {
+			src := b.TempDir()
+			names := make([]string, set.n)
+			for i := range names {
+				names[i] = fmt.Sprintf("f%05d", i)
+				if err := os.WriteFile(filepath.Join(src, names[i]), payload(set.size, uint64(i)), 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+			srv := httptest.NewServer(http.FileServer(http.Dir(src)))
+			defer srv.Close()
+			total := int64(set.n) * int64(set.size)
+			report := func(b *testing.B) {
+				b.ReportMetric(float64(set.n*b.N)/b.Elapsed().Seconds(), "files/s")
+			}
+
+			b.Run("mirror", func(b *testing.B) {
+				benchPool(b, srv.URL, names, set.size, nil)
+				report(b)
+			})
+			b.Run("mirror+store", func(b *testing.B) {
+				st, err := store.Open(b.TempDir())
+				if err != nil {
+					b.Fatal(err)
+				}
+				benchPool(b, srv.URL, names, set.size, st)
+				report(b)
+			})
+			b.Run("curl-xargs-P8", func(b *testing.B) {
+				curl := lookTool(b, "curl")
+				b.SetBytes(total)
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					out := b.TempDir()
+					var list strings.Builder
+					for _, name := range names {
+						fmt.Fprintf(&list, "%s %s/%s\n", filepath.Join(out, name), srv.URL, name)
+					}
+					cmd := exec.Command("xargs", "-P8", "-L1", curl, "-sf", "-o")
+					cmd.Stdin = strings.NewReader(list.String())
+					b.StartTimer()
+					if out, err := cmd.CombinedOutput(); err != nil {
+						b.Fatalf("curl: %v\n%s", err, out)
+					}
+					b.StopTimer()
+					checkSizes(b, out, names, set.size)
+					b.StartTimer()
+				}
+				report(b)
+			})
+			b.Run("curl-parallel", func(b *testing.B) {
+				curl := lookTool(b, "curl")
+				b.SetBytes(total)
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					out := b.TempDir()
+					var conf strings.Builder
+					for _, name := range names {
+						fmt.Fprintf(&conf, "url = \"%s/%s\"\noutput = \"%s\"\n", srv.URL, name, filepath.Join(out, name))
+					}
+					cfg := filepath.Join(b.TempDir(), "curl.conf")
+					if err := os.WriteFile(cfg, []byte(conf.String()), 0o644); err != nil {
+						b.Fatal(err)
+					}
+					cmd := exec.Command(curl, "-sf", "--parallel", "--parallel-max", "8", "-K", cfg)
+					b.StartTimer()
+					if out, err := cmd.CombinedOutput(); err != nil {
+						b.Fatalf("curl: %v\n%s", err, out)
+					}
+					b.StopTimer()
+					checkSizes(b, out, names, set.size)
+					b.StartTimer()
+				}
+				report(b)
+			})
+		})
+	}
+}
+
+func benchPool(b *testing.B, base string, names []string, size int, st *store.Store) {
+	c, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(names)) * int64(size))
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		out := b.TempDir()
+		if st != nil {
+			out = st.TempDir()
+		}
+		work := make(chan string)
+		var wg sync.WaitGroup
+		var once sync.Once
+		var firstErr error
+		b.StartTimer()
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for name := range work {
+					dst := filepath.Join(out, fmt.Sprintf("%s.%d", name, i))
+					res, err := c.Download(ctx, base+"/"+name, dst, int64(size), int64(size))
+					if err == nil && st != nil {
+						err = st.Adopt(dst, res.SHA256, res.Size)
+					}
+					if err != nil {
+						once.Do(func() { firstErr = err })
+					}
+				}
+			}()
+		}
+		for _, name := range names {
+			work <- name
+		}
+		close(work)
+		wg.Wait()
+		b.StopTimer()
+		if firstErr != nil {
+			b.Fatal(firstErr)
+		}
+		if st == nil {
+			os.RemoveAll(out)
+		} else {
+			n := 0
+			st.Walk(func(string, int64) error { n++; return nil })
+			if n != len(names) {
+				b.Fatalf("store holds %d blobs, want %d", n, len(names))
+			}
+			st.Walk(func(sum string, _ int64) error { return st.Remove(sum) })
+		}
+		b.StartTimer()
+	}
+}
+
+func lookTool(b *testing.B, name string) string {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		b.Fatalf("%s is needed for the comparison: %v", name, err)
+	}
+	return p
+}
+
+func checkSizes(b *testing.B, dir string, names []string, size int) {
+	for _, name := range names {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || fi.Size() != int64(size) {
+			b.Fatalf("curl result %s: %v", name, err)
+		}
+	}
+	os.RemoveAll(dir)
+}
