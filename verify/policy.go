@@ -72,7 +72,7 @@ func (v Verdict) String() string {
 		names[i] = k.Name
 	}
 	if v.Accepted {
-		fmt.Fprintf(&b, "%s: accepted: signed by %d of %d required distinct keys (%s)\n", v.Package, len(v.Passed), v.Threshold, strings.Join(names, ", "))
+		fmt.Fprintf(&b, "%s: accepted: signed by %d distinct allowed keys, %d required (%s)\n", v.Package, len(v.Passed), v.Threshold, strings.Join(names, ", "))
 	} else {
 		fmt.Fprintf(&b, "%s: rejected: %v\n", v.Package, v.Err)
 	}
