@@ -358,7 +358,7 @@ func (m *Manifest) ValidateLimits(lim Limits) error {
 		if err := checkText(r.Name, MaxTextLen, true); err != nil {
 			return field(f+".name", ErrMalformed, "%v", err)
 		}
-		if err := checkText(r.Reason, MaxTextLen, true); err != nil {
+		if err := checkReason(r.Reason); err != nil {
 			return field(f+".reason", ErrMalformed, "%v", err)
 		}
 	}
@@ -419,6 +419,12 @@ func checkText(s string, max int, required bool) error {
 		}
 	}
 	return nil
+}
+
+// checkReason is checkText that also allows tabs and newlines (reasons are
+// often multi-line error messages).
+func checkReason(s string) error {
+	return checkText(strings.NewReplacer("\n", " ", "\t", " ").Replace(s), MaxTextLen, true)
 }
 
 // checkSegment accepts one clean path segment.

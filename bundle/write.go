@@ -452,3 +452,17 @@ func globEscape(s string) string {
 	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
 	return r.Replace(s)
 }
+
+// Files returns the files of the bundle at path: path itself when it
+// exists, else its parts path.part-NNN (sorted), so that a split bundle can
+// be named like a whole one. The result is for Open, which checks it.
+func Files(path string) ([]string, error) {
+	if _, err := os.Stat(path); err == nil || !errors.Is(err, os.ErrNotExist) {
+		return []string{path}, err
+	}
+	parts, err := filepath.Glob(globEscape(path) + partSuffix + "[0-9][0-9][0-9]")
+	if err != nil || len(parts) == 0 {
+		return nil, fmt.Errorf("bundle %s: no such file, and no parts %s: %w", path, PartName(path, 1), os.ErrNotExist)
+	}
+	return parts, nil
+}
