@@ -44,6 +44,13 @@ type partMeta struct {
 	Size         int64  `json:"size"` // total size the server announced, -1 if unknown
 }
 
+// resumable reports whether the recorded validators can guard a resume
+// (If-Range takes a strong ETag or a date). Without one, a file that changed
+// upstream could be spliced onto the old prefix, so the partial restarts.
+func (m *partMeta) resumable() bool {
+	return m.ETag != "" && !strings.HasPrefix(m.ETag, "W/") || m.LastModified != ""
+}
+
 // RemovePartial deletes the partial file dst and its side file, for a caller
 // whose check of a finished download failed.
 func RemovePartial(dst string) error {
@@ -65,8 +72,9 @@ func RemovePartial(dst string) error {
 // Range request, guarded by If-Range with the recorded ETag or Last-Modified:
 // a server that answers 200 instead (it ignores Range, or the file changed)
 // restarts the file from zero, so a changed file is never spliced onto an old
-// prefix. The existing prefix is re-hashed, so the result covers every byte
-// of dst.
+// prefix. A server that sends neither a strong ETag nor Last-Modified gives
+// nothing to guard a resume with, so its partials restart from zero. The
+// existing prefix is re-hashed, so the result covers every byte of dst.
 //
 // Never more than maxSize bytes are written (ErrTooLarge, and dst is
 // removed). When wantSize >= 0, a file of another size is an error (ErrSize)
@@ -199,7 +207,7 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 	if meta != nil {
 		d.metaOnDisk = true
 	}
-	if have > 0 && (meta == nil || meta.URL != d.url || have > d.maxSize ||
+	if have > 0 && (meta == nil || meta.URL != d.url || !meta.resumable() || have > d.maxSize ||
 		(d.wantSize >= 0 && have > d.wantSize) || (meta.Size >= 0 && have > meta.Size)) {
 		if err := d.reset(); err != nil {
 			return res, false, permanent(err)
@@ -286,11 +294,14 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 			}
 		}
 		m := &partMeta{URL: d.url, ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified"), Size: total}
-		if total < 0 || total >= eagerMeta {
+		switch {
+		case !m.resumable():
+			// Nothing can guard a resume: a partial will restart.
+		case total < 0 || total >= eagerMeta:
 			if err := d.writeMeta(m); err != nil {
 				return res, false, permanent(err)
 			}
-		} else {
+		default:
 			pending = m
 		}
 	} else if err := d.hashPrefix(ctx, h, start); err != nil {

@@ -1005,11 +1005,16 @@ func TestErrorsHidePasswords(t *testing.T) {
 func TestMain(m *testing.M) {
 	if u := os.Getenv("MIRROR_FETCH_HELPER_URL"); u != "" {
 		c, err := New(testOptions())
+		var res Result
 		if err == nil {
-			_, err = c.Download(context.Background(), u, os.Getenv("MIRROR_FETCH_HELPER_DST"), 1<<30, -1)
+			res, err = c.Download(context.Background(), u, os.Getenv("MIRROR_FETCH_HELPER_DST"), 1<<30, -1)
 		}
-		fmt.Println("helper finished:", err)
-		os.Exit(1)
+		if err != nil {
+			fmt.Println("helper failed:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("sha256=%s\n", res.SHA256)
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
@@ -1063,5 +1068,63 @@ func TestDownloadResumesAfterKill(t *testing.T) {
 	checkFile(t, dst, res, content)
 	if got := log.get(1).Get("Range"); got != fmt.Sprintf("bytes=%d-", half) {
 		t.Fatalf("after the kill: Range %q, want a resume at %d", got, half)
+	}
+}
+
+// Without a validator a resume cannot be guarded: restart from zero.
+func TestDownloadNoValidatorsRestarts(t *testing.T) {
+	content := payload(200_000, 18)
+	var log reqLog
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if log.add(r) == 1 {
+			w.Header().Set("Content-Length", strconv.Itoa(len(content)))
+			w.Write(content[:100_000])
+			return // cut: fewer bytes than announced
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(content)))
+		w.Write(content)
+	}))
+	defer srv.Close()
+	dst := dstPath(t)
+	res, err := newClient(t, testOptions()).Download(context.Background(), srv.URL, dst, 1<<20, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dst, res, content)
+	if got := log.get(1).Get("Range"); got != "" {
+		t.Fatalf("resumed without a validator: Range %q", got)
+	}
+	// A weak ETag alone does not guard a resume either.
+	os.WriteFile(dst, content[:500], 0o644)
+	os.WriteFile(dst+MetaSuffix, []byte(`{"url":"`+srv.URL+`","etag":"W/\"w\"","size":200000}`), 0o644)
+	if _, err := newClient(t, testOptions()).Download(context.Background(), srv.URL, dst, 1<<20, -1); err != nil {
+		t.Fatal(err)
+	}
+	if got := log.get(2).Get("Range"); got != "" {
+		t.Fatalf("resumed with a weak ETag: Range %q", got)
+	}
+}
+
+// HTTP_PROXY is honoured (in a subprocess: the environment is read once per
+// process).
+func TestProxyFromEnvironment(t *testing.T) {
+	content := payload(10_000, 19)
+	var sawHost atomic.Value
+	sawHost.Store("")
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sawHost.Store(r.URL.Host) // a proxy gets the absolute URL
+		serve(w, r, `"p"`, content)
+	}))
+	defer proxy.Close()
+	dst := dstPath(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "HTTP_PROXY="+proxy.URL, "http_proxy="+proxy.URL, "NO_PROXY=", "no_proxy=",
+		"MIRROR_FETCH_HELPER_URL=http://upstream.invalid/pkg.tar.gz", "MIRROR_FETCH_HELPER_DST="+dst)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "sha256="+sumOf(content)) || sawHost.Load() != "upstream.invalid" {
+		t.Fatalf("not fetched through the proxy: host %q, output %s", sawHost.Load(), out)
 	}
 }
