@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -35,6 +36,10 @@ const maxMeta = 16 << 10
 
 // copyBufSize is the buffer used to copy bodies to disk.
 const copyBufSize = 128 << 10
+
+// bufPool recycles copy buffers: a sync of many small files would otherwise
+// allocate one per file.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
 // partMeta is the side file of a partial download.
 type partMeta struct {
@@ -345,7 +350,9 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 
 // hashPrefix feeds the first n bytes of the partial into h.
 func (d *download) hashPrefix(ctx context.Context, h hash.Hash, n int64) error {
-	got, err := io.CopyBuffer(h, &ctxReader{ctx: ctx, r: io.NewSectionReader(d.f, 0, n)}, make([]byte, copyBufSize))
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	got, err := io.CopyBuffer(h, &ctxReader{ctx: ctx, r: io.NewSectionReader(d.f, 0, n)}, *buf)
 	if err != nil {
 		return permanent(fmt.Errorf("re-hash partial %s: %w", d.dst, err))
 	}
@@ -408,7 +415,9 @@ func (c *Client) copyBody(actx context.Context, cancel context.CancelCauseFunc, 
 	})
 	defer watchdog.Stop()
 
-	buf := make([]byte, copyBufSize)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
 	r := io.LimitReader(body, limit)
 	var n int64
 	for {

@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -292,7 +293,9 @@ func (s *Store) Verify(ctx context.Context, sum string) error {
 	}
 	defer f.Close()
 	h := sha256.New()
-	buf := make([]byte, copyBuf)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -384,6 +387,8 @@ func (e *tooLarge) Error() string { return fmt.Sprintf("more than %d bytes", e.n
 // copyBuf is the size of the buffer used to copy into temporary files.
 const copyBuf = 256 << 10
 
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}
+
 // write copies r into a new temporary file, hashing it, reading at most
 // limit+1 bytes when limit >= 0 (a *tooLarge error when there are more). On
 // error nothing is left behind.
@@ -408,7 +413,9 @@ func (s *Store) write(ctx context.Context, r io.Reader, limit int64) (*tmpFile, 
 	if limit >= 0 {
 		r = io.LimitReader(r, limit+1)
 	}
-	buf := make([]byte, copyBuf)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {

@@ -529,3 +529,33 @@ func TestVerifyFindsDamage(t *testing.T) {
 		t.Fatalf("absent blob: %v", err)
 	}
 }
+
+func FuzzPath(f *testing.F) {
+	seeds := []string{sumOf([]byte("x")), "../x", "", strings.Repeat("a", 64), strings.Repeat("A", 64), "ab/../../../../etc/passwd" + strings.Repeat("0", 39)}
+	if len(seeds) == 0 {
+		f.Fatal("empty seed corpus")
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	s, err := Open(f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, sum string) {
+		p := s.Path(sum)
+		if p == "" {
+			if ValidSum(sum) {
+				t.Fatalf("valid sum %q refused", sum)
+			}
+			return
+		}
+		if !ValidSum(sum) {
+			t.Fatalf("malformed sum %q accepted", sum)
+		}
+		rel, err := filepath.Rel(s.Dir(), p)
+		if err != nil || rel != filepath.Join("sha256", sum[:2], sum) {
+			t.Fatalf("Path(%q) = %q escapes the layout", sum, p)
+		}
+	})
+}
