@@ -7,6 +7,7 @@ import (
 	"hash"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -141,6 +142,9 @@ func sum(h hash.Hash) (hash.Hash, error) {
 	return c.Clone()
 }
 
+// copyBuffers holds the buffers the signed files are copied through.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
@@ -172,8 +176,10 @@ func (p *Policy) Verify(ctx context.Context, file io.Reader, sigs []Signature, n
 		checks = append(checks, p.parse(s, f, now)...)
 	}
 	if len(f.writers) > 0 {
-		buf := make([]byte, 64<<10)
-		if _, err := io.CopyBuffer(io.MultiWriter(f.writers...), ctxReader{ctx, file}, buf); err != nil {
+		buf := copyBuffers.Get().(*[]byte)
+		_, err := io.CopyBuffer(io.MultiWriter(f.writers...), ctxReader{ctx, file}, *buf)
+		copyBuffers.Put(buf)
+		if err != nil {
 			return nil, fmt.Errorf("verify: read the signed file: %w", err)
 		}
 	}
