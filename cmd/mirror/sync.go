@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/mirror-tool/mirror/internal/operator"
 	"github.com/mirror-tool/mirror/mirror"
@@ -33,6 +31,9 @@ func init() {
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "progress and summary as text or json"},
 		},
 		Action: syncAction,
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError("%v", err)
+		},
 	})
 }
 
@@ -59,7 +60,9 @@ func syncAction(c *cli.Context) error {
 	res, err := mirror.Sync(c.Context, cfg, mirror.SyncOptions{
 		Full: c.Bool("full"), DryRun: c.Bool("dry-run"), Jobs: c.Int("jobs"), Since: c.String("since"),
 		Progress: prog, ToolVersion: version,
-		Passphrase: func() ([]byte, error) { return syncPassphrase(cfg) },
+		Passphrase: func() ([]byte, error) {
+			return operatorPassphrase(c.Context, cfg.Operator.PassphraseFile, filepath.Base(cfg.Operator.Key), false)
+		},
 	})
 	prog.Stop()
 	if err != nil {
@@ -123,27 +126,6 @@ func summaryLine(res *mirror.SyncResult) string {
 		s += "nothing accepted, no bundle"
 	}
 	return s + fmt.Sprintf("; %s", res.Elapsed.Round(time.Millisecond))
-}
-
-// syncPassphrase reads the operator key's passphrase from the environment or
-// the configured file, else asks on the terminal when there is one.
-func syncPassphrase(cfg *mirror.Config) ([]byte, error) {
-	p, err := operator.Passphrase(os.Getenv, cfg.Operator.PassphraseFile)
-	if !errors.Is(err, operator.ErrNoPassphrase) {
-		return p, err
-	}
-	tty, terr := os.OpenFile("/dev/tty", os.O_RDWR, 0)
-	if terr != nil || !term.IsTerminal(int(tty.Fd())) {
-		if tty != nil {
-			tty.Close()
-		}
-		return nil, err
-	}
-	defer tty.Close()
-	fmt.Fprintf(tty, "passphrase for %s: ", filepath.Base(cfg.Operator.Key))
-	p, err = term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
-	return p, err
 }
 
 // syncError adds the hint that says what to do.

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mirror-tool/mirror/internal/operator"
+	"github.com/mirror-tool/mirror/mirror/lock"
+)
+
+const demoFixtures = "../../fixtures/demo"
+
+// syncCLIEnv sets up fixtures/demo (minisign-signed by scripts/gen-demo-fixtures,
+// with one out-of-scope signature) behind an httptest upstream, an operator
+// key and the demo's mirror.toml. The key is unencrypted: decrypting an
+// encrypted one costs minutes under -race (scrypt with a 1 GiB memory limit),
+// and internal/operator tests passphrases.
+func syncCLIEnv(t *testing.T) (cfgPath string) {
+	t.Helper()
+	dir := t.TempDir()
+	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Join(demoFixtures, "upstream"))))
+	t.Cleanup(srv.Close)
+	os.MkdirAll(filepath.Join(dir, "trust"), 0o755)
+	for _, k := range []string{"hello-release.pub", "jq-release.pub"} {
+		b, err := os.ReadFile(filepath.Join(demoFixtures, "keys", k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "trust", k), b, 0o644)
+	}
+	k, err := operator.Generate(rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Write(filepath.Join(dir, "keys"), nil); err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := os.ReadFile(filepath.Join(demoFixtures, "mirror.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(tmpl), "UPSTREAM_URL", srv.URL+"/", 1)
+	cfgPath = filepath.Join(dir, "mirror.toml")
+	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	return cfgPath
+}
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append([]string{"mirror"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestSyncCLI(t *testing.T) {
+	cfg := syncCLIEnv(t)
+
+	// The plan: a dry run checks no package, so nothing is rejected yet.
+	code, out, errs := runCLI("sync", "--config", cfg, "--dry-run")
+	if code != 0 || !strings.Contains(out, "fetch     tools:jq/jq-evil.tar.gz") || !strings.Contains(out, "plan: 3 to fetch") || !strings.Contains(out, "dry run, no bundle") {
+		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errs)
+	}
+
+	// First run: two accepted, the out-of-scope one rejected: exit 3.
+	code, out, errs = runCLI("sync", "--config", cfg)
+	if code != exitRejected || !strings.Contains(out, "sync: 2 new, 0 unchanged, 1 rejected") || !strings.Contains(out, "mirror-000001.tar.zst (sequence 1, full") {
+		t.Fatalf("first run: exit %d\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(errs, "mirror: rejected tools:jq/jq-evil.tar.gz:") || !strings.Contains(errs, "not allowed") {
+		t.Fatalf("rejection not reported by name and reason:\n%s", errs)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "bundles", "mirror-000001.tar.zst.minisig")); err != nil {
+		t.Fatal(err)
+	}
+
+	// The operator drops the bad file: nothing new, no bundle, exit 0.
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(b, []byte(`, "jq/jq-evil.tar.gz"`), nil, 1), 0o644)
+	code, out, errs = runCLI("sync", "--config", cfg, "--log-format", "json")
+	if code != 0 {
+		t.Fatalf("nothing new: exit %d\n%s\n%s", code, out, errs)
+	}
+	var sum struct {
+		Event  string
+		Result struct {
+			NothingNew bool `json:"nothing_new"`
+			Unchanged  int
+			Bundle     any
+		}
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &sum); err != nil || sum.Event != "summary" || !sum.Result.NothingNew || sum.Result.Unchanged != 2 || sum.Result.Bundle != nil {
+		t.Fatalf("json summary %q: %+v %v", out, sum, err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(errs), "\n") {
+		if l != "" && !json.Valid([]byte(l)) {
+			t.Fatalf("--log-format json wrote a non-JSON line to stderr: %q", l)
+		}
+	}
+
+	// --full makes sequence 2.
+	code, out, errs = runCLI("sync", "--config", cfg, "--full")
+	if code != 0 || !strings.Contains(out, "mirror-000002.tar.zst (sequence 2, full") {
+		t.Fatalf("--full: exit %d\n%s\n%s", code, out, errs)
+	}
+
+	// A second run while one holds the lock exits at once.
+	l, err := lock.Acquire(filepath.Join(filepath.Dir(cfg), "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runCLI("sync", "--config", cfg)
+	l.Release()
+	if code != exitFailed || !strings.Contains(errs, "holds the lock") || !strings.Contains(errs, "hint: another mirror sync is running") {
+		t.Fatalf("locked: exit %d\n%s", code, errs)
+	}
+}
+
+func TestSyncCLIUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"sync", "--jobs", "0"},
+		{"sync", "--log-format", "xml"},
+		{"sync", "extra"},
+		{"sync", "--since", "r.json", "--full"},
+		{"sync", "--no-such-flag"},
+	} {
+		if code, _, errs := runCLI(args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want 2\n%s", args, code, errs)
+		}
+	}
+	code, _, errs := runCLI("sync", "--config", filepath.Join(t.TempDir(), "none.toml"))
+	if code != exitFailed || !strings.Contains(errs, "none.toml") || !strings.Contains(errs, "hint:") {
+		t.Fatalf("missing config: exit %d\n%s", code, errs)
+	}
+}
+
+func TestSummaryAndBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 5 << 20: "5.0 MiB", 3 << 30: "3.0 GiB"} {
+		if got := fmtBytes(n); got != want {
+			t.Errorf("fmtBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
