@@ -454,3 +454,57 @@ func TestGroupBundles(t *testing.T) {
 		t.Fatalf("GroupBundles = %v, want %v", got, want)
 	}
 }
+
+// TestImportRecheck: --recheck re-verifies upstream signatures with the
+// trust file the bundle carries: a bundle whose package is signed by a key
+// outside its scope is refused, a good one passes; without --recheck the
+// operator's word is taken.
+func TestImportRecheck(t *testing.T) {
+	op := impKey(t, 1)
+	up, other := impKey(t, 7), impKey(t, 8)
+	trust := fmt.Sprintf("[[trust.key]]\nname = \"hello-release\"\nminisign = %q\nallow = [\"tools:hello\"]\n\n"+
+		"[[trust.key]]\nname = \"other\"\nminisign = %q\nallow = [\"tools:other\"]\n", up.Public().String(), other.Public().String())
+	mk := func(out string, seq uint64, signer minisign.PrivateKey) []string {
+		pkg := impData(fmt.Sprint("hello", seq), 70<<10)
+		sig, err := signer.Sign(bytes.NewReader(pkg), "trusted", "untrusted")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigData := sig.Marshal()
+		m := &bundle.Manifest{Sequence: seq, Created: impT0, Expires: impT0.Add(24 * time.Hour), ToolVersion: "test",
+			Sources: []bundle.Source{{Name: "tools", Type: "files", URL: "https://example.org/"}},
+			Trust:   bundle.Trust{SHA256: impSum([]byte(trust)), File: trust}}
+		m.Packages = []bundle.Package{{Source: "tools", Name: "hello", Version: "1", Path: "tools/hello.tar.gz", Size: int64(len(pkg)), SHA256: impSum(pkg),
+			Signatures: []bundle.PackageSignature{{Path: "tools/hello.tar.gz.minisig", SHA256: impSum(sigData), Scheme: "minisign"}}, Keys: []string{"hello-release"}}}
+		m.Tree = []bundle.Entry{{Path: "tools/hello.tar.gz", SHA256: impSum(pkg), Size: int64(len(pkg))},
+			{Path: "tools/hello.tar.gz.minisig", SHA256: impSum(sigData), Size: int64(len(sigData))}}
+		m.Blobs = []bundle.Blob{{SHA256: impSum(pkg), Size: int64(len(pkg))}, {SHA256: impSum(sigData), Size: int64(len(sigData))}}
+		byHash := map[string][]byte{impSum(pkg): pkg, impSum(sigData): sigData}
+		w, err := bundle.Write(context.Background(), out, fmt.Sprint("r", seq), m, op,
+			func(h string) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(byHash[h])), nil }, bundle.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.Paths[:1]
+	}
+	out, dir := t.TempDir(), t.TempDir()
+	o := impOpts(dir, op, impT0.Add(time.Hour))
+	o.Recheck = true
+	if _, err := Import(context.Background(), o, mk(out, 1, up)); err != nil {
+		t.Fatalf("good bundle with --recheck: %v", err)
+	}
+	before := impTreeHash(t, dir)
+	bad := mk(out, 2, other) // the operator's tool let an out-of-scope signature through
+	_, err := Import(context.Background(), o, bad)
+	if !errors.Is(err, ErrRecheck) || !strings.Contains(err.Error(), "tools:hello") {
+		t.Fatalf("out-of-scope signature with --recheck: %v", err)
+	}
+	t.Log(err)
+	if impTreeHash(t, dir) != before {
+		t.Fatal("served tree changed")
+	}
+	o.Recheck = false
+	if _, err := Import(context.Background(), o, bad); err != nil {
+		t.Fatalf("without --recheck the operator's signature decides: %v", err)
+	}
+}
