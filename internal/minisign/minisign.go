@@ -10,7 +10,15 @@
 //
 // alg is "ED" for the prehashed form (sig = Ed25519(BLAKE2b-512(message)))
 // and "Ed" for the legacy form (sig = Ed25519(message)). The global signature
-// is Ed25519(sig || trusted comment) and binds the trusted comment.
+// is Ed25519(sig || trusted comment) and binds the trusted comment. Both
+// forms are verified while the message streams through, in constant memory
+// (the legacy form with filippo.io/edwards25519; see legacy.go).
+//
+// Secret key files (ParsePrivateKey, PrivateKey.MarshalPrivate) are the
+// stock tool's, encrypted with scrypt or not (-W); secret.go describes the
+// layout. Every input is bounded: MaxSignatureSize, MaxCommentSize,
+// MaxPrivateKeySize, and MaxKDFOpsLimit / MaxKDFMemLimit for the scrypt work
+// a key file may ask for.
 package minisign
 
 import (

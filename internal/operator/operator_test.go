@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -372,4 +373,90 @@ func TestMinisignVerifiesLoadedKey(t *testing.T) {
 	if out, err := runTool(t, nil, "minisign", "-V", "-p", filepath.Join(dir, PubFile), "-m", f); err == nil {
 		t.Errorf("minisign -V accepts a changed file:\n%s", out)
 	}
+}
+
+// TestLoadGPGReexportedAsc: an operator.asc that went through gpg (imported
+// and exported again, as an operator might do to inspect or publish it)
+// still loads, with the same fingerprint.
+func TestLoadGPGReexportedAsc(t *testing.T) {
+	k, dir := writeKey(t, nil)
+	home := gpgHome(t)
+	ascPath := filepath.Join(dir, AscFile)
+	if out, err := runTool(t, nil, "gpg", "--batch", "--homedir", home, "--import", ascPath); err != nil {
+		t.Fatalf("gpg --import: %v\n%s", err, out)
+	}
+	cmd := exec.Command(tool(t, "gpg"), "--batch", "--homedir", home, "--armor", "--export", k.Fingerprint())
+	exported, err := cmd.Output()
+	if err != nil || !bytes.Contains(exported, []byte("BEGIN PGP PUBLIC KEY BLOCK")) {
+		t.Fatalf("gpg --export: %v\n%s", err, exported)
+	}
+	if err := os.WriteFile(ascPath, exported, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(filepath.Join(dir, KeyFile), nil)
+	if err != nil {
+		t.Fatalf("Load with gpg's export as operator.asc: %v", err)
+	}
+	if l.Fingerprint() != k.Fingerprint() || !l.Created.Equal(k.Created) {
+		t.Errorf("fingerprint %s created %v, want %s %v", l.Fingerprint(), l.Created, k.Fingerprint(), k.Created)
+	}
+}
+
+// TestSignaturesDeterministic: the same text, key and time give the same
+// bytes (bundles that carry InRelease are byte-identical run to run), and
+// another time gives other bytes.
+func TestSignaturesDeterministic(t *testing.T) {
+	k, _ := writeKey(t, nil)
+	text := []byte("Suite: bookworm\n")
+	sign := func(at time.Time) (clear, detached []byte) {
+		var c, d bytes.Buffer
+		if err := k.ClearSign(&c, text, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.DetachSign(&d, bytes.NewReader(text), at); err != nil {
+			t.Fatal(err)
+		}
+		return c.Bytes(), d.Bytes()
+	}
+	c1, d1 := sign(created)
+	c2, d2 := sign(created)
+	if !bytes.Equal(c1, c2) || !bytes.Equal(d1, d2) {
+		t.Error("same inputs gave different signatures")
+	}
+	c3, d3 := sign(created.Add(time.Second))
+	if bytes.Equal(c1, c3) || bytes.Equal(d1, d3) {
+		t.Error("the signing time does not enter the signature")
+	}
+	// The CRC-24 line GnuPG 2.2 needs (see withArmorChecksum).
+	for _, b := range [][]byte{c1, d1} {
+		if !regexp.MustCompile(`\n=[A-Za-z0-9+/]{4}\n-----END PGP SIGNATURE-----\n$`).Match(b) {
+			t.Errorf("armor without a CRC-24 line:\n%s", b)
+		}
+	}
+}
+
+func FuzzReadArmoredPublic(f *testing.F) {
+	for i := range 3 {
+		k, err := Generate(rand.Reader, created.Add(time.Duration(i)*time.Hour))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(k.ArmoredPublic())
+	}
+	f.Add([]byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n-----END PGP PUBLIC KEY BLOCK-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pub, at, err := readArmoredPublic(data)
+		if err != nil {
+			if pub != nil || !at.IsZero() {
+				t.Fatalf("key returned with error %v", err)
+			}
+			if !errors.Is(err, ErrMalformedPublic) {
+				t.Fatalf("error %v does not match ErrMalformedPublic", err)
+			}
+			return
+		}
+		if len(pub) != 32 || at.IsZero() {
+			t.Fatalf("accepted a key of %d bytes created %v", len(pub), at)
+		}
+	})
 }
