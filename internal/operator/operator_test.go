@@ -460,3 +460,35 @@ func FuzzReadArmoredPublic(f *testing.F) {
 		}
 	})
 }
+
+// TestSqvAcceptsDetachSign: sqv (Sequoia), which apt uses instead of gpgv
+// from Debian 13 on, accepts Release.gpg made by DetachSign with the
+// dearmored operator.asc, and refuses it over a changed Release.
+func TestSqvAcceptsDetachSign(t *testing.T) {
+	k, err := Generate(rand.Reader, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := dearmor(t, k.ArmoredPublic())
+	msg := []byte("Origin: mirror\nSuite: bookworm\n")
+	var sig bytes.Buffer
+	// sqv refuses signatures from the future: sign a minute ago.
+	if err := k.DetachSign(&sig, bytes.NewReader(msg), time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	rel, relSig := filepath.Join(tmp, "Release"), filepath.Join(tmp, "Release.gpg")
+	os.WriteFile(rel, msg, 0o644)
+	os.WriteFile(relSig, sig.Bytes(), 0o644)
+	out, err := runTool(t, nil, "sqv", "--keyring", kr, relSig, rel)
+	if err != nil {
+		t.Fatalf("sqv rejects our Release.gpg: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, k.Fingerprint()) {
+		t.Errorf("sqv names another signer:\n%s", out)
+	}
+	os.WriteFile(rel, append(msg, 'x'), 0o644)
+	if out, err := runTool(t, nil, "sqv", "--keyring", kr, relSig, rel); err == nil {
+		t.Errorf("sqv accepts Release.gpg over a changed Release:\n%s", out)
+	}
+}
