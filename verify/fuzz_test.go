@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -200,4 +202,40 @@ func checkEvidence(t *testing.T, p *Policy, ev *Evidence) {
 			t.Fatal("more passed keys than valid signatures")
 		}
 	}
+}
+
+// FuzzGlob checks the glob matcher against path.Match where their syntax
+// agrees (no "**", no classes, not the lone "*").
+func FuzzGlob(f *testing.F) {
+	seeds := 0
+	for _, c := range [][2]string{{"tools:hello/*", "tools:hello/x.tar.gz"}, {"debian:lib?", "debian:libc"}, {"tools:**/x", "tools:a/b/x"}, {"debian:\\*", "debian:*"}, {"tools:h*o/*.gz", "tools:hello/a.gz"}} {
+		f.Add(c[0], c[1])
+		seeds++
+	}
+	if seeds == 0 {
+		f.Fatal("no seeds")
+	}
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		g, err := parseGlob(pattern)
+		if err != nil {
+			if g != "" {
+				t.Fatal("glob returned with an error")
+			}
+			return
+		}
+		got := g.match(name)
+		if pattern == "*" || strings.Contains(pattern, "**") || strings.Contains(pattern, "[") {
+			if strings.Contains(pattern, "**") && !strings.Contains(pattern, "[") {
+				// ** is at least as permissive as * in the same place.
+				if ok, _ := path.Match(strings.ReplaceAll(pattern, "**", "*"), name); ok && !got {
+					t.Fatalf("%q does not match %q though its single-star form does", pattern, name)
+				}
+			}
+			return
+		}
+		want, _ := path.Match(pattern, name)
+		if got != want {
+			t.Fatalf("match(%q, %q) = %v, path.Match = %v", pattern, name, got, want)
+		}
+	})
 }

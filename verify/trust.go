@@ -136,6 +136,12 @@ func (p *Policy) Keys() []KeyInfo {
 		out[i] = k.info
 		out[i].IDs = slices.Clone(k.info.IDs)
 		out[i].Allow = slices.Clone(k.info.Allow)
+		for _, t := range []**time.Time{&out[i].NotBefore, &out[i].NotAfter, &out[i].Revoked} {
+			if *t != nil {
+				c := **t
+				*t = &c
+			}
+		}
 	}
 	return out
 }

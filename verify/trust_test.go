@@ -212,3 +212,24 @@ func TestGlob(t *testing.T) {
 		}
 	}
 }
+
+// TestDocExample: the complete example of docs/trust.md is a valid trust
+// table (its keys are placeholders, so only the decoding is checked).
+func TestDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/trust.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```toml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/trust.md has no ```toml block")
+	}
+	cfg, err := ParseConfig("docs/trust.md", []byte(block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Keys) != 5 || len(cfg.Rules) != 1 || cfg.Keys[3].Revoked == nil || cfg.Keys[2].Namespace != "file" || cfg.Rules[0].Threshold != 2 {
+		t.Fatalf("example decoded as %+v", cfg)
+	}
+}

@@ -496,3 +496,31 @@ func TestSignatureLimits(t *testing.T) {
 		t.Fatalf("too many: %d results, last %v", len(ev.Results), last.Err)
 	}
 }
+
+// TestConcurrentUse: one Policy serves a pool of verifiers (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	p := loadFixturePolicy(t)
+	all := []string{"openpgp/subkey.hello.txt.sig", "openpgp/revsub.hello.txt.asc", "openpgp/p256.hello.txt.sig",
+		"minisign/mini2.hello.txt.legacy.minisig", "ssh/ecdsa521.hello.txt.sig", "openpgp/expired.hello.txt.sig"}
+	want := []bool{true, false, true, true, true, false}
+	file := readFixture(t, "hello.txt")
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 20; i++ {
+				k := (g + i) % len(all)
+				v, err := p.Check(context.Background(), "tools:x", bytes.NewReader(file), sigs(t, all[k]), now)
+				if err != nil || v.Accepted != want[k] {
+					errs <- errors.New(all[k] + ": " + v.String())
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
