@@ -100,6 +100,33 @@ func TestKeygen(t *testing.T) {
 		t.Errorf("minisign -V -p operator.pub rejects: %v\n%s", err, out)
 	}
 
+	// gpg, in a throwaway home, imports operator.asc and lists the printed
+	// fingerprint with signing capability.
+	gpgBin, err := exec.LookPath("gpg")
+	if err != nil {
+		t.Fatalf("gpg is needed (scripts/test installs it): %v", err)
+	}
+	home, err := os.MkdirTemp("", "gnupg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+		os.RemoveAll(home)
+	})
+	os.Chmod(home, 0o700)
+	if out, err := exec.Command(gpgBin, "--batch", "--homedir", home, "--import", filepath.Join(dir, "operator.asc")).CombinedOutput(); err != nil {
+		t.Fatalf("gpg --import: %v\n%s", err, out)
+	}
+	listing, err := exec.Command(gpgBin, "--batch", "--homedir", home, "--with-colons", "--list-keys").Output()
+	if err != nil {
+		t.Fatalf("gpg --list-keys: %v", err)
+	}
+	if !strings.Contains(string(listing), "\nfpr:::::::::"+k.Fingerprint()+":") ||
+		!regexp.MustCompile(`(?m)^pub:[^:]*:255:22:[^:]*:\d+:[^:]*:[^:]*:[^:]*:[^:]*:[^:]*:[a-zA-Z]*s`).Match(listing) {
+		t.Errorf("gpg lists no signing key %s:\n%s", k.Fingerprint(), listing)
+	}
+
 	// Never overwritten: exit 1, a message naming the file, files unchanged.
 	before := map[string][]byte{}
 	for _, n := range []string{"operator.key", "operator.pub", "operator.asc"} {
