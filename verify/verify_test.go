@@ -504,12 +504,16 @@ func TestConcurrentUse(t *testing.T) {
 		"minisign/mini2.hello.txt.legacy.minisig", "ssh/ecdsa521.hello.txt.sig", "openpgp/expired.hello.txt.sig"}
 	want := []bool{true, false, true, true, true, false}
 	file := readFixture(t, "hello.txt")
+	data := make([][]Signature, len(all))
+	for i, n := range all {
+		data[i] = sigs(t, n)
+	}
 	errs := make(chan error, 8)
 	for g := 0; g < 8; g++ {
 		go func() {
 			for i := 0; i < 20; i++ {
 				k := (g + i) % len(all)
-				v, err := p.Check(context.Background(), "tools:x", bytes.NewReader(file), sigs(t, all[k]), now)
+				v, err := p.Check(context.Background(), "tools:x", bytes.NewReader(file), data[k], now)
 				if err != nil || v.Accepted != want[k] {
 					errs <- errors.New(all[k] + ": " + v.String())
 					return
