@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -88,7 +89,7 @@ func compress(t testing.TB, raw []byte) []byte {
 }
 
 func reg(name string, data []byte) member {
-	return member{tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data))}, data}
+	return member{tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: testTime}, data}
 }
 
 // fixture is a good bundle and what is needed to damage it.
@@ -339,6 +340,18 @@ func TestCorruptMembers(t *testing.T) {
 		}},
 		{name: "manifest and signature of another bundle", want: []error{ErrHashMismatch}, edit: func(ms []member) []member {
 			ms[0], ms[1] = other.ms[0], other.ms[1]
+			return ms
+		}},
+		{name: "member mode changed", want: []error{ErrMalformed}, edit: func(ms []member) []member {
+			ms[blob(0)].hdr.Mode = 0o4755
+			return ms
+		}},
+		{name: "member owner changed", want: []error{ErrMalformed}, edit: func(ms []member) []member {
+			ms[2].hdr.Uname, ms[2].hdr.Uid = "root", 1
+			return ms
+		}},
+		{name: "manifest mtime changed", want: []error{ErrMalformed}, edit: func(ms []member) []member {
+			ms[0].hdr.ModTime = ms[0].hdr.ModTime.Add(time.Second)
 			return ms
 		}},
 		{name: "manifest over the size limit", want: []error{ErrLimit}, lim: Limits{MaxManifestSize: 100}},

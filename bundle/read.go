@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -52,6 +53,7 @@ type Reader struct {
 	fileSigEntry minisign.Signature
 
 	members int
+	mtimes  []time.Time // of the members read before the manifest was parsed
 	next    int
 	cur     *blobReader
 	err     error // sticky: once failed, always failed
@@ -199,6 +201,11 @@ func open(ctx context.Context, paths []string, pub *minisign.PublicKey, lim Limi
 		return nil, err
 	}
 	r.m = m
+	for i, t := range r.mtimes {
+		if err := r.checkMtime([...]string{ManifestName, SignatureName}[i], i+1, t); err != nil {
+			return nil, err
+		}
+	}
 	if pub != nil {
 		if r.sig.TrustedComment != manifestComment(m) {
 			return nil, fmt.Errorf("%w: manifest signature's trusted comment %q does not name this bundle (%q)", ErrSignature, clip(r.sig.TrustedComment), manifestComment(m))
@@ -346,7 +353,25 @@ func (r *Reader) header() (*tar.Header, error) {
 	if hdr.Size < 0 {
 		return nil, &MemberError{Name: hdr.Name, Index: idx, Err: fmt.Errorf("%w: negative size", ErrMalformed)}
 	}
+	if hdr.Mode != 0o644 || hdr.Uid != 0 || hdr.Gid != 0 || hdr.Uname != "" || hdr.Gname != "" || hdr.Linkname != "" {
+		return nil, &MemberError{Name: hdr.Name, Index: idx, Err: fmt.Errorf("%w: header fields differ from the fixed ones (mode 0644, owner 0:0, no names)", ErrMalformed)}
+	}
+	if r.m != nil {
+		if err := r.checkMtime(hdr.Name, idx, hdr.ModTime); err != nil {
+			return nil, err
+		}
+	} else {
+		r.mtimes = append(r.mtimes, hdr.ModTime)
+	}
 	return hdr, nil
+}
+
+// checkMtime requires a member's mtime to be the manifest's created time.
+func (r *Reader) checkMtime(name string, idx int, t time.Time) error {
+	if !t.Equal(r.m.Created.Truncate(time.Second)) {
+		return &MemberError{Name: name, Index: idx, Err: fmt.Errorf("%w: mtime %s is not the manifest's created time", ErrMalformed, t.UTC().Format(time.RFC3339))}
+	}
+	return nil
 }
 
 // member reads the next member, which must be called name and be at most
