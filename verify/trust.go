@@ -371,7 +371,7 @@ func NewPolicy(cfg Config, baseDir string) (*Policy, error) {
 			}
 			b, err := readLimited(path, MaxKeyFileSize)
 			if err != nil {
-				return nil, bad("file", "%v", err)
+				return nil, bad("file", "%w", err)
 			}
 			material, scheme = b, sniffKey(b)
 		}
@@ -387,7 +387,7 @@ func NewPolicy(cfg Config, baseDir string) (*Policy, error) {
 			err = errors.New("not an OpenPGP, minisign or SSH public key")
 		}
 		if err != nil {
-			return nil, bad(set[0], "%v", err)
+			return nil, bad(set[0], "%w", err)
 		}
 		k.info.Scheme = scheme
 		if kc.Namespace != "" && scheme != SchemeSSH {

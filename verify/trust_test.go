@@ -1,11 +1,15 @@
 package verify
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 )
 
 func writeTrust(t *testing.T, body string) string {
@@ -231,5 +235,22 @@ func TestDocExample(t *testing.T) {
 	}
 	if len(cfg.Keys) != 5 || len(cfg.Rules) != 1 || cfg.Keys[3].Revoked == nil || cfg.Keys[2].Namespace != "file" || cfg.Rules[0].Threshold != 2 {
 		t.Fatalf("example decoded as %+v", cfg)
+	}
+}
+
+// TestSmallSSHRSAKeyRefused: an SSH RSA key below 2048 bits cannot be put in
+// the trust file.
+func TestSmallSSHRSAKeyRefused(t *testing.T) {
+	k, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ssh.NewPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewPolicy(Config{Keys: []KeyConfig{{Name: "small", SSH: string(ssh.MarshalAuthorizedKey(pub)), Allow: []string{"*"}}}}, ".")
+	if !errors.Is(err, ErrUnsupported) || !errors.Is(err, ErrTrustFile) || !strings.Contains(err.Error(), "2048") {
+		t.Fatalf("want unsupported: %v", err)
 	}
 }

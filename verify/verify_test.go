@@ -127,6 +127,8 @@ func TestCheckFixtures(t *testing.T) {
 	add(verifyCase{name: "signature-and-key-from-the-future", sigs: sigs(t, "openpgp/ed25519.hello.txt.sig"), at: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), wantErr: ErrSignatureExpired})
 	add(verifyCase{name: "sha1", sigs: sigs(t, "openpgp/weak.hello.txt.sha1.sig"), wantErr: ErrUnsupported})
 	add(verifyCase{name: "md5", sigs: sigs(t, "openpgp/weak.hello.txt.md5.sig"), wantErr: ErrUnsupported})
+	add(verifyCase{name: "rsa1024", sigs: sigs(t, "openpgp/small.hello.txt.sig"), wantErr: ErrUnsupported})
+	add(verifyCase{name: "dsa", sigs: sigs(t, "openpgp/dsa.hello.txt.sig"), wantErr: ErrUnsupported})
 	add(verifyCase{name: "clearsigned-as-detached", sigs: sigs(t, "openpgp/ed25519.SHA256SUMS.asc"), wantErr: ErrMalformed})
 
 	// minisign: prehashed and legacy.
@@ -153,6 +155,18 @@ func TestCheckFixtures(t *testing.T) {
 	}
 	add(verifyCase{name: "ssh-ed25519/sha256", sigs: sigs(t, "ssh/ed25519.hello.txt.sha256.sig")})
 	add(verifyCase{name: "ssh-rsa/rsa-sha2-256", sigs: sigs(t, "ssh/rsa.hello.txt.sha256.sig")})
+	sshRSA1, err := parseSSHSig(readFixture(t, "ssh/rsa.hello.txt.sig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshRSA1.Format = "ssh-rsa" // SHA-1
+	add(verifyCase{name: "ssh-rsa/sha1-format", sigs: []Signature{{Name: "sha1.sig", Data: sshRSA1.marshal()}}, wantErr: ErrUnsupported})
+	sshMD5, err := parseSSHSig(readFixture(t, "ssh/ed25519.hello.txt.sig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshMD5.HashAlg = "sha1"
+	add(verifyCase{name: "ssh/sha1-hash", sigs: []Signature{{Name: "sha1.sig", Data: sshMD5.marshal()}}, wantErr: ErrUnsupported})
 	add(verifyCase{name: "ssh/wrong-namespace", sigs: sigs(t, "ssh/ed25519.hello.txt.other-namespace.sig"), wantErr: ErrBadSignature})
 
 	// Thresholds: tools:critical/** needs two distinct keys.
