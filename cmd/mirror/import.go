@@ -45,7 +45,7 @@ func importAction(c *cli.Context) error {
 	if c.String("repo") == "" {
 		return usageError("import: --repo is required")
 	}
-	if c.NArg() == 0 {
+	if len(mirror.GroupBundles(c.Args().Slice())) == 0 {
 		return usageError("import: no bundle given; name the NAME.tar.zst file(s) (or all parts of a split bundle)")
 	}
 	if c.Int("keep") < 1 {

@@ -339,6 +339,9 @@ func TestImportCLI(t *testing.T) {
 	if code := runc("import", "--pub", f.pub, "--repo", dir); code != exitUsage {
 		t.Fatalf("without bundles: exit %d", code)
 	}
+	if code := runc("import", "--pub", f.pub, "--repo", dir, f.b1[0]+".minisig"); code != exitUsage {
+		t.Fatalf("only a .minisig: exit %d", code)
+	}
 	if code := runc("status", "--repo", dir); code != exitFailed || !strings.Contains(errb.String(), "no generation imported yet") {
 		t.Fatalf("status of an empty repository: %d %s", code, errb.String())
 	}
