@@ -202,7 +202,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	}
 
 	r := &run{cfg: cfg, opt: opt, st: st, cache: cache, partial: partial, policy: policy, now: now,
-		jobs: jobs, records: map[string]state.Upstream{}}
+		jobs: jobs, records: map[string]state.Upstream{}, smalls: map[string][]byte{}}
 	res := &SyncResult{DryRun: opt.DryRun}
 
 	opt.Progress.Stage("resolve", len(cfg.Sources))
@@ -309,9 +309,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	}
 	opt.Progress.Stage("bundle", len(m.Blobs))
 	total := m.TotalBlobSize()
-	w, err := bundle.Write(ctx, cfg.Output.Dir, name, m, key.Minisign, func(sum string) (io.ReadCloser, error) {
-		return cache.Open(sum)
-	}, bundle.Options{Level: opt.Level, MaxPartSize: int64(cfg.Output.MaxPartSize),
+	w, err := bundle.Write(ctx, cfg.Output.Dir, name, m, key.Minisign, r.openBlob, bundle.Options{Level: opt.Level, MaxPartSize: int64(cfg.Output.MaxPartSize),
 		Progress: func(_ int, done int64) { opt.Progress.BundleBytes(done, total) }})
 	if err != nil {
 		return nil, fmt.Errorf("%w: write bundle %s: %w", ErrSync, name, err)

@@ -37,6 +37,7 @@ type run struct {
 
 	mu      sync.Mutex
 	records map[string]state.Upstream // verified upstream content seen in this run
+	smalls  map[string][]byte         // verified signatures by SHA-256, for the bundle
 	extras  []extra                   // checksum lists and their signatures
 }
 
@@ -106,6 +107,24 @@ func (it *item) result(st *state.State) PackageResult {
 		}
 	}
 	return pr
+}
+
+func (r *run) keepSmall(sum string, data []byte) {
+	r.mu.Lock()
+	r.smalls[sum] = data
+	r.mu.Unlock()
+}
+
+// openBlob opens a blob for the bundle writer: a signature kept in memory,
+// or the cache.
+func (r *run) openBlob(sum string) (io.ReadCloser, error) {
+	r.mu.Lock()
+	data, ok := r.smalls[sum]
+	r.mu.Unlock()
+	if ok {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}
+	return r.cache.Open(sum)
 }
 
 func (r *run) record(u string, rec state.Upstream) {
@@ -336,7 +355,9 @@ func (r *run) pipeline(ctx context.Context, items []*item) error {
 			}
 		}()
 	}
-	nv := max(1, min(r.jobs, runtimeProcs()))
+	// The verify pool also adopts files into the cache (fsync), so it is
+	// as wide as the download pool, never narrower than the CPUs.
+	nv := max(r.jobs, runtimeProcs())
 	for range nv {
 		vwg.Add(1)
 		go func() {
@@ -500,11 +521,11 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		}
 		hook("adopted")
 	}
+	// Signatures are fetched whole every run, so they stay in memory for
+	// the bundle (no cache write, no fsync per signature).
 	for _, s := range it.sigs {
-		if err := r.cache.Put(ctx, bytes.NewReader(s.data), s.sha, int64(len(s.data))); err != nil {
-			return err
-		}
-		r.record(s.url, state.Upstream{SHA256: s.sha, Size: int64(len(s.data)), ETag: s.v.ETag, LastModified: s.v.LastModified})
+		r.keepSmall(s.sha, s.data)
+		r.record(s.url, state.Upstream{SHA256: s.sha, Size: int64(len(s.data))})
 	}
 	r.record(it.pkg.URL, state.Upstream{SHA256: it.fileSHA, Size: it.fileSize})
 	if it.fromList != nil {

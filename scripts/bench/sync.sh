@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Benchmark of `mirror sync` (docs/BENCHMARKS.md, section "Sync").
+#
+# For each set (2,000 x 256 KiB and 20,000 x 8 KiB random files, one minisign
+# signature each, made by the real minisign), served from loopback by nginx:
+#   1. cold `mirror sync` (empty state) — wall time and peak RSS (/usr/bin/time -v)
+#   2. no-op re-sync (warm state, nothing changed)
+#   3. the same work by a shell script with stock tools: per file one curl
+#      for the file and its signature and one `minisign -V`, then
+#      `tar -cf - | zstd -1 -T0` into one archive
+#   4. `tar -cf - | zstd -T0 -1 | sha256sum` over the same files on disk
+#      (the machine's ceiling for packing the bytes; -1 is the bundle's
+#      default level)
+#
+#   scripts/bench/sync.sh [SETS]     SETS: "large small" (default), or one
+#   BENCH_DIV=10 scripts/bench/sync.sh   a tenth of the files (a quick check)
+# Results are printed as a markdown table. Needs: go, nginx, curl, minisign,
+# zstd, tar, /usr/bin/time.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+sets=${1:-"large small"}
+work=$(mktemp -d /tmp/mirror-bench-sync.XXXXXX)
+nginx_pid=""
+cleanup() {
+	[ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+for tool in nginx curl minisign zstd tar /usr/bin/time go; do
+	command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
+done
+
+go build -o "$work/mirror" ./cmd/mirror
+
+# Data sets.
+make_set() { # name count size
+	local dir="$work/up/$1/p"
+	mkdir -p "$dir"
+	local n=$2 size=$3
+	# One large random stream cut into files: fast, incompressible (like packages).
+	head -c $((n * size)) /dev/urandom | split -a 6 -d -b "$size" - "$dir/f"
+	for f in "$dir"/f*; do mv "$f" "$f.tgz"; done
+	(cd "$work/up/$1" && ls p | grep -v minisig | sed 's|^|p/|' >"$work/$1.listing")
+	# The real minisign signs all files of the set in one run.
+	(cd "$dir" && ls | xargs -n 2000 minisign -S -s "$work/rel.key" -m >/dev/null)
+}
+minisign -G -W -p "$work/rel.pub" -s "$work/rel.key" >/dev/null
+
+# nginx on a loopback port.
+port=$((20000 + RANDOM % 20000))
+mkdir -p "$work/nginx/logs"
+cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $work/nginx/logs/error.log;
+pid $work/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_requests 100000;
+	server {
+		listen 127.0.0.1:$port;
+		root $work/up;
+	}
+}
+CONF
+[ "$(id -u)" -eq 0 ] && sed -i '1i user root;' "$work/nginx/nginx.conf"
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+nginx_pid=$!
+sleep 0.5
+url="http://127.0.0.1:$port"
+
+# An unencrypted operator key: decrypting an encrypted one (scrypt, 1 GiB)
+# is a fixed cost per run, measured on its own below.
+"$work/mirror" keygen --out "$work/op" --unencrypted >/dev/null
+
+secs() { # /usr/bin/time -v output -> seconds
+	awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"
+}
+rss() { awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$1"; }
+
+echo "| set | files | MiB | mirror cold s | MiB/s | files/s | peak RSS MiB | no-op s | no-op % of cold | script s | speed-up | tar\|zstd\|sha256sum s | mirror / tar\|zstd |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for set in $sets; do
+	case $set in
+	large) n=$((2000 / ${BENCH_DIV:-1})) size=262144 ;;
+	small) n=$((20000 / ${BENCH_DIV:-1})) size=8192 ;;
+	*) echo "unknown set $set" >&2; exit 2 ;;
+	esac
+	make_set "$set" $n $size
+	mib=$(( n * size / 1048576 ))
+	cfg="$work/$set.toml"
+	cat >"$cfg" <<CONF
+[operator]
+key = "$work/op/operator.key"
+[output]
+dir = "$work/out-$set"
+state = "$work/state-$set"
+[[trust.key]]
+name = "rel"
+file = "$work/rel.pub"
+allow = ["$set:p/*"]
+[[source]]
+name = "$set"
+type = "files"
+url = "$url/$set/"
+files = ["p/*.tgz"]
+listing = "$work/$set.listing"
+signatures = ["{file}.minisig"]
+CONF
+	sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+	/usr/bin/time -v "$work/mirror" sync --config "$cfg" >"$work/cold.out" 2>"$work/cold.time" || { cat "$work/cold.out" "$work/cold.time"; exit 1; }
+	cold=$(secs "$work/cold.time"); peak=$(rss "$work/cold.time")
+	/usr/bin/time -v "$work/mirror" sync --config "$cfg" >"$work/noop.out" 2>"$work/noop.time" || { cat "$work/noop.out" "$work/noop.time"; exit 1; }
+	grep -q "nothing new" "$work/noop.out" || { echo "no-op run made a bundle:"; cat "$work/noop.out"; exit 1; }
+	noop=$(secs "$work/noop.time")
+
+	if [ -n "${BENCH_NO_SCRIPT:-}" ]; then
+		tail -1 "$work/cold.out" >&2
+		continue
+	fi
+	# The shell script with stock tools.
+	cat >"$work/script.sh" <<'SCRIPT'
+#!/usr/bin/env bash
+# Fetch, verify and pack a signed file set with stock tools, one file at a time.
+set -euo pipefail
+url=$1 listing=$2 pub=$3 out=$4
+mkdir -p "$out/files"
+cd "$out/files"
+while read -r f; do
+	mkdir -p "$(dirname "$f")"
+	curl -sf -o "$f" "$url/$f" -o "$f.minisig" "$url/$f.minisig"
+	minisign -V -q -p "$pub" -m "$f"
+done <"$listing"
+tar -cf - . | zstd -q -1 -T0 >"$out/bundle.tar.zst"
+SCRIPT
+	grep -v minisig "$work/$set.listing" >"$work/$set.files"
+	/usr/bin/time -v bash "$work/script.sh" "$url/$set" "$work/$set.files" "$work/rel.pub" "$work/script-$set" >/dev/null 2>"$work/script.time"
+	script=$(secs "$work/script.time")
+
+	/usr/bin/time -v bash -c "tar -C '$work/up/$set' -cf - p | zstd -q -1 -T0 | sha256sum >/dev/null" 2>"$work/tar.time"
+	tarz=$(secs "$work/tar.time")
+
+	awk -v set="$set" -v n=$n -v mib=$mib -v cold="$cold" -v peak="$peak" -v noop="$noop" -v script="$script" -v tarz="$tarz" 'BEGIN {
+		printf "| %s | %d | %d | %.2f | %.1f | %.0f | %s | %.2f | %.1f%% | %.2f | %.1fx | %.2f | %.2f |\n",
+			set, n, mib, cold, mib/cold, n/cold, peak, noop, 100*noop/cold, script, script/cold, tarz, tarz/cold }'
+	tail -1 "$work/cold.out" >&2
+	rm -rf "$work/script-$set" "$work/out-$set"
+done
