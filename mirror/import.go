@@ -174,16 +174,17 @@ func Import(ctx context.Context, opts ImportOptions, paths []string) ([]ImportRe
 	var results []ImportResult
 	for _, p := range todo {
 		res, err := importOne(ctx, r, opts, p)
+		if opts.Progress != nil {
+			opts.Progress.Done(res)
+		}
+		if res.Result != "" {
+			results = append(results, res) // done, even if logging it failed
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return results, errors.Join(append(errs, ctx.Err())...)
 			}
 			errs = append(errs, err)
-			continue
-		}
-		results = append(results, res)
-		if opts.Progress != nil {
-			opts.Progress.Done(res)
 		}
 	}
 	return results, errors.Join(errs...)
