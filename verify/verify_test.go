@@ -461,6 +461,24 @@ func TestReadOnceConstantMemory(t *testing.T) {
 		}
 		return after.total - before.total, cr
 	}
+	// Valid signatures of all three schemes over one pass of a plain
+	// io.Reader (no Seek, no ReaderAt): every one passes.
+	valid := sigs(t, "openpgp/two.hello.txt.sig", "openpgp/p384.hello.txt.asc", "minisign/mini1.hello.txt.minisig",
+		"minisign/mini2.hello.txt.legacy.minisig", "ssh/ed25519.hello.txt.sig", "ssh/rsa.hello.txt.sha256.sig")
+	cr := &countingReader{r: io.MultiReader(bytes.NewReader(readFixture(t, "hello.txt")))}
+	ev, err := p.Verify(context.Background(), cr, valid, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ev.Results {
+		if r.Err != nil {
+			t.Fatalf("%s: %v", r.Signature, r.Err)
+		}
+	}
+	if len(ev.Results) != 7 || cr.n != int64(len(readFixture(t, "hello.txt"))) {
+		t.Fatalf("%d results, %d bytes read", len(ev.Results), cr.n)
+	}
+
 	small, _ := measure(1 << 20)
 	large, cr := measure(64 << 20)
 	if cr.n != 64<<20 {
