@@ -186,3 +186,28 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEExample keeps the README's commented example a valid
+// configuration.
+func TestREADMEExample(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "## Configuration example")
+	if !ok {
+		t.Fatal("README has no configuration example section")
+	}
+	_, rest, ok = strings.Cut(rest, "```toml\n")
+	text, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README's configuration example has no toml block")
+	}
+	c, err := ParseConfig("/etc/mirror/mirror.toml", []byte(text))
+	if err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	if len(c.Sources) != 2 || len(c.Trust.Keys) != 2 || c.Sources[1].Files.Checksums == "" {
+		t.Fatalf("README example decoded to %+v", c)
+	}
+}
