@@ -27,7 +27,7 @@ func sum(b []byte) string {
 }
 
 // publish makes generation seq of the repository at dir hold files.
-func publish(t *testing.T, dir string, seq uint64, files map[string][]byte, keep int) {
+func publish(t testing.TB, dir string, seq uint64, files map[string][]byte, keep int) {
 	t.Helper()
 	ctx := context.Background()
 	r, err := repo.Open(ctx, dir)
