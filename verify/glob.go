@@ -41,6 +41,16 @@ func (g glob) match(name string) bool {
 	if g == "*" {
 		return true
 	}
+	if !strings.Contains(string(g), "**") && !strings.Contains(string(g), "[") {
+		// path.Match has the same meaning here and allocates nothing.
+		ok, _ := path.Match(string(g), name)
+		return ok
+	}
+	return g.matchSlow(name)
+}
+
+// matchSlow is the general matcher (memoized backtracking).
+func (g glob) matchSlow(name string) bool {
 	p := string(g)
 	memo := make([]int8, (len(p)+1)*(len(name)+1)) // 0 unknown, 1 yes, 2 no
 	var m func(pi, si int) bool

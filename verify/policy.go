@@ -297,14 +297,7 @@ func (p *Policy) Decide(pkg string, ev *Evidence) Verdict {
 	return v
 }
 
-func (p *Policy) byName(name string) *trustedKey {
-	for _, k := range p.keys {
-		if k.info.Name == name {
-			return k
-		}
-	}
-	return nil
-}
+func (p *Policy) byName(name string) *trustedKey { return p.byKey[name] }
 
 // Check is Verify then Decide for one package. The error is only for
 // reading the file; a rejection is a Verdict with Accepted false.

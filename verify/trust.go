@@ -88,6 +88,7 @@ type KeyInfo struct {
 // thresholds. It is immutable and safe for concurrent use.
 type Policy struct {
 	keys  []*trustedKey
+	byKey map[string]*trustedKey
 	rules []rule
 	pgp   *pgpRing
 	mini  map[[8]byte][]*miniKey
@@ -211,7 +212,15 @@ var timeField = regexp.MustCompile(`^\s*"?(not_before|not_after|revoked)"?\s*=\s
 // localDatetime finds a not_before / not_after / revoked written without a
 // time zone offset (a TOML local datetime or date).
 func localDatetime(raw []byte) (line int, field string) {
+	inTrust := false
 	for i, l := range strings.Split(string(raw), "\n") {
+		if t := strings.TrimSpace(l); strings.HasPrefix(t, "[") {
+			inTrust = strings.HasPrefix(strings.TrimLeft(t, "[ \t"), "trust")
+			continue
+		}
+		if !inTrust {
+			continue
+		}
 		m := timeField.FindStringSubmatch(l)
 		if m == nil {
 			continue
@@ -298,7 +307,7 @@ func NewPolicy(cfg Config, baseDir string) (*Policy, error) {
 	if len(cfg.Keys) > MaxKeys || len(cfg.Rules) > MaxRules {
 		return nil, &TrustFileError{Err: fmt.Errorf("more than %d keys or %d rules", MaxKeys, MaxRules)}
 	}
-	p := &Policy{pgp: newPGPRing(), mini: map[[8]byte][]*miniKey{}, ssh: map[string]*sshKey{}}
+	p := &Policy{byKey: map[string]*trustedKey{}, pgp: newPGPRing(), mini: map[[8]byte][]*miniKey{}, ssh: map[string]*sshKey{}}
 	names := map[string]bool{}
 	for i, kc := range cfg.Keys {
 		bad := func(field string, format string, args ...any) error {
@@ -400,6 +409,7 @@ func NewPolicy(cfg Config, baseDir string) (*Policy, error) {
 			}
 		}
 		p.keys = append(p.keys, k)
+		p.byKey[k.info.Name] = k
 	}
 	for i, rc := range cfg.Rules {
 		bad := func(field string, format string, args ...any) error {

@@ -121,6 +121,7 @@ threshold = 2
 [[source]]
 name = "tools"
 type = "files"
+not_after = 2027-01-01T00:00:00 # another table's field: not the trust file's business
 `
 	path := filepath.Join(dir, "mirror.toml")
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
