@@ -295,7 +295,12 @@ func importOne(ctx context.Context, r *repo.Repo, opts ImportOptions, p pending)
 	}
 	if already {
 		res.Result = repo.ResultAlready
-		err := r.AppendLog(repo.LogEntry{Time: opts.Now().UTC(), Bundle: name, Sequence: m.Sequence, Base: m.BaseSequence,
+		// Finish a collection a kill may have interrupted after the switch.
+		res.CollectedGenerations, res.CollectedBlobs, err = r.Collect(ctx, opts.Keep)
+		if err != nil {
+			return res, err
+		}
+		err = r.AppendLog(repo.LogEntry{Time: opts.Now().UTC(), Bundle: name, Sequence: m.Sequence, Base: m.BaseSequence,
 			BundleID: m.ID, Signer: m.OperatorKeyID, Packages: res.Packages, Files: res.Files, Result: repo.ResultAlready,
 			Message: fmt.Sprintf("bundle %s (sequence %d) was imported before; nothing to do", m.ID, m.Sequence)})
 		return res, err

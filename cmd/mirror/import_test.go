@@ -186,8 +186,10 @@ func treeHashOf(files map[string][]byte, seq int) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// importCmd imports bundle 2 keeping one generation, so that collection
+// (of generation 1 and its index blob) happens too.
 func (f *impFixture) importCmd(dir string, env ...string) *exec.Cmd {
-	args := append([]string{"import", "--pub", f.pub, "--repo", dir}, f.b2...)
+	args := append([]string{"import", "--pub", f.pub, "--repo", dir, "--keep", "1"}, f.b2...)
 	cmd := exec.Command(impBin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	return cmd
@@ -206,7 +208,8 @@ func TestImportKilled(t *testing.T) {
 	}{
 		{"opened", false}, {"blob:1", false}, {"blob:4", false}, {"ingested", false},
 		{"link:1", false}, {"link:9", false}, {"built", false}, {"recorded", false},
-		{"placed", false}, {"switched", true}, {"collected-generations", true}, {"collected", true},
+		{"placed", false}, {"switched", true}, {"collected-generations", true}, {"collect-blob:1", true},
+		{"collected", true},
 	}
 	for _, s := range steps {
 		t.Run(s.step, func(t *testing.T) {
@@ -285,6 +288,26 @@ func impCheckClean(t *testing.T, dir string) {
 	rc, err := repo.ReadReceipt(dir)
 	if err != nil || rc.Sequence != 2 {
 		t.Errorf("receipt %+v %v", rc, err)
+	}
+	// Collection finished: only generation 2 and exactly its blobs.
+	if gens, _ := repo.Generations(dir); len(gens) != 1 || gens[0] != 2 {
+		t.Errorf("generations %v, want [2]", gens)
+	}
+	rec, err := repo.ReadRecord(dir, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, e := range rec.Tree {
+		want[e.SHA256] = true
+	}
+	if rc != nil && len(rc.Blobs) != len(want) {
+		t.Errorf("receipt lists %d blobs, generation 2 has %d", len(rc.Blobs), len(want))
+	}
+	for _, b := range rc.Blobs {
+		if !want[b] {
+			t.Errorf("blob %s kept though no generation uses it", b)
+		}
 	}
 }
 

@@ -379,6 +379,7 @@ func (r *Repo) Collect(ctx context.Context, keep int) (gens, blobs int, err erro
 			return gens, blobs, fmt.Errorf("remove blob %s: %w", sum, err)
 		}
 		blobs++
+		Checkpoint("collect-blob")
 	}
 	return gens, blobs, r.writeReceipt(ctx)
 }
