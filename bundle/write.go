@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -332,11 +333,25 @@ func (s *sink) Write(p []byte) (int, error) {
 			chunk = p[:min(int64(len(p)), s.maxPart-s.sizes[len(s.sizes)-1])]
 		}
 		f := s.files[len(s.files)-1]
+		// The two hashes of the stream run beside the write: together they
+		// cost more CPU than compressing already-compressed blobs.
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			s.sha.Write(chunk)
+			if s.partHash != nil {
+				s.partHash.Write(chunk)
+			}
+			wg.Done()
+		}()
+		go func() {
+			s.digest.Write(chunk)
+			wg.Done()
+		}()
 		n, err := f.Write(chunk)
-		s.sha.Write(chunk[:n])
-		s.digest.Write(chunk[:n])
-		if s.partHash != nil {
-			s.partHash.Write(chunk[:n])
+		wg.Wait()
+		if err == nil && n < len(chunk) {
+			err = io.ErrShortWrite
 		}
 		s.sizes[len(s.sizes)-1] += int64(n)
 		s.size += int64(n)

@@ -1,0 +1,167 @@
+package bundle
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/mirror-tool/mirror/internal/atomicfile"
+)
+
+// The benchmark set: 2,000 blobs of 256 KiB of random (incompressible)
+// bytes, as files in a folder, so that scripts/bench/bundle.sh can run
+// tar | zstd over the very same files. BUNDLE_BENCH_DIR names the folder
+// (made when empty); the default is a temporary one.
+const (
+	benchBlobs    = 2000
+	benchBlobSize = 256 << 10
+)
+
+func benchSet(b *testing.B) (dir string, m *Manifest) {
+	b.Helper()
+	dir = os.Getenv("BUNDLE_BENCH_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "mirror-bundle-bench")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(names) != benchBlobs {
+		rng := rand.NewChaCha8([32]byte{'b', 'e', 'n', 'c', 'h'})
+		buf := make([]byte, benchBlobSize)
+		for i := 0; i < benchBlobs; i++ {
+			rng.Read(buf)
+			s := sha256.Sum256(buf)
+			if err := atomicfile.WriteFile(filepath.Join(dir, hex.EncodeToString(s[:])), buf, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		names, _ = filepath.Glob(filepath.Join(dir, "*"))
+		if len(names) != benchBlobs {
+			b.Fatalf("%s holds %d files, want %d: use an empty folder", dir, len(names), benchBlobs)
+		}
+	}
+	sort.Strings(names)
+	m = &Manifest{Sequence: 1, Created: testTime, Expires: testTime.Add(time.Hour), ToolVersion: "bench",
+		Sources: []Source{{Name: "s", Type: "files", URL: "https://example.org/"}}}
+	for i, n := range names {
+		sum := filepath.Base(n)
+		p := fmt.Sprintf("s/f%04d", i)
+		m.Tree = append(m.Tree, Entry{Path: p, SHA256: sum, Size: benchBlobSize})
+		m.Blobs = append(m.Blobs, Blob{SHA256: sum, Size: benchBlobSize})
+	}
+	return dir, m
+}
+
+func fileSource(dir string) BlobSource {
+	return func(sum string) (io.ReadCloser, error) { return os.Open(filepath.Join(dir, sum)) }
+}
+
+func copyManifest(m *Manifest) *Manifest {
+	c := *m
+	c.ID, c.Format, c.OperatorKeyID = "", "", ""
+	return &c
+}
+
+// BenchmarkWrite writes the whole set as one bundle (fsync included).
+func BenchmarkWrite(b *testing.B) {
+	dir, m := benchSet(b)
+	key := testKey(b, 1)
+	out := b.TempDir()
+	b.SetBytes(benchBlobs * benchBlobSize)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		name := fmt.Sprintf("b%d", i)
+		w, err := Write(context.Background(), out, name, copyManifest(m), key, fileSource(dir), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		for _, p := range w.Paths {
+			os.Remove(p)
+		}
+		b.StartTimer()
+	}
+}
+
+// BenchmarkRead opens the bundle with full verification (operator
+// signature, every member, every blob's SHA-256, the detached signature,
+// the frame) and reads every blob, discarding it.
+func BenchmarkRead(b *testing.B) {
+	benchRead(b, func(string) (io.WriteCloser, func() error, error) { return nopWC{io.Discard}, nil, nil })
+}
+
+// BenchmarkReadToFiles is BenchmarkRead that also writes every blob to a
+// file of its own (as tar -x does), without fsync.
+func BenchmarkReadToFiles(b *testing.B) {
+	var out string
+	benchRead(b, func(sum string) (io.WriteCloser, func() error, error) {
+		if out == "" {
+			out = b.TempDir()
+		}
+		f, err := os.Create(filepath.Join(out, sum))
+		return f, nil, err
+	})
+}
+
+type nopWC struct{ io.Writer }
+
+func (nopWC) Close() error { return nil }
+
+func benchRead(b *testing.B, create func(sum string) (io.WriteCloser, func() error, error)) {
+	dir, m := benchSet(b)
+	key := testKey(b, 1)
+	bdir := filepath.Join(os.TempDir(), "mirror-bundle-bench-out")
+	os.RemoveAll(bdir)
+	if err := os.MkdirAll(bdir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(bdir)
+	w, err := Write(context.Background(), bdir, "b", copyManifest(m), key, fileSource(dir), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 256<<10)
+	b.SetBytes(benchBlobs * benchBlobSize)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, err := Open(context.Background(), w.Paths[:1], key.Public(), Limits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for {
+			info, br, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			f, _, err := create(info.SHA256)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.CopyBuffer(f, br, buf); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+			n++
+		}
+		if n != benchBlobs || !r.FileSignatureChecked() {
+			b.Fatalf("%d blobs read, detached signature checked: %v", n, r.FileSignatureChecked())
+		}
+		r.Close()
+	}
+}
