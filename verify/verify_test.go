@@ -523,6 +523,27 @@ func TestSignatureLimits(t *testing.T) {
 	if !errors.Is(ev.Results[0].Err, ErrMalformed) {
 		t.Fatalf("big: %v", ev.Results[0].Err)
 	}
+	// Exactly at the size limit is not "too large" (it fails later, as not a minisign file).
+	atLimit := Signature{Name: "limit.sig", Data: big.Data[:MaxSignatureSize]}
+	ev3, err := p.Verify(context.Background(), bytes.NewReader(nil), []Signature{atLimit}, now)
+	if err != nil || strings.Contains(ev3.Results[0].Reason, "larger than") || !errors.Is(ev3.Results[0].Err, ErrMalformed) {
+		t.Fatalf("at the size limit: %v %+v", err, ev3.Results)
+	}
+	if !strings.Contains(ev.Results[0].Reason, "larger than") {
+		t.Fatalf("big: %v", ev.Results[0].Reason)
+	}
+	// More OpenPGP signature packets in one file than MaxSignaturesPerFile.
+	one := readFixture(t, "openpgp/ed25519.hello.txt.sig")
+	packed := Signature{Name: "packed.sig", Data: bytes.Repeat(one, MaxSignaturesPerFile+1)}
+	ev2, err := p.Verify(context.Background(), bytes.NewReader(readFixture(t, "hello.txt")), []Signature{packed}, now)
+	if err != nil || len(ev2.Results) != 1 || !errors.Is(ev2.Results[0].Err, ErrMalformed) {
+		t.Fatalf("packed: %v %+v", err, ev2)
+	}
+	packed.Data = bytes.Repeat(one, MaxSignaturesPerFile)
+	ev2, err = p.Verify(context.Background(), bytes.NewReader(readFixture(t, "hello.txt")), []Signature{packed}, now)
+	if err != nil || len(ev2.Results) != MaxSignaturesPerFile || ev2.Results[MaxSignaturesPerFile-1].Err != nil {
+		t.Fatalf("at the limit: %v %+v", err, ev2)
+	}
 	last := ev.Results[len(ev.Results)-1]
 	if !errors.Is(last.Err, ErrMalformed) || len(ev.Results) != MaxSignatures+1 {
 		t.Fatalf("too many: %d results, last %v", len(ev.Results), last.Err)
