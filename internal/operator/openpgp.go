@@ -71,7 +71,14 @@ func newEntity(priv ed25519.PrivateKey, created time.Time, name, comment string)
 		PrivateKey: sk,
 		Identities: map[string]*openpgp.Identity{},
 	}
-	cfg := &packet.Config{DefaultHash: openpgpHash, Time: func() time.Time { return created }}
+	deterministic := false
+	cfg := &packet.Config{
+		DefaultHash: openpgpHash,
+		Time:        func() time.Time { return created },
+		// No random salt notation: the same key and creation time give
+		// the same operator.asc, byte for byte.
+		NonDeterministicSignaturesViaNotation: &deterministic,
+	}
 	if err := e.AddUserId(name, comment, "", cfg); err != nil {
 		return nil, fmt.Errorf("build openpgp user id: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
 	"github.com/mirror-tool/mirror/internal/minisign"
 )
@@ -125,6 +128,9 @@ func TestGenerateDeterministicOpenPGP(t *testing.T) {
 	if again.Fingerprint() != k.Fingerprint() {
 		t.Error("same key and time gave another fingerprint")
 	}
+	if !bytes.Equal(again.ArmoredPublic(), k.ArmoredPublic()) {
+		t.Error("same key and time gave another operator.asc")
+	}
 	later, err := fromMinisign(k.Minisign, created.Add(time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -193,11 +199,27 @@ func TestLoadRejectsForeignAsc(t *testing.T) {
 		t.Errorf("asc of another key: %v, want ErrMismatch", err)
 	}
 
+	own, err := fromMinisign(mustLoadMinisign(t, keyPath), created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, err := armor.Decode(bytes.NewReader(own.ArmoredPublic()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(blk.Body)
+	raw[len(raw)-3] ^= 1 // inside the self-signature
+	var brokenSig bytes.Buffer
+	w, _ := armor.Encode(&brokenSig, blk.Type, nil)
+	w.Write(raw)
+	w.Close()
+
 	for name, data := range map[string][]byte{
-		"garbage":   []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n"),
-		"empty":     nil,
-		"two keys":  append(other.ArmoredPublic(), other.ArmoredPublic()...),
-		"too large": bytes.Repeat([]byte("a"), MaxArmoredSize+1),
+		"broken self-signature": brokenSig.Bytes(),
+		"garbage":               []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n"),
+		"empty":                 nil,
+		"two keys":              append(other.ArmoredPublic(), other.ArmoredPublic()...),
+		"too large":             bytes.Repeat([]byte("a"), MaxArmoredSize+1),
 	} {
 		if err := os.WriteFile(ascPath, data, 0o644); err != nil {
 			t.Fatal(err)
@@ -213,6 +235,19 @@ func TestLoadRejectsForeignAsc(t *testing.T) {
 		t.Errorf("missing asc: %v, want ErrNotExist", err)
 	}
 	_ = otherDir
+}
+
+func mustLoadMinisign(t *testing.T, keyPath string) minisign.PrivateKey {
+	t.Helper()
+	data, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := minisign.ParsePrivateKey(data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // gpgHome makes a throwaway GNUPGHOME.
