@@ -59,6 +59,7 @@ var errRejected = errors.New("some packages were rejected")
 func newApp(stdout, stderr io.Writer) *cli.App {
 	cmds := append([]*cli.Command(nil), commands...)
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
+	setUsageErrors(cmds)
 	return &cli.App{
 		Name:                 "mirror",
 		Usage:                "build signed offline mirrors for air-gapped networks",
@@ -70,9 +71,23 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand:      true,
 		// Errors are turned into messages and exit codes in main only.
 		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return &exitError{code: exitUsage, err: err}
-		},
+		OnUsageError:   onUsageError,
+	}
+}
+
+// onUsageError turns flag errors into exit code 2.
+func onUsageError(_ *cli.Context, err error, _ bool) error {
+	return &exitError{code: exitUsage, err: err}
+}
+
+// setUsageErrors makes every command and subcommand report flag errors as
+// usage errors (urfave/cli does not pass the app's handler down).
+func setUsageErrors(cmds []*cli.Command) {
+	for _, c := range cmds {
+		if c.OnUsageError == nil {
+			c.OnUsageError = onUsageError
+		}
+		setUsageErrors(c.Subcommands)
 	}
 }
 
