@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mirror-tool/mirror/bundle"
@@ -202,7 +204,8 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	}
 
 	r := &run{cfg: cfg, opt: opt, st: st, cache: cache, partial: partial, policy: policy, now: now,
-		jobs: jobs, records: map[string]state.Upstream{}, smalls: map[string][]byte{}}
+		jobs: jobs, records: map[string]state.Upstream{}, smalls: map[string][]byte{},
+		verified: map[string]state.Verified{}, trustSHA: sha256Hex([]byte(trustText))}
 	res := &SyncResult{DryRun: opt.DryRun}
 
 	opt.Progress.Stage("resolve", len(cfg.Sources))
@@ -260,9 +263,11 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	}
 
 	next := st.Clone()
-	for u, rec := range r.records {
-		next.Upstreams[u] = rec
-	}
+	// What was seen upstream is what this run verified: URLs no longer in
+	// the configuration (or rejected now) drop out, so the state stays
+	// bounded by the package set.
+	next.Upstreams = r.records
+	next.Verified = r.verified
 	m, digest, err := r.manifest(items, res, trustText)
 	if err != nil {
 		return nil, err
@@ -301,7 +306,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	}
 	m.Sequence = st.Sequence + 1
 	name := BundleName(m.Sequence)
-	if err := removeOrphans(cfg.Output.Dir, name); err != nil {
+	if err := setAsideOrphans(cfg.Output.Dir, name, now); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Output.Dir, 0o755); err != nil {
@@ -333,17 +338,21 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 // BundleName is the file name (without bundle.Suffix) of bundle seq.
 func BundleName(seq uint64) string { return fmt.Sprintf("mirror-%06d", seq) }
 
-// removeOrphans deletes files of a bundle that a killed run left under the
-// name of a sequence the state never recorded: that bundle was never
-// claimed as shipped and its sequence is now reused.
-func removeOrphans(dir, name string) error {
+// setAsideOrphans renames the files of a bundle that a killed run left under
+// the name of a sequence the state never recorded: that bundle was never
+// claimed as shipped and its sequence is reused now. They are renamed, not
+// deleted (NAME.unrecorded-UNIXTIME.tar.zst...), in case the state folder was
+// lost rather than a run killed.
+func setAsideOrphans(dir, name string, now time.Time) error {
 	matches, err := filepath.Glob(filepath.Join(dir, name+bundle.Suffix+"*"))
 	if err != nil {
 		return err
 	}
 	for _, m := range matches {
-		if err := os.Remove(m); err != nil {
-			return fmt.Errorf("remove unrecorded bundle %s left by an interrupted run: %w", m, err)
+		rest := strings.TrimPrefix(filepath.Base(m), name)
+		to := filepath.Join(dir, fmt.Sprintf("%s.unrecorded-%d%s", name, now.Unix(), rest))
+		if err := os.Rename(m, to); err != nil {
+			return fmt.Errorf("set aside unrecorded bundle %s left by an interrupted run: %w", m, err)
 		}
 	}
 	return nil
@@ -400,7 +409,7 @@ func (r *run) operatorKey() (*operator.Key, error) {
 // saveUpstreams records what was verified in this run (cache bookkeeping,
 // no claim of shipping) when no bundle was needed.
 func (r *run) saveUpstreams(next *state.State) error {
-	if len(r.records) == 0 {
+	if reflect.DeepEqual(next.Upstreams, r.st.Upstreams) && reflect.DeepEqual(next.Verified, r.st.Verified) {
 		return nil
 	}
 	return next.Save(r.cfg.Output.State)

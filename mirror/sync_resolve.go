@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,10 +36,12 @@ type run struct {
 	now     time.Time
 	jobs    int
 
-	mu      sync.Mutex
-	records map[string]state.Upstream // verified upstream content seen in this run
-	smalls  map[string][]byte         // verified signatures by SHA-256, for the bundle
-	extras  []extra                   // checksum lists and their signatures
+	mu       sync.Mutex
+	records  map[string]state.Upstream // verified upstream content seen in this run
+	smalls   map[string][]byte         // verified signatures by SHA-256, for the bundle
+	verified map[string]state.Verified // accepted verdicts of this run
+	trustSHA string
+	extras   []extra // checksum lists and their signatures
 }
 
 // small is a small upstream document (signature, checksum list) in memory.
@@ -157,6 +160,7 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 	var list *listInfo
 	var listPath string
 	var ev *verify.Evidence
+	var listDocs []*small
 	if fc.Checksums != "" {
 		listURL, sigURL, dir := fc.ChecksumsURLs()
 		listPath = fc.Publish(listURL)
@@ -192,18 +196,7 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 		} else {
 			list.sigs = []bundle.PackageSignature{{Path: doc.path, SHA256: doc.sha, Scheme: scheme + "-clearsigned"}}
 		}
-		// The list enters the cache (it passed the signature check; each
-		// file's own check is against it) and the tree, if a file uses it.
-		for _, d := range append([]*small{&doc}, sig) {
-			if d == nil {
-				continue
-			}
-			if err := r.cache.Put(ctx, bytes.NewReader(d.data), d.sha, int64(len(d.data))); err != nil {
-				return nil, nil, err
-			}
-			r.record(d.url, state.Upstream{SHA256: d.sha, Size: int64(len(d.data)), ETag: d.v.ETag, LastModified: d.v.LastModified})
-			r.extras = append(r.extras, extra{source: src.Name, path: d.path, sha: d.sha, size: int64(len(d.data)), used: &list.used})
-		}
+		listDocs = []*small{&doc, sig}
 	}
 	pkgs, rj, err := fc.Packages(listing, sums, listPath)
 	if err != nil {
@@ -225,6 +218,21 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 			it.keys = keyNames(v.Passed)
 		}
 		items = append(items, it)
+	}
+	if list != nil && len(items) > 0 {
+		// The list was accepted for at least one file: it enters the cache
+		// (for conditional requests next time) and, when a file from it
+		// passes its hash check, the publish tree.
+		for _, d := range listDocs {
+			if d == nil {
+				continue
+			}
+			if err := r.cache.Put(ctx, bytes.NewReader(d.data), d.sha, int64(len(d.data))); err != nil {
+				return nil, nil, err
+			}
+			r.record(d.url, state.Upstream{SHA256: d.sha, Size: int64(len(d.data)), ETag: d.v.ETag, LastModified: d.v.LastModified})
+			r.extras = append(r.extras, extra{source: src.Name, path: d.path, sha: d.sha, size: int64(len(d.data)), used: &list.used})
+		}
 	}
 	return items, rej, nil
 }
@@ -489,6 +497,9 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		if it.fileSHA != it.pkg.SHA256 {
 			return reject(fmt.Sprintf("SHA-256 %s differs from %s in the signed checksum list", it.fileSHA, it.pkg.SHA256))
 		}
+	} else if v, ok := r.reusable(it); ok {
+		it.keys, it.schemes = v.Keys, v.Schemes
+		r.remember(it, v.At)
 	} else {
 		f, err := os.Open(p)
 		if err != nil {
@@ -514,6 +525,7 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 				it.schemes[res.Signature] = res.Key.Scheme
 			}
 		}
+		r.remember(it, r.now)
 	}
 	if it.partialPath != "" {
 		if err := r.cache.Adopt(it.partialPath, it.fileSHA, it.fileSize); err != nil {
@@ -534,6 +546,49 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		r.mu.Unlock()
 	}
 	return nil
+}
+
+// sigsDigest identifies a package's signature files.
+func sigsDigest(sigs []small) string {
+	var b strings.Builder
+	for _, s := range sigs {
+		b.WriteString(s.url + " " + s.sha + "\n")
+	}
+	return sha256Hex([]byte(b.String()))
+}
+
+// reusable returns the remembered verdict for a cached file when it still
+// holds: same file, signatures and trust table, only time-independent
+// schemes (minisign, SSH: no key expiry of their own), and no trust-table
+// window boundary passed since it was made.
+func (r *run) reusable(it *item) (state.Verified, bool) {
+	if !it.fromCache || len(it.sigs) == 0 {
+		return state.Verified{}, false
+	}
+	v, ok := r.st.Verified[it.full()]
+	if !ok || v.File != it.fileSHA || v.Sigs != sigsDigest(it.sigs) || v.Trust != r.trustSHA || len(v.Keys) == 0 || r.now.Before(v.At) {
+		return state.Verified{}, false
+	}
+	for _, s := range v.Schemes {
+		if s != verify.SchemeMinisign && s != verify.SchemeSSH {
+			return state.Verified{}, false
+		}
+	}
+	for _, k := range r.cfg.Trust.Keys {
+		for _, t := range []*time.Time{k.NotBefore, k.NotAfter, k.Revoked} {
+			if t != nil && t.After(v.At) && !t.After(r.now) {
+				return state.Verified{}, false
+			}
+		}
+	}
+	return v, true
+}
+
+func (r *run) remember(it *item, at time.Time) {
+	v := state.Verified{File: it.fileSHA, Sigs: sigsDigest(it.sigs), Trust: r.trustSHA, Keys: it.keys, Schemes: it.schemes, At: at}
+	r.mu.Lock()
+	r.verified[it.full()] = v
+	r.mu.Unlock()
 }
 
 func sigName(u string) string {

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mirror-tool/mirror/bundle"
 	"github.com/mirror-tool/mirror/mirror/lock"
@@ -240,5 +241,40 @@ func TestSyncLocked(t *testing.T) {
 	}
 	if e.hits["/tools/a/one.tar.gz.minisig"] != 0 {
 		t.Fatal("a locked run touched the upstream")
+	}
+}
+
+// TestSyncTrustWindow: a verdict remembered for an unchanged cached file is
+// not reused once a trust-table window closed: at a later clock, the key's
+// not_after has passed and the same cached file is rejected.
+func TestSyncTrustWindow(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one", "rel-a")
+	e.put("b/two.tar.gz", "two", "rel-b")
+	e.putRel("x.tar.gz", "x")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	b, _ := os.ReadFile(e.cfgPath)
+	os.WriteFile(e.cfgPath, []byte(strings.Replace(string(b), `allow = ["tools:a/*"]`, "allow = [\"tools:a/*\"]\nnot_after = 2030-01-01T00:00:00Z", 1)), 0o644)
+
+	t0 := time.Date(2029, 12, 31, 0, 0, 0, 0, time.UTC)
+	res := e.mustSync(SyncOptions{Now: func() time.Time { return t0 }})
+	if res.Rejected != 0 || res.Bundle == nil {
+		t.Fatalf("first run = %+v", res)
+	}
+	// Same day: nothing new, the remembered verdicts hold.
+	res = e.mustSync(SyncOptions{Now: func() time.Time { return t0.Add(time.Hour) }})
+	if !res.NothingNew || res.Rejected != 0 {
+		t.Fatalf("second run = %+v", res)
+	}
+	st, _ := state.Load(filepath.Join(e.dir, "state"))
+	if v := st.Verified["tools:a/one.tar.gz"]; v.File != sumOf("one") || len(v.Keys) != 1 || v.Keys[0] != "rel-a" {
+		t.Fatalf("remembered verdict = %+v", v)
+	}
+	// After not_after: the cached, unchanged file is rejected now.
+	res = e.mustSync(SyncOptions{Now: func() time.Time { return t0.Add(48 * time.Hour) }})
+	rej := rejectedOf(res)
+	if len(rej) != 1 || !strings.Contains(rej["tools:a/one.tar.gz"], "until") {
+		t.Fatalf("after not_after: rejected = %v", rej)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"time"
 
 	"github.com/mirror-tool/mirror/internal/atomicfile"
 )
@@ -46,6 +47,20 @@ type Upstream struct {
 	LastModified string `json:"last_modified,omitempty"`
 }
 
+// Verified is an accepted verdict: the file, its signatures and the trust
+// table it was decided under, the keys that passed, the scheme of each
+// signature, and when. Sync reuses it only while all of these are the same,
+// every scheme is one whose checks do not depend on time (minisign, SSH),
+// and no validity window of the trust table opened or closed since At.
+type Verified struct {
+	File    string            `json:"file"`
+	Sigs    string            `json:"sigs"`
+	Trust   string            `json:"trust"`
+	Keys    []string          `json:"keys"`
+	Schemes map[string]string `json:"schemes"`
+	At      time.Time         `json:"at"`
+}
+
 // State is the sync state. The zero value (after New) is a fresh state with
 // sequence 0: the first bundle is sequence 1.
 type State struct {
@@ -59,6 +74,10 @@ type State struct {
 	// Upstreams maps an upstream URL to what was last seen there (only
 	// content that passed its check is recorded).
 	Upstreams map[string]Upstream `json:"upstreams"`
+	// Verified remembers accepted decisions that do not depend on the
+	// clock, keyed by package ("source:name"), so that an unchanged file
+	// is not hashed again on every run.
+	Verified map[string]Verified `json:"verified,omitempty"`
 	// Bundle is the file name of the last bundle recorded.
 	Bundle string `json:"bundle,omitempty"`
 	// Digest is the SHA-256 of the last bundle's package set, publish tree
@@ -69,7 +88,7 @@ type State struct {
 
 // New returns an empty state.
 func New() *State {
-	return &State{Format: Format, Shipped: map[string]uint64{}, Upstreams: map[string]Upstream{}}
+	return &State{Format: Format, Shipped: map[string]uint64{}, Upstreams: map[string]Upstream{}, Verified: map[string]Verified{}}
 }
 
 // Load reads the state in dir. A missing state file is a fresh state.
@@ -100,6 +119,9 @@ func Load(dir string) (*State, error) {
 	if s.Upstreams == nil {
 		s.Upstreams = map[string]Upstream{}
 	}
+	if s.Verified == nil {
+		s.Verified = map[string]Verified{}
+	}
 	for sum, seq := range s.Shipped {
 		if !validSHA256(sum) || seq == 0 || seq > s.Sequence {
 			return nil, fmt.Errorf("%w: %s: shipped blob %q in sequence %d (last is %d)", ErrCorrupt, path, sum, seq, s.Sequence)
@@ -125,12 +147,16 @@ func (s *State) Save(dir string) error {
 // commit it only when the bundle is safely written.
 func (s *State) Clone() *State {
 	c := &State{Format: s.Format, Sequence: s.Sequence, Bundle: s.Bundle, Digest: s.Digest,
-		Shipped: make(map[string]uint64, len(s.Shipped)), Upstreams: make(map[string]Upstream, len(s.Upstreams))}
+		Shipped: make(map[string]uint64, len(s.Shipped)), Upstreams: make(map[string]Upstream, len(s.Upstreams)),
+		Verified: make(map[string]Verified, len(s.Verified))}
 	for k, v := range s.Shipped {
 		c.Shipped[k] = v
 	}
 	for k, v := range s.Upstreams {
 		c.Upstreams[k] = v
+	}
+	for k, v := range s.Verified {
+		c.Verified[k] = v
 	}
 	return c
 }

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mirror-tool/mirror/mirror"
+)
+
+// TestSyncProgressPlain: off a terminal, a line at each stage and then at
+// most one per interval.
+func TestSyncProgressPlain(t *testing.T) {
+	var b bytes.Buffer
+	p := newSyncProgress(&b, "text")
+	if p.pool != nil {
+		t.Fatal("bars drawn on a buffer")
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p.now = func() time.Time { return now }
+	p.last = now
+	p.Stage("fetch", 3)
+	p.Bytes(2048)
+	p.Package(mirror.PackageResult{Source: "s", Name: "a", Status: mirror.StatusNew})
+	if got := strings.Count(b.String(), "\n"); got != 1 {
+		t.Fatalf("%d lines before the interval passed:\n%s", got, b.String())
+	}
+	now = now.Add(progressInterval)
+	p.Package(mirror.PackageResult{Source: "s", Name: "b", Status: mirror.StatusRejected, Reason: "bad"})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || lines[1] != "mirror: sync: fetch 2/3, 1 rejected, 2.0 KiB received" {
+		t.Fatalf("lines = %q", lines)
+	}
+	p.Stop()
+}
+
+// TestSyncProgressJSON: every line is a JSON object; rejections are events.
+func TestSyncProgressJSON(t *testing.T) {
+	var b bytes.Buffer
+	p := newSyncProgress(&b, "json")
+	p.Stage("resolve", 1)
+	p.Package(mirror.PackageResult{Source: "s", Name: "x", Status: mirror.StatusRejected, Reason: "key not allowed"})
+	p.Stop()
+	var events []string
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		events = append(events, v["event"].(string))
+		if v["event"] == "rejected" && (v["package"] != "x" || v["reason"] != "key not allowed") {
+			t.Fatalf("rejected event = %v", v)
+		}
+	}
+	if strings.Join(events, ",") != "progress,rejected" {
+		t.Fatalf("events = %v", events)
+	}
+}
