@@ -81,14 +81,25 @@ func onUsageError(_ *cli.Context, err error, _ bool) error {
 }
 
 // setUsageErrors makes every command and subcommand report flag errors as
-// usage errors (urfave/cli does not pass the app's handler down).
+// usage errors (urfave/cli does not pass the app's handler down). urfave/cli
+// links its shared help command into command trees, so the walk remembers
+// what it has seen rather than trusting the tree to be acyclic.
 func setUsageErrors(cmds []*cli.Command) {
-	for _, c := range cmds {
-		if c.OnUsageError == nil {
-			c.OnUsageError = onUsageError
+	seen := map[*cli.Command]bool{}
+	var walk func([]*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			if c.OnUsageError == nil {
+				c.OnUsageError = onUsageError
+			}
+			walk(c.Subcommands)
 		}
-		setUsageErrors(c.Subcommands)
 	}
+	walk(cmds)
 }
 
 // run is main without os.Exit, for tests.
