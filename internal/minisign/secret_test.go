@@ -167,6 +167,16 @@ func TestStockReadsOurUnencryptedKey(t *testing.T) {
 		t.Fatalf("minisign -S -W: %v\n%s", err, out)
 	}
 	checkStockSignature(t, k.Public(), msg, "stock")
+
+	// minisign -R recreates, from our secret key file, exactly the public
+	// key file we write.
+	pubPath := filepath.Join(dir, "recreated.pub")
+	if out, err := runMinisign(t, "-R", "-W", "-s", keyPath, "-p", pubPath); err != nil {
+		t.Fatalf("minisign -R: %v\n%s", err, out)
+	}
+	if got, _ := os.ReadFile(pubPath); !bytes.Equal(got, k.Public().File()) {
+		t.Errorf("minisign -R wrote\n%s\nwe write\n%s", got, k.Public().File())
+	}
 }
 
 // TestStockReadsOurEncryptedKey: `minisign -S` decrypts a key we encrypted
