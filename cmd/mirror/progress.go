@@ -34,6 +34,8 @@ type syncProgress struct {
 	rejected int
 	bytes    int64
 	last     time.Time
+
+	bundleDone, bundleTotal int64
 }
 
 // progressInterval is how often the plain and JSON forms print a line.
@@ -97,10 +99,10 @@ func (p *syncProgress) BundleBytes(done, total int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pool != nil {
-		p.pkgBar.SetTotal(total).SetCurrent(done)
+		p.pkgBar.Set(pb.Bytes, true).SetTotal(total).SetCurrent(done)
 		return
 	}
-	p.done = int(done >> 20)
+	p.bundleDone, p.bundleTotal = done, total
 	p.line(false)
 }
 
@@ -113,10 +115,18 @@ func (p *syncProgress) line(force bool) {
 	}
 	p.last = now
 	if p.json {
-		p.emit(map[string]any{"event": "progress", "stage": p.stage, "done": p.done, "total": p.total, "rejected": p.rejected, "bytes": p.bytes})
+		ev := map[string]any{"event": "progress", "stage": p.stage, "done": p.done, "total": p.total, "rejected": p.rejected, "bytes": p.bytes}
+		if p.stage == "bundle" {
+			ev["bundle_bytes"], ev["bundle_total"] = p.bundleDone, p.bundleTotal
+		}
+		p.emit(ev)
 		return
 	}
-	fmt.Fprintf(p.w, "mirror: sync: %s %d/%d, %d rejected, %s received\n", p.stage, p.done, p.total, p.rejected, fmtBytes(p.bytes))
+	if p.stage == "bundle" {
+		fmt.Fprintf(p.w, "mirror: sync: bundle %s of %s written\n", fmtBytes(p.bundleDone), fmtBytes(p.bundleTotal))
+		return
+	}
+	fmt.Fprintf(p.w, "mirror: sync: %s %d/%d packages, %d rejected, %s received\n", p.stage, p.done, p.total, p.rejected, fmtBytes(p.bytes))
 }
 
 func (p *syncProgress) emit(v map[string]any) {

@@ -30,7 +30,7 @@ func TestSyncProgressPlain(t *testing.T) {
 	now = now.Add(progressInterval)
 	p.Package(mirror.PackageResult{Source: "s", Name: "b", Status: mirror.StatusRejected, Reason: "bad"})
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 2 || lines[1] != "mirror: sync: fetch 2/3, 1 rejected, 2.0 KiB received" {
+	if len(lines) != 2 || lines[1] != "mirror: sync: fetch 2/3 packages, 1 rejected, 2.0 KiB received" {
 		t.Fatalf("lines = %q", lines)
 	}
 	p.Stop()
