@@ -48,6 +48,16 @@ func (p *Paragraph) Value(name string) string {
 func ParseControl(data []byte) ([]Paragraph, error) {
 	var out []Paragraph
 	var cur *Paragraph
+	// The last field's continuation lines are contiguous in data: they
+	// are joined once, when the field ends (no quadratic appends).
+	contStart, contEnd := -1, -1
+	flush := func() {
+		if cur != nil && contStart >= 0 {
+			f := &cur.Fields[len(cur.Fields)-1]
+			f.Value += "\n" + string(data[contStart:contEnd])
+		}
+		contStart, contEnd = -1, -1
+	}
 	start := 0  // offset of the current paragraph's first line
 	lineNo := 0 // for messages
 	fail := func(format string, args ...any) ([]Paragraph, error) {
@@ -58,6 +68,7 @@ func ParseControl(data []byte) ([]Paragraph, error) {
 		return fail("NUL byte")
 	}
 	end := func(at int) {
+		flush()
 		if cur != nil {
 			cur.Raw = data[start:at:at]
 			out = append(out, *cur)
@@ -81,15 +92,19 @@ func ParseControl(data []byte) ([]Paragraph, error) {
 				return fail("continuation line outside a field")
 			}
 			f := &cur.Fields[len(cur.Fields)-1]
-			if len(f.Value)+1+len(line) > MaxFieldSize {
+			if contStart < 0 {
+				contStart = off
+			}
+			contEnd = off + len(line)
+			if len(f.Value)+1+contEnd-contStart > MaxFieldSize {
 				return fail("field %s is longer than %d bytes", f.Name, MaxFieldSize)
 			}
-			f.Value += "\n" + string(line)
 		default:
 			colon := bytes.IndexByte(line, ':')
 			if colon <= 0 {
 				return fail("want \"Field: value\"")
 			}
+			flush()
 			name := string(line[:colon])
 			if err := checkFieldName(name); err != nil {
 				return fail("%v", err)
