@@ -172,8 +172,10 @@ name = "rel"
 type = "files"
 url = "%s/rel/"
 %s
-checksums = "v1/SHA256SUMS.asc"
 `, e.srv.URL, e.srv.URL, relFiles)
+	if !strings.Contains(relFiles, "checksums") {
+		cfg += "checksums = \"v1/SHA256SUMS.asc\"\n"
+	}
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
 		e.t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -276,5 +277,52 @@ func TestSyncTrustWindow(t *testing.T) {
 	rej := rejectedOf(res)
 	if len(rej) != 1 || !strings.Contains(rej["tools:a/one.tar.gz"], "until") {
 		t.Fatalf("after not_after: rejected = %v", rej)
+	}
+}
+
+// TestSyncDetachedChecksums: SHA256SUMS with a detached signature. Signed
+// with gpg (binary .sig) by a key allowed for the files: taken, the list
+// and its signature published beside them. Signed with minisign by a key
+// that is trusted but not allowed for these files: every file rejected.
+func TestSyncDetachedChecksums(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one", "rel-a")
+	e.put("b/two.tar.gz", "two", "rel-b")
+	e.putRel("x.tar.gz", "x v1")
+	e.putRel("y.tar.gz", "y v1")
+	v1 := filepath.Join(e.up, "rel", "v1")
+	cmd := exec.Command("sha256sum", "x.tar.gz", "y.tar.gz")
+	cmd.Dir = v1
+	list, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(v1, "SHA256SUMS"), list, 0o644)
+	runTool(t, e.gpgEnv(), "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--local-user", "sums@example.org",
+		"--detach-sign", "--output", filepath.Join(v1, "SHA256SUMS.sig"), filepath.Join(v1, "SHA256SUMS"))
+	runTool(t, nil, "minisign", "-S", "-s", filepath.Join(e.dir, "secret", "rel-a.key"), "-m", filepath.Join(v1, "SHA256SUMS"), "-x", filepath.Join(v1, "SHA256SUMS.minisig"))
+
+	e.writeConfig("files = [\"v1/*.tar.gz\"]\nchecksums = \"v1/SHA256SUMS\"\nchecksums_signature = \"v1/SHA256SUMS.sig\"")
+	res := e.mustSync(SyncOptions{})
+	if res.Rejected != 0 || res.Bundle == nil {
+		t.Fatalf("gpg-signed list: %+v", res.Packages)
+	}
+	m, blobs := e.openBundle(res.Bundle)
+	tree := treeOf(m)
+	sig, _ := os.ReadFile(filepath.Join(v1, "SHA256SUMS.sig"))
+	if string(blobs[tree["rel/v1/x.tar.gz"]]) != "x v1" || tree["rel/v1/SHA256SUMS"] != sumOf(string(list)) || tree["rel/v1/SHA256SUMS.sig"] != sumOf(string(sig)) {
+		t.Fatalf("tree = %v", tree)
+	}
+	for _, p := range m.Packages {
+		if p.Source == "rel" && (len(p.Keys) != 1 || p.Keys[0] != "sums" || len(p.Signatures) != 2 || p.Signatures[1].Scheme != "openpgp") {
+			t.Fatalf("package %+v", p)
+		}
+	}
+
+	e.writeConfig("files = [\"v1/*.tar.gz\"]\nchecksums = \"v1/SHA256SUMS\"\nchecksums_signature = \"v1/SHA256SUMS.minisig\"")
+	res = e.mustSync(SyncOptions{})
+	rej := rejectedOf(res)
+	if len(rej) != 2 || !strings.Contains(rej["rel:v1/x.tar.gz"], "not allowed") || !strings.Contains(rej["rel:v1/y.tar.gz"], "not allowed") {
+		t.Fatalf("list signed by a key not allowed for its files: rejected = %v", rej)
 	}
 }
