@@ -27,6 +27,9 @@ hyperfine --runs "$runs" --warmup 1 --export-json "$work/result.json" \
 	-n "zstd -dc | tar -x && sha256sum -c" "cd $work/x && zstd -dc $b | tar -x && sha256sum -c --quiet SHA256SUMS" \
 	-n "mirror import" "$work/mirror import --pub $work/in/operator.pub --repo $work/repo $b"
 
+rm -rf "$work/repo"
+/usr/bin/time -f "mirror import peak RSS: %M KiB" "$work/mirror" import --pub "$work/in/operator.pub" --repo "$work/repo" "$b" >/dev/null
+
 python3 - "$work/result.json" "$n" "$size" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
