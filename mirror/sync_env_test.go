@@ -363,3 +363,9 @@ func rejectedOf(res *SyncResult) map[string]string {
 }
 
 func contains(b []byte, s string) bool { return bytes.Contains(b, []byte(s)) }
+
+func (e *syncEnv) hitsOf(path string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.hits[path]
+}

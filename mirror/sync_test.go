@@ -13,6 +13,7 @@ import (
 
 	"github.com/mirror-tool/mirror/bundle"
 	"github.com/mirror-tool/mirror/mirror/lock"
+	"github.com/mirror-tool/mirror/mirror/source/files"
 	"github.com/mirror-tool/mirror/mirror/state"
 )
 
@@ -324,5 +325,31 @@ func TestSyncDetachedChecksums(t *testing.T) {
 	rej := rejectedOf(res)
 	if len(rej) != 2 || !strings.Contains(rej["rel:v1/x.tar.gz"], "not allowed") || !strings.Contains(rej["rel:v1/y.tar.gz"], "not allowed") {
 		t.Fatalf("list signed by a key not allowed for its files: rejected = %v", rej)
+	}
+}
+
+// TestSyncListingURL: the listing can be a URL; a hostile path in it fails
+// the run (nothing fetched from it, no bundle).
+func TestSyncListingURL(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one", "rel-a")
+	e.put("b/two.tar.gz", "two", "rel-b")
+	e.putRel("x.tar.gz", "x")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	listing, _ := os.ReadFile(filepath.Join(e.dir, "listing.txt"))
+	os.WriteFile(filepath.Join(e.up, "listing.txt"), listing, 0o644)
+	b, _ := os.ReadFile(e.cfgPath)
+	os.WriteFile(e.cfgPath, []byte(strings.Replace(string(b), `listing = "listing.txt"`, `listing = "`+e.srv.URL+`/listing.txt"`, 1)), 0o644)
+	res := e.mustSync(SyncOptions{})
+	if res.Bundle == nil || res.New != 3 || e.hitsOf("/listing.txt") != 1 {
+		t.Fatalf("sync with a listing URL = %+v", res)
+	}
+	os.WriteFile(filepath.Join(e.up, "listing.txt"), append(listing, "a/../../etc/passwd\n"...), 0o644)
+	if _, err := e.sync(SyncOptions{}); !errors.Is(err, files.ErrListing) || !strings.Contains(err.Error(), "..") {
+		t.Fatalf("hostile listing: %v", err)
+	}
+	if e.hitsOf("/etc/passwd") != 0 {
+		t.Fatal("a hostile listing path was fetched")
 	}
 }
