@@ -32,7 +32,11 @@ for tool in nginx curl minisign zstd tar /usr/bin/time go; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
 done
 
-go build -o "$work/mirror" ./cmd/mirror
+# Build the committed tree (HEAD), not a working tree others may be editing.
+mkdir -p "$work/src"
+git archive HEAD | tar -x -C "$work/src"
+(cd "$work/src" && go build -o "$work/mirror" ./cmd/mirror)
+echo "bench: mirror built from commit $(git rev-parse --short HEAD)" >&2
 
 # Data sets.
 make_set() { # name count size
