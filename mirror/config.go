@@ -18,6 +18,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/mirror-tool/mirror/mirror/source/apt"
 	"github.com/mirror-tool/mirror/mirror/source/files"
 	"github.com/mirror-tool/mirror/verify"
 )
@@ -96,6 +97,8 @@ type SourceConfig struct {
 	Timeout   time.Duration
 	// Files is set for type "files".
 	Files *files.Config
+	// Apt is set for type "apt".
+	Apt *apt.Config
 }
 
 // sourceCommon are the fields of [[source]] that every type has.
@@ -121,7 +124,7 @@ func DefaultJobs() int { return min(8, 4*runtime.GOMAXPROCS(0)) }
 
 // plannedTypes are source types that DESIGN.md names but this build does not
 // implement yet.
-var plannedTypes = map[string]bool{"apt": true}
+var plannedTypes = map[string]bool{}
 
 var sourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
@@ -209,6 +212,7 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 	type decoded struct {
 		common sourceCommon
 		files  *files.Config
+		apt    *apt.Config
 	}
 	var srcs []decoded
 	for i, p := range doc.Sources {
@@ -219,6 +223,12 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 		if d.common.Type == files.Type {
 			d.files = new(files.Config)
 			if err := md.PrimitiveDecode(p, d.files); err != nil {
+				return nil, decodeError(file, raw, i+1, err)
+			}
+		}
+		if d.common.Type == apt.Type {
+			d.apt = new(apt.Config)
+			if err := md.PrimitiveDecode(p, d.apt); err != nil {
 				return nil, decodeError(file, raw, i+1, err)
 			}
 		}
@@ -265,12 +275,17 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 				return nil, cerr(lineOfHeader(raw, "source", item), label, "%v", err)
 			}
 			sc.Files = fc
+		case c.Type == apt.Type:
+			if err := d.apt.Validate(); err != nil {
+				return nil, cerr(lineOfHeader(raw, "source", item), label, "%v", err)
+			}
+			sc.Apt = d.apt
 		case c.Type == "":
-			return nil, cerr(lineOfHeader(raw, "source", item), label+": type", "missing; want type = %q", files.Type)
+			return nil, cerr(lineOfHeader(raw, "source", item), label+": type", "missing; want type = %q or %q", files.Type, apt.Type)
 		case plannedTypes[c.Type]:
-			return nil, cerr(at("type"), label+": type", "%q sources are not supported by this build yet; supported: %q", c.Type, files.Type)
+			return nil, cerr(at("type"), label+": type", "%q sources are not supported by this build yet; supported: %q, %q", c.Type, files.Type, apt.Type)
 		default:
-			return nil, cerr(at("type"), label+": type", "unknown source type %q; supported: %q", c.Type, files.Type)
+			return nil, cerr(at("type"), label+": type", "unknown source type %q; supported: %q, %q", c.Type, files.Type, apt.Type)
 		}
 		cfg.Sources = append(cfg.Sources, sc)
 	}
@@ -286,7 +301,7 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 
 func allKnownTypes[T any](items []T, typ func(T) string) bool {
 	for _, it := range items {
-		if typ(it) != files.Type {
+		if t := typ(it); t != files.Type && t != apt.Type {
 			return false
 		}
 	}
@@ -302,7 +317,8 @@ func expected(parent string) string {
 	case "output":
 		return "[output] has dir, state, expires and max_part_size"
 	case "source":
-		return "a files [[source]] has name, type, url, files, listing, signatures, checksums, checksums_signature, ca_file, user_agent and timeout"
+		return "a files [[source]] has name, type, url, files, listing, signatures, checksums, checksums_signature, ca_file, user_agent and timeout; " +
+			"an apt [[source]] has name, type, url, suites, components, architectures, packages, with_dependencies, keep_upstream_signatures, ca_file, user_agent and timeout"
 	}
 	if strings.HasPrefix(parent, "trust") {
 		return "see docs/trust.md for the fields of [[trust.key]] and [[trust.rule]]"
