@@ -19,11 +19,25 @@ import (
 	"github.com/mirror-tool/mirror/verify"
 )
 
-// Getter fetches the file at rel (a path under the archive root), at most
-// max bytes. With conditional set it may revalidate a copy it verified in
-// an earlier run (one round trip when unchanged). A missing file is an
-// error matching fetch.ErrNotFound.
-type Getter func(ctx context.Context, rel string, max int64, conditional bool) ([]byte, error)
+// Request asks a Getter for one upstream file.
+type Request struct {
+	// Path is under the archive root (dists/SUITE/InRelease, ...).
+	Path string
+	// Max bounds the body: more is an error matching fetch.ErrTooLarge.
+	Max int64
+	// SHA256, when set, is the hash the release promises: a Getter may
+	// answer from a copy with that hash verified in an earlier run
+	// (by-hash files never change), without a request.
+	SHA256 string
+	// Conditional: the Getter may revalidate a copy verified in an
+	// earlier run (If-None-Match / If-Modified-Since: one round trip when
+	// unchanged). Only for the release files.
+	Conditional bool
+}
+
+// Getter fetches one upstream file. A missing file is an error matching
+// fetch.ErrNotFound. Whatever it returns is checked by the caller.
+type Getter func(ctx context.Context, req Request) ([]byte, error)
 
 // ReleaseName is the package name (after "SOURCE:") that a suite's
 // InRelease / Release.gpg signer must be allowed for in the trust file.
@@ -146,7 +160,7 @@ func resolveSuite(ctx context.Context, cfg *Config, name string, get Getter, pol
 	var text []byte
 	var ev *verify.Evidence
 	var scheme string
-	in, err := get(ctx, dists+"InRelease", MaxReleaseSize, true)
+	in, err := get(ctx, Request{Path: dists + "InRelease", Max: MaxReleaseSize, Conditional: true})
 	switch {
 	case err == nil:
 		plain, e, verr := policy.VerifyClearsigned(ctx, in, now)
@@ -156,11 +170,11 @@ func resolveSuite(ctx context.Context, cfg *Config, name string, get Getter, pol
 		text, ev, scheme = plain, e, "openpgp-clearsigned"
 		s.Signed = []File{{Path: "InRelease", Data: in}}
 	case errors.Is(err, fetch.ErrNotFound):
-		rel, err := get(ctx, dists+"Release", MaxReleaseSize, true)
+		rel, err := get(ctx, Request{Path: dists + "Release", Max: MaxReleaseSize, Conditional: true})
 		if err != nil {
 			return nil, "", fmt.Errorf("%sRelease (there is no InRelease): %w", dists, err)
 		}
-		sig, err := get(ctx, dists+"Release.gpg", verify.MaxSignatureSize, false)
+		sig, err := get(ctx, Request{Path: dists + "Release.gpg", Max: verify.MaxSignatureSize})
 		if errors.Is(err, fetch.ErrNotFound) {
 			return nil, dists + "Release has no Release.gpg and there is no InRelease: an unsigned archive cannot be mirrored", nil
 		}
@@ -315,10 +329,10 @@ func getIndex(ctx context.Context, get Getter, dists string, rel *Release, idx s
 	if rel.AcquireByHash {
 		where = ByHash(idx, fs.SHA256)
 	}
-	data, err = get(ctx, dists+where, fs.Size, false)
+	data, err = get(ctx, Request{Path: dists + where, Max: fs.Size, SHA256: fs.SHA256})
 	if err != nil && where != idx && errors.Is(err, fetch.ErrNotFound) {
 		where = idx
-		data, err = get(ctx, dists+where, fs.Size, false)
+		data, err = get(ctx, Request{Path: dists + where, Max: fs.Size, SHA256: fs.SHA256})
 	}
 	if errors.Is(err, fetch.ErrTooLarge) {
 		return nil, fmt.Sprintf("%s%s: %v: larger than the %d bytes the release says", dists, where, ErrHash, fs.Size), nil

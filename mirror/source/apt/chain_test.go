@@ -253,7 +253,7 @@ func TestResolveUnresolved(t *testing.T) {
 }
 
 func TestResolveNetworkError(t *testing.T) {
-	get := func(ctx context.Context, rel string, max int64, _ bool) ([]byte, error) {
+	get := func(ctx context.Context, req Request) ([]byte, error) {
 		return nil, errors.New("connection refused")
 	}
 	if _, err := Resolve(context.Background(), testConfig("http://127.0.0.1:1/"), get, policy(t, "debian:*"), time.Now()); err == nil {

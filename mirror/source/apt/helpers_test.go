@@ -53,8 +53,8 @@ func serveDir(t testing.TB, root string) (string, Getter, *int) {
 		t.Fatal(err)
 	}
 	base := srv.URL + "/"
-	get := func(ctx context.Context, rel string, max int64, _ bool) ([]byte, error) {
-		b, _, _, err := c.Get(ctx, base+rel, max, fetch.Validators{})
+	get := func(ctx context.Context, req Request) ([]byte, error) {
+		b, _, _, err := c.Get(ctx, base+req.Path, req.Max, fetch.Validators{})
 		return b, err
 	}
 	return base, get, n
