@@ -1,0 +1,159 @@
+package mirror
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/mirror-tool/mirror/bundle"
+	"github.com/mirror-tool/mirror/mirror/source/apt"
+	"github.com/mirror-tool/mirror/mirror/source/files"
+	"github.com/mirror-tool/mirror/mirror/state"
+)
+
+// aptRun is one apt source's verified selection, kept between resolve and
+// publish.
+type aptRun struct {
+	src *SourceConfig
+	sel *apt.Selection
+}
+
+// resolveApt walks an apt source's chain of trust (mirror/source/apt) and
+// turns its .deb files into pipeline items checked by the SHA-256 of the
+// verified Packages index, like files from a signed checksum list.
+func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []PackageResult, error) {
+	client, err := r.client(src)
+	if err != nil {
+		return nil, nil, err
+	}
+	got := map[string]small{}
+	get := func(ctx context.Context, req apt.Request) ([]byte, error) {
+		u := src.Apt.URLOf(req.Path)
+		if req.SHA256 != "" {
+			// By-hash content never changes: a copy verified in an earlier
+			// run is used without a request.
+			if data, ok := r.cached(req.SHA256, req.Max); ok {
+				return data, nil
+			}
+		}
+		s, err := r.getSmall(ctx, client, u, req.Max, req.Conditional)
+		if err != nil {
+			return nil, err
+		}
+		got[u] = s
+		return s.data, nil
+	}
+	sel, err := apt.Resolve(ctx, src.Apt, get, r.policy, r.now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: source %q: %w", ErrSync, src.Name, err)
+	}
+	var rej []PackageResult
+	for _, x := range sel.Rejected {
+		rej = append(rej, rejected(src, x.Name, x.Reason))
+	}
+	// The verified release files and indexes enter the cache (the next
+	// run revalidates InRelease with one conditional request and reads
+	// unchanged indexes from here) and the tree (as evidence under
+	// SOURCE/_upstream/, or as the served files when the upstream's
+	// signature is kept).
+	if !r.opt.DryRun {
+		for _, s := range sel.Suites {
+			for _, f := range append(append([]apt.File{}, s.Signed...), s.Indexes...) {
+				sum := sha256Hex(f.Data)
+				if err := r.cache.Put(ctx, bytes.NewReader(f.Data), sum, int64(len(f.Data))); err != nil {
+					return nil, nil, err
+				}
+				u := src.Apt.URLOf("dists/" + s.Name + "/" + f.Path)
+				if sm, ok := got[u]; ok {
+					r.record(u, state.Upstream{SHA256: sum, Size: int64(len(f.Data)), ETag: sm.v.ETag, LastModified: sm.v.LastModified})
+				}
+			}
+		}
+		used := true
+		for _, f := range sel.UpstreamFiles() {
+			sum := sha256Hex(f.Data)
+			r.keepSmall(sum, f.Data)
+			r.extras = append(r.extras, extra{source: src.Name, path: f.Path, sha: sum, size: int64(len(f.Data)), used: &used})
+		}
+	}
+	var items []*item
+	for _, d := range sel.Debs {
+		li := &listInfo{}
+		for _, e := range d.Evidence {
+			li.sigs = append(li.sigs, bundle.PackageSignature{Path: e.Path, SHA256: e.SHA256, Scheme: e.Scheme})
+		}
+		items = append(items, &item{src: src, client: client, fromList: li, keys: d.Keys,
+			pkg: files.Package{Name: d.Name, URL: src.Apt.URLOf(d.Filename), Path: src.Apt.PublishPath(d.Filename), SHA256: d.SHA256}})
+	}
+	r.apt = append(r.apt, aptRun{src: src, sel: sel})
+	return items, rej, nil
+}
+
+// cached returns the cache's copy of sum, if it holds one of at most max
+// bytes.
+func (r *run) cached(sum string, max int64) ([]byte, bool) {
+	if ok, _ := r.cache.Has(sum); !ok {
+		return nil, false
+	}
+	f, err := r.cache.Open(sum)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil || int64(len(data)) > max || sha256Hex(data) != sum {
+		return nil, false
+	}
+	return data, true
+}
+
+// publishApt generates, after the downloads were checked, the indexes of
+// every filtered apt source: Packages listing only the .deb files that
+// passed, Release, InRelease and Release.gpg signed by the operator's
+// OpenPGP key. They join the publish tree like any file.
+func (r *run) publishApt(ctx context.Context, items []*item) error {
+	if r.opt.DryRun || len(r.apt) == 0 {
+		return nil
+	}
+	ok := map[string]bool{}
+	for _, it := range items {
+		if it.src.Apt != nil && it.rejected == "" && it.fileSHA != "" {
+			ok[it.fileSHA] = true
+		}
+	}
+	used := true
+	for _, a := range r.apt {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if a.src.Apt.KeepUpstreamSignatures || len(a.sel.Suites) == 0 {
+			continue
+		}
+		key, err := r.operatorKey()
+		if err != nil {
+			return err
+		}
+		// Signed at the upstream's Date (never before the key was made):
+		// an unchanged selection gives identical files, so a re-run with
+		// nothing new makes no bundle.
+		at := a.sel.Date()
+		if c := key.Entity().PrimaryKey.CreationTime; at.Before(c) {
+			at = c
+		}
+		if at.IsZero() {
+			at = r.now.Truncate(time.Second)
+		}
+		out, err := apt.Publish(a.sel, func(sum string) bool { return ok[sum] }, key, at)
+		if err != nil {
+			return fmt.Errorf("%w: source %q: %w", ErrSync, a.src.Name, err)
+		}
+		for _, f := range out {
+			sum := sha256Hex(f.Data)
+			r.keepSmall(sum, f.Data)
+			r.extras = append(r.extras, extra{source: a.src.Name, path: f.Path, sha: sum, size: int64(len(f.Data)), used: &used})
+		}
+	}
+	return nil
+}
