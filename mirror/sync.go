@@ -227,6 +227,9 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	if err := r.pipeline(ctx, items); err != nil {
 		return nil, err
 	}
+	if err := r.publishApt(ctx, items); err != nil {
+		return nil, err
+	}
 	for _, it := range items {
 		pr := it.result(st)
 		res.Packages = append(res.Packages, pr)

@@ -41,7 +41,8 @@ type run struct {
 	smalls   map[string][]byte         // verified signatures by SHA-256, for the bundle
 	verified map[string]state.Verified // accepted verdicts of this run
 	trustSHA string
-	extras   []extra // checksum lists and their signatures
+	extras   []extra  // checksum lists and their signatures
+	apt      []aptRun // apt sources' selections (sync_apt.go)
 }
 
 // small is a small upstream document (signature, checksum list) in memory.
@@ -144,6 +145,9 @@ func rejected(src *SourceConfig, name, reason string) PackageResult {
 // rejected before any download (not in the signed list, list signer not
 // allowed for them).
 func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []PackageResult, error) {
+	if src.Apt != nil {
+		return r.resolveApt(ctx, src)
+	}
 	fc := src.Files
 	client, err := r.client(src)
 	if err != nil {
