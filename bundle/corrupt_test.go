@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -88,6 +89,31 @@ func compress(t testing.TB, raw []byte) []byte {
 	return out.Bytes()
 }
 
+func decompress(t testing.TB, data []byte) []byte {
+	t.Helper()
+	d, err := zstd.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	raw, err := io.ReadAll(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// fixChecksum recomputes a ustar header's checksum, so that only the field
+// edited differs.
+func fixChecksum(h []byte) {
+	copy(h[148:156], "        ")
+	var sum int
+	for _, c := range h[:512] {
+		sum += int(c)
+	}
+	copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
+}
+
 func reg(name string, data []byte) member {
 	return member{tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: testTime}, data}
 }
@@ -141,6 +167,7 @@ func checkRefused(t *testing.T, f *fixture, data []byte, lim Limits, want ...err
 	if !isAny(err, want...) {
 		t.Fatalf("error %q does not match any of %v", err, want)
 	}
+	t.Logf("refused: %v", err)
 }
 
 // readChecked reads a whole bundle. A blob whose reader returned io.EOF
@@ -149,7 +176,8 @@ func readChecked(t testing.TB, f *fixture, data []byte, lim Limits) error {
 	return readCheckedSig(t, f, data, nil, lim)
 }
 
-// readCheckedSig is readChecked with a detached signature beside the file.
+// readCheckedSig is readChecked with a detached signature beside the file
+// (which Open must not need).
 func readCheckedSig(t testing.TB, f *fixture, data, sig []byte, lim Limits) error {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "x.tar.zst")
@@ -211,7 +239,8 @@ func TestCorruptMembers(t *testing.T) {
 		after  []byte
 		lim    Limits
 		want   []error
-		direct []byte // instead of pack(edit(...))
+		direct  []byte // instead of pack(edit(...))
+		rawEdit func([]byte) []byte
 	}{
 		{name: "good bundle repacked", want: nil},
 		{name: "manifest and signature swapped", want: []error{ErrMalformed}, edit: func(ms []member) []member {
@@ -354,6 +383,27 @@ func TestCorruptMembers(t *testing.T) {
 			ms[0].hdr.ModTime = ms[0].hdr.ModTime.Add(time.Second)
 			return ms
 		}},
+		{name: "tar padding byte set", want: []error{ErrMalformed}, rawEdit: func(raw []byte) []byte {
+			// The README member's padding: find its content end.
+			i := bytes.Index(raw, []byte("code is safe.\n"))
+			if i < 0 {
+				t.Fatal("README text not found")
+			}
+			raw[i+len("code is safe.\n")] = 'x'
+			return raw
+		}},
+		{name: "tar header unused field set", want: []error{ErrMalformed}, rawEdit: func(raw []byte) []byte {
+			// devmajor of the first blob's header (offset 329 in a ustar header)
+			for i := 0; i < len(raw); i += 512 {
+				if bytes.HasPrefix(raw[i:], []byte(BlobDir)) {
+					raw[i+329] = '1'
+					fixChecksum(raw[i : i+512])
+					return raw
+				}
+			}
+			t.Fatal("no blob header found")
+			return nil
+		}},
 		{name: "manifest over the size limit", want: []error{ErrLimit}, lim: Limits{MaxManifestSize: 100}},
 		{name: "data after the tar end", want: []error{ErrTrailingData}, after: []byte("junk")},
 		{name: "zeros after the tar end", want: []error{ErrTrailingData}, after: make([]byte, 10240)},
@@ -374,6 +424,9 @@ func TestCorruptMembers(t *testing.T) {
 					ms = c.edit(ms)
 				}
 				data = pack(t, ms, c.after)
+				if c.rawEdit != nil {
+					data = compress(t, c.rawEdit(decompress(t, data)))
+				}
 			}
 			if c.want == nil {
 				if err := readChecked(t, f, data, c.lim); err != nil {
@@ -387,13 +440,14 @@ func TestCorruptMembers(t *testing.T) {
 }
 
 // TestCorruptBytes flips bytes everywhere in the compressed file: in the
-// frame header, inside blocks (manifest, signature, blobs), in the last
-// block and the frame checksum. Every flip is refused with one of this
-// package's errors, and no wrong blob ever reaches io.EOF.
+// frame header, inside blocks (manifest, signature, blobs, tar headers and
+// padding), in the last block and the frame checksum. Every flip is refused
+// with one of this package's errors, without the detached signature, and no
+// wrong blob ever reaches io.EOF.
 func TestCorruptBytes(t *testing.T) {
 	f := newFixture(t, 1, 5, 10, 2000, 150000)
-	if err := readCheckedSig(t, f, f.data, f.sig, Limits{}); err != nil {
-		t.Fatalf("good bundle with its .minisig refused: %v", err)
+	if err := readChecked(t, f, f.data, Limits{}); err != nil {
+		t.Fatalf("good bundle refused: %v", err)
 	}
 	all := []error{ErrSignature, ErrFormat, ErrMalformed, ErrLimit, ErrHashMismatch, ErrUnlisted,
 		ErrDuplicate, ErrUnsafePath, ErrTrailingData, ErrCorrupt, ErrTruncated}
@@ -413,7 +467,7 @@ func TestCorruptBytes(t *testing.T) {
 		for _, mask := range []byte{0x01, 0xff} {
 			data := bytes.Clone(f.data)
 			data[off] ^= mask
-			err := readCheckedSig(t, f, data, f.sig, Limits{})
+			err := readChecked(t, f, data, Limits{})
 			if err == nil {
 				t.Fatalf("flip %#x at %d of %d: accepted", mask, off, n)
 			}

@@ -21,9 +21,10 @@
 //
 // A reader (Open) must check the operator signature over the manifest bytes
 // before parsing them; refuse unknown formats; accept only the members
-// above, each once, as regular files with exactly the expected names, sizes
-// and hashes; bound every size and count (Limits); and refuse data after the
-// tar end or the zstd frame. Blob content is handed out while it is hashed,
+// above, each once, as regular files with exactly the expected names, sizes,
+// hashes and canonical tar header bytes; bound every size and count
+// (Limits); and refuse data after the tar end or the zstd frame.
+// CheckFileSignature verifies the detached signature, as minisign -V does. Blob content is handed out while it is hashed,
 // and the blob's reader fails at its end if the hash differs, so a consumer
 // that commits only after io.EOF never makes a bad blob visible.
 package bundle

@@ -19,6 +19,8 @@ type frameWalker struct {
 	off   int64  // bytes seen
 
 	lastBlock bool
+	single    bool
+	maxWindow int64
 }
 
 const (
@@ -33,8 +35,8 @@ const (
 
 var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 
-func newFrameWalker(r io.Reader) *frameWalker {
-	return &frameWalker{r: r, state: fwMagic, need: 4}
+func newFrameWalker(r io.Reader, maxWindow int64) *frameWalker {
+	return &frameWalker{r: r, state: fwMagic, need: 4, maxWindow: maxWindow}
 }
 
 func (w *frameWalker) Read(p []byte) (int, error) {
@@ -90,6 +92,10 @@ func (w *frameWalker) feed(p []byte) {
 				w.fail(ErrCorrupt, "reserved bit set in the frame header")
 				return
 			}
+			if d&0x10 != 0 || dictFlag != 0 {
+				w.fail(ErrMalformed, "frame header uses the unused bit or a dictionary")
+				return
+			}
 			if d&0x04 == 0 {
 				w.fail(ErrMalformed, "frame has no content checksum")
 				return
@@ -110,11 +116,24 @@ func (w *frameWalker) feed(p []byte) {
 			case 3:
 				rest += 8
 			}
+			w.single = single
 			w.state, w.need = fwHeaderRest, rest
 			if rest == 0 {
 				w.state, w.need = fwBlockHeader, 3
 			}
 		case fwHeaderRest:
+			// A frame that is not single-segment starts with the window
+			// descriptor, which must be one of the writer's windows (4 or
+			// 8 MiB, mantissa 0): it is the one byte whose change the
+			// decoder would not notice.
+			if base := int64(1) << (10 + h[0]>>3); !w.single && base+base/8*int64(h[0]&7) > w.maxWindow {
+				w.fail(ErrLimit, "zstd window of %d bytes, limit %d", base+base/8*int64(h[0]&7), w.maxWindow)
+				return
+			}
+			if !w.single && h[0] != 12<<3 && h[0] != 13<<3 {
+				w.fail(ErrMalformed, "window descriptor %#x is not a 4 or 8 MiB window", h[0])
+				return
+			}
 			w.state, w.need = fwBlockHeader, 3
 		case fwBlockHeader:
 			bh := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16

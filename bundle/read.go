@@ -40,20 +40,20 @@ type Reader struct {
 	file   *os.File    // a single bundle file, or
 	parts  *partReader // the parts of a split bundle
 	walker *frameWalker
-	// mu guards the raw side (file, parts, walker, fileSig): the zstd
-	// decoder reads it from its own goroutine.
+	// mu guards the raw side (file, parts, walker): the zstd decoder
+	// reads it from its own goroutine.
 	mu     sync.Mutex
 	dec    *zstd.Decoder
 	stream *streamReader
 	tr     *tar.Reader
 
-	fileSig      minisign.Verifier // of the detached .minisig, when one lies beside
-	fileSigPath  string
-	fileSigned   bool // the detached signature was checked and is valid
-	fileSigEntry minisign.Signature
+	tap     *tapReader // the decompressed bytes that are not member content
+	pending [][]byte   // observed headers of members 1 and 2, checked once mtime is known
+	lastPad int64      // padding owed by the previous member
 
 	members int
 	mtimes  []time.Time // of the members read before the manifest was parsed
+	sizes   []int64
 	next    int
 	cur     *blobReader
 	err     error // sticky: once failed, always failed
@@ -140,14 +140,6 @@ func open(ctx context.Context, paths []string, pub *minisign.PublicKey, lim Limi
 			}
 			r.file = f
 			raw = f
-			if pub != nil {
-				if err := r.openFileSig(paths[0]+".minisig", *pub); err != nil {
-					return nil, err
-				}
-				if r.fileSig != nil {
-					raw = io.TeeReader(f, r.fileSig)
-				}
-			}
 		} else {
 			f.Close()
 		}
@@ -160,7 +152,7 @@ func open(ctx context.Context, paths []string, pub *minisign.PublicKey, lim Limi
 		r.parts = newPartReader(parts)
 		raw = r.parts
 	}
-	r.walker = newFrameWalker(&ctxReader{ctx: ctx, r: raw})
+	r.walker = newFrameWalker(&ctxReader{ctx: ctx, r: raw}, r.lim.MaxWindowSize)
 	r.dec, err = zstd.NewReader(&lockedReader{mu: &r.mu, r: r.walker},
 		zstd.WithDecoderMaxWindow(uint64(r.lim.MaxWindowSize)),
 		zstd.WithDecoderMaxMemory(uint64(r.lim.MaxWindowSize)),
@@ -172,7 +164,8 @@ func open(ctx context.Context, paths []string, pub *minisign.PublicKey, lim Limi
 	// most three 512-byte blocks per member (header, PAX header, padding).
 	maxOut := r.lim.MaxTotalSize + r.lim.MaxManifestSize + int64(r.lim.MaxMembers)*int64(sumsLineLen+3*512) + 1<<20
 	r.stream = &streamReader{r: r, max: maxOut}
-	r.tr = tar.NewReader(r.stream)
+	r.tap = &tapReader{r: r.stream}
+	r.tr = tar.NewReader(r.tap)
 
 	// 1. The manifest's bytes, then 2. its signature, checked before the
 	// manifest is parsed.
@@ -201,11 +194,18 @@ func open(ctx context.Context, paths []string, pub *minisign.PublicKey, lim Limi
 		return nil, err
 	}
 	r.m = m
+	var pad int64
 	for i, t := range r.mtimes {
-		if err := r.checkMtime([...]string{ManifestName, SignatureName}[i], i+1, t); err != nil {
+		name := [...]string{ManifestName, SignatureName}[i]
+		if err := r.checkMtime(name, i+1, t); err != nil {
 			return nil, err
 		}
+		if err := r.checkCanonical(name, i+1, pad, r.sizes[i], r.pending[i]); err != nil {
+			return nil, err
+		}
+		pad = (blockSize - r.sizes[i]%blockSize) % blockSize
 	}
+	r.pending = nil
 	if pub != nil {
 		if r.sig.TrustedComment != manifestComment(m) {
 			return nil, fmt.Errorf("%w: manifest signature's trusted comment %q does not name this bundle (%q)", ErrSignature, clip(r.sig.TrustedComment), manifestComment(m))
@@ -259,62 +259,6 @@ func parseManifest(data []byte, lim Limits) (*Manifest, error) {
 	return m, nil
 }
 
-// openFileSig reads the detached whole-file signature if it exists. It
-// covers the compressed bytes too (framing that the manifest signature does
-// not cover); it is checked at the end of the stream.
-func (r *Reader) openFileSig(path string, pub minisign.PublicKey) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, minisign.MaxSignatureSize+1))
-	if err != nil {
-		return err
-	}
-	sig, err := minisign.ParseSignature(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w: %v", path, ErrMalformed, err)
-	}
-	if sig.KeyID != pub.ID {
-		return fmt.Errorf("%s: %w: signed by key %s, but the operator key is %s", path, ErrSignature, sig.KeyID, pub.ID)
-	}
-	if !sig.Prehashed {
-		return fmt.Errorf("%s: %w: legacy (non-prehashed) signature", path, ErrSignature)
-	}
-	v, err := pub.NewVerifier(sig)
-	if err != nil {
-		return fmt.Errorf("%s: %w: %v", path, ErrSignature, err)
-	}
-	r.fileSig, r.fileSigPath, r.fileSigEntry = v, path, sig
-	return nil
-}
-
-// checkFileSig verifies the detached signature once the whole file was read.
-func (r *Reader) checkFileSig() error {
-	if r.fileSig == nil {
-		return nil
-	}
-	if err := r.fileSig.Verify(); err != nil {
-		return fmt.Errorf("%s: %w: the file's bytes do not match its detached signature: %v", r.fileSigPath, ErrSignature, err)
-	}
-	tc := r.fileSigEntry.TrustedComment
-	if !strings.HasPrefix(tc, Format+" file=") || !strings.HasSuffix(tc, fmt.Sprintf(" id=%s sequence=%d", r.m.ID, r.m.Sequence)) {
-		return fmt.Errorf("%s: %w: trusted comment %q does not name bundle %s sequence %d", r.fileSigPath, ErrSignature, clip(tc), r.m.ID, r.m.Sequence)
-	}
-	r.fileSigned = true
-	return nil
-}
-
-// FileSignatureChecked reports whether a detached NAME.tar.zst.minisig lay
-// beside a single-file bundle and was verified over the whole file (after
-// Next returned io.EOF). A split bundle's bytes are covered by its signed
-// part headers instead.
-func (r *Reader) FileSignatureChecked() bool { return r.fileSigned }
-
 // Manifest returns the checked manifest.
 func (r *Reader) Manifest() *Manifest { return r.m }
 
@@ -356,14 +300,44 @@ func (r *Reader) header() (*tar.Header, error) {
 	if hdr.Mode != 0o644 || hdr.Uid != 0 || hdr.Gid != 0 || hdr.Uname != "" || hdr.Gname != "" || hdr.Linkname != "" {
 		return nil, &MemberError{Name: hdr.Name, Index: idx, Err: fmt.Errorf("%w: header fields differ from the fixed ones (mode 0644, owner 0:0, no names)", ErrMalformed)}
 	}
+	observed, err := r.tap.take()
+	if err != nil {
+		return nil, &MemberError{Name: hdr.Name, Index: idx, Err: err}
+	}
+	pad := r.lastPad
+	r.lastPad = (blockSize - hdr.Size%blockSize) % blockSize
 	if r.m != nil {
 		if err := r.checkMtime(hdr.Name, idx, hdr.ModTime); err != nil {
 			return nil, err
 		}
+		if err := r.checkCanonical(hdr.Name, idx, pad, hdr.Size, observed); err != nil {
+			return nil, err
+		}
 	} else {
 		r.mtimes = append(r.mtimes, hdr.ModTime)
+		r.pending = append(r.pending, observed)
+		r.sizes = append(r.sizes, hdr.Size)
 	}
 	return hdr, nil
+}
+
+const blockSize = 512
+
+// checkCanonical requires the bytes between two members' contents (the
+// previous member's padding and this member's header blocks) to be exactly
+// what the writer makes: a re-packed archive, or a flipped byte in a field
+// that archive/tar ignores, is refused even where the content would check.
+func (r *Reader) checkCanonical(name string, idx int, pad, size int64, observed []byte) error {
+	var want bytes.Buffer
+	want.Write(make([]byte, pad))
+	tw := tar.NewWriter(&want)
+	if err := tw.WriteHeader(memberHeader(name, size, r.m.Created)); err != nil {
+		return &MemberError{Name: name, Index: idx, Err: fmt.Errorf("%w: %v", ErrMalformed, err)}
+	}
+	if !bytes.Equal(observed, want.Bytes()) {
+		return &MemberError{Name: name, Index: idx, Err: fmt.Errorf("%w: tar header or padding bytes differ from the canonical form", ErrMalformed)}
+	}
+	return nil
 }
 
 // checkMtime requires a member's mtime to be the manifest's created time.
@@ -390,7 +364,9 @@ func (r *Reader) member(name string, max int64) ([]byte, error) {
 	if hdr.Size > max {
 		return nil, &MemberError{Name: name, Index: r.members, Err: fmt.Errorf("%w: %d bytes, limit %d", ErrLimit, hdr.Size, max)}
 	}
+	r.tap.content = true
 	data, err := io.ReadAll(io.LimitReader(r.tr, max+1))
+	r.tap.content = false
 	if err != nil {
 		return nil, r.fail(err)
 	}
@@ -417,7 +393,9 @@ func (r *Reader) sums(want io.Reader, size int64) error {
 	}
 	a, b := make([]byte, 32<<10), make([]byte, 32<<10)
 	for {
+		r.tap.content = true
 		n, err := io.ReadFull(r.tr, a)
+		r.tap.content = false
 		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 			return r.fail(err)
 		}
@@ -513,6 +491,10 @@ func (r *Reader) finish() error {
 	}
 	if err != io.EOF {
 		return r.fail(err)
+	}
+	observed, err := r.tap.take()
+	if err != nil || !bytes.Equal(observed, make([]byte, r.lastPad+2*blockSize)) {
+		return fmt.Errorf("%w: the tar end is not the canonical padding and two zero blocks", ErrMalformed)
 	}
 	var one [1]byte
 	n, err := io.ReadFull(r.stream, one[:])
@@ -640,10 +622,6 @@ func (s *streamReader) Read(p []byte) (int, error) {
 				s.err = fmt.Errorf("%w: data after the zstd frame", ErrTrailingData)
 				return n, s.err
 			}
-			if err := s.r.checkFileSig(); err != nil {
-				s.err = err
-				return n, s.err
-			}
 		}
 		if s.r.parts != nil {
 			// Reach the parts' end so that the last part's hash and the
@@ -666,6 +644,41 @@ func (s *streamReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// tapReader records the decompressed bytes read while not in content mode:
+// tar headers, padding and the end marker, for checkCanonical.
+type tapReader struct {
+	r       io.Reader
+	content bool
+	buf     []byte
+	over    bool
+}
+
+// maxTap bounds the recorded bytes between two contents (a header with PAX
+// records for a large member is about 2 KiB).
+const maxTap = 64 << 10
+
+func (t *tapReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if !t.content && n > 0 {
+		if len(t.buf)+n > maxTap {
+			t.over = true
+		} else {
+			t.buf = append(t.buf, p[:n]...)
+		}
+	}
+	return n, err
+}
+
+// take returns and forgets the recorded bytes.
+func (t *tapReader) take() ([]byte, error) {
+	b, over := t.buf, t.over
+	t.buf, t.over = nil, false
+	if over {
+		return nil, fmt.Errorf("%w: more than %d bytes of tar headers between two members", ErrLimit, maxTap)
+	}
+	return b, nil
+}
+
 // blobReader is the content of one blob, hashed while read.
 type blobReader struct {
 	r    *Reader
@@ -684,7 +697,9 @@ func (b *blobReader) Read(p []byte) (int, error) {
 		b.r.err = err
 		return 0, err
 	}
+	b.r.tap.content = true
 	n, err := b.r.tr.Read(p)
+	b.r.tap.content = false
 	b.h.Write(p[:n])
 	b.n += int64(n)
 	switch {

@@ -1,6 +1,8 @@
 package bundle
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,5 +91,40 @@ func TestStockTools(t *testing.T) {
 		if strings.Contains(list, "->") || strings.Count(list, "\n") != 4+len(blobs) {
 			t.Errorf("tar listing:\n%s", list)
 		}
+	}
+}
+
+func TestCheckFileSignature(t *testing.T) {
+	key := testKey(t, 1)
+	blobs := testBlobs(5, 10, 30000)
+	for _, split := range []int64{0, 9000} {
+		w, m := writeTest(t, key, 3, blobs, Options{MaxPartSize: split})
+		paths := bundlePaths(w)
+		sigPath, err := CheckFileSignature(context.Background(), paths, key.Public(), m)
+		if err != nil || sigPath != w.Paths[len(w.Paths)-1] {
+			t.Fatalf("split %d: good bundle: %s, %v", split, sigPath, err)
+		}
+		if _, err := CheckFileSignature(context.Background(), paths, testKey(t, 2).Public(), m); !errors.Is(err, ErrSignature) {
+			t.Fatalf("split %d: another key: %v, want ErrSignature", split, err)
+		}
+		other := *m
+		other.Sequence++
+		if _, err := CheckFileSignature(context.Background(), paths, key.Public(), &other); !errors.Is(err, ErrSignature) {
+			t.Fatalf("split %d: signature of another bundle: %v, want ErrSignature", split, err)
+		}
+		if err := os.Remove(w.Paths[len(w.Paths)-1]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := CheckFileSignature(context.Background(), paths, key.Public(), m); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("split %d: missing .minisig: %v, want os.ErrNotExist", split, err)
+		}
+	}
+	// A changed byte (here the frame checksum) is a bad file signature.
+	w, m := writeTest(t, key, 3, testBlobs(6, 300000), Options{})
+	data := mustRead(t, w.Paths[0])
+	data[len(data)-1] ^= 1
+	os.WriteFile(w.Paths[0], data, 0o644)
+	if _, err := CheckFileSignature(context.Background(), w.Paths[:1], key.Public(), m); !errors.Is(err, ErrSignature) {
+		t.Fatalf("changed file: %v, want ErrSignature", err)
 	}
 }

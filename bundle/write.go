@@ -123,9 +123,8 @@ func Write(ctx context.Context, dir, name string, m *Manifest, key minisign.Priv
 	}
 	defer enc.Close()
 	tw := tar.NewWriter(enc)
-	mtime := m.Created.Truncate(time.Second)
 	put := func(name string, size int64) error {
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: mtime})
+		return tw.WriteHeader(memberHeader(name, size, m.Created))
 	}
 	for _, mem := range []struct {
 		name string
@@ -169,6 +168,12 @@ func Write(ctx context.Context, dir, name string, m *Manifest, key minisign.Priv
 		return nil, err
 	}
 	return out.commit(ctx, m, key)
+}
+
+// memberHeader is the one tar header a member may have: the writer writes
+// it and the reader requires its exact bytes.
+func memberHeader(name string, size int64, created time.Time) *tar.Header {
+	return &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: created.Truncate(time.Second)}
 }
 
 func newEncoder(w io.Writer, level, concurrency int) (*zstd.Encoder, error) {

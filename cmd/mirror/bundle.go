@@ -121,12 +121,20 @@ func verifyAction(c *cli.Context) error {
 		return withHint(fmt.Errorf("bundle %s: %w on %s (sequence %d)", name, errBundleExpired, m.Expires.UTC().Format(time.RFC3339), m.Sequence),
 			"the signature and contents are intact, but import refuses an expired bundle; run `mirror sync` again for a new one (or pass --allow-expired to check it anyway)")
 	}
-	how := "no .minisig beside it, so the whole-file signature was not checked (the manifest signature and every hash were)"
+	how := "file signature checked"
+	if len(files) > 1 || isSplit(files) {
+		how = fmt.Sprintf("%d signed parts and the file signature checked", len(files))
+	}
+	sigPath, err := bundle.CheckFileSignature(c.Context, files, pub, m)
 	switch {
-	case len(files) > 1 || isSplit(files):
-		how = fmt.Sprintf("%d signed parts checked", len(files))
-	case r.FileSignatureChecked():
-		how = "file signature checked"
+	case errors.Is(err, os.ErrNotExist):
+		fmt.Fprintf(c.App.ErrWriter, "mirror: warning: %s is missing, so the whole-file signature was not checked; the manifest signature, the layout and every hash were\n", sigPath)
+		how = "no .minisig"
+		if len(files) > 1 || isSplit(files) {
+			how = fmt.Sprintf("%d signed parts checked, no .minisig", len(files))
+		}
+	case err != nil:
+		return withHint(fmt.Errorf("bundle %s: %w", name, err), "the detached signature does not match the bundle file: copy both again; do not import it")
 	}
 	fmt.Fprintf(c.App.Writer, "OK %s: sequence %d (%s), id %s, signed by %s, %d blobs (%s), %s on disk, %s\n",
 		name, m.Sequence, kind(m), m.ID, pub.ID, blobs, humanBytes(m.TotalBlobSize()), humanBytes(size), how)

@@ -99,8 +99,8 @@ func TestVerifyCommand(t *testing.T) {
 		want string
 	}{
 		{"whole file", []string{"verify", "--pub", pub, f.whole}, "file signature checked"},
-		{"parts by name", []string{"verify", "--pub", pub, splitName}, fmt.Sprintf("%d signed parts checked", len(f.parts))},
-		{"parts listed", append([]string{"verify", "--pub", pub}, f.parts...), "signed parts checked"},
+		{"parts by name", []string{"verify", "--pub", pub, splitName}, fmt.Sprintf("%d signed parts and the file signature checked", len(f.parts))},
+		{"parts listed", append([]string{"verify", "--pub", pub}, f.parts...), "signed parts and the file signature checked"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, out, errs := bndRun(c.args...)
@@ -111,6 +111,33 @@ func TestVerifyCommand(t *testing.T) {
 		})
 	}
 
+	t.Run("no .minisig", func(t *testing.T) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "c.tar.zst")
+		data, _ := os.ReadFile(f.whole)
+		os.WriteFile(p, data, 0o644)
+		code, out, errs := bndRun("verify", "--pub", pub, p)
+		if code != exitOK || !strings.Contains(out, "no .minisig") || !strings.Contains(errs, "warning: "+p+".minisig is missing") {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+		}
+	})
+	t.Run("bad .minisig", func(t *testing.T) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "c.tar.zst")
+		data, _ := os.ReadFile(f.whole)
+		os.WriteFile(p, data, 0o644)
+		raw, _ := os.ReadFile(f.whole + ".minisig")
+		sig, err := minisign.ParseSignature(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig.Sig[0] ^= 1
+		os.WriteFile(p+".minisig", sig.Marshal(), 0o644)
+		code, out, errs := bndRun("verify", "--pub", pub, p)
+		if code != exitFailed || out != "" || !strings.Contains(errs, "c.tar.zst.minisig") {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+		}
+	})
 	t.Run("another key", func(t *testing.T) {
 		code, out, errs := bndRun("verify", "--pub", filepath.Join(f.dir, "other.pub"), f.whole)
 		other := bndKey(t, 2).Public().ID.String()
