@@ -234,11 +234,11 @@ func TestCorruptMembers(t *testing.T) {
 	blob := func(i int) int { return fixedMembers + i }
 
 	cases := []struct {
-		name   string
-		edit   func(ms []member) []member
-		after  []byte
-		lim    Limits
-		want   []error
+		name    string
+		edit    func(ms []member) []member
+		after   []byte
+		lim     Limits
+		want    []error
 		direct  []byte // instead of pack(edit(...))
 		rawEdit func([]byte) []byte
 	}{
