@@ -88,7 +88,9 @@ func RemovePartial(dst string) error {
 // 404 and 410, *HTTPError otherwise). The error is an *Error naming the URL.
 //
 // On success the side file is removed and dst is left for the caller to
-// check and adopt (store.Adopt); Download does not fsync it.
+// check and adopt (store.Adopt, which fsyncs it). On failure a partial that
+// can be resumed stays for the next call. Two calls must not share a dst at
+// the same time.
 func (c *Client) Download(ctx context.Context, rawURL, dst string, maxSize, wantSize int64) (Result, error) {
 	fail := func(n int, err error) (Result, error) {
 		return Result{}, &Error{URL: rawURL, Attempts: n, Err: err}
