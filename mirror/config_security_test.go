@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,6 +18,8 @@ func FuzzParseConfig(f *testing.F) {
 	if err != nil || len(demo) == 0 {
 		f.Fatalf("seed fixtures/demo/mirror.toml: %v", err)
 	}
+	// scripts/demo fills in the loopback upstream's address.
+	demo = bytes.ReplaceAll(demo, []byte("UPSTREAM_URL"), []byte("http://127.0.0.1:8080/"))
 	file := filepath.Join(f.TempDir(), "mirror.toml")
 	for _, s := range [][]byte{demo, []byte(exampleConfig), []byte(minimalConfig)} {
 		if _, err := ParseConfig(file, s); err != nil {
