@@ -1,0 +1,433 @@
+package mirror
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mirror-tool/mirror/bundle"
+	"github.com/mirror-tool/mirror/internal/operator"
+	"github.com/mirror-tool/mirror/mirror/serve"
+	"github.com/mirror-tool/mirror/mirror/source/apt"
+)
+
+// aptEnv is the fixture archive (fixtures/apt, made by
+// scripts/gen-apt-fixtures) served over loopback from a copy a test may
+// tamper with, an operator key and a mirror.toml with one apt source.
+type aptEnv struct {
+	t       *testing.T
+	dir     string
+	repo    string
+	srv     *httptest.Server
+	op      *operator.Key
+	cfgPath string
+
+	mu   sync.Mutex
+	hits map[string]int
+}
+
+func aptFixtures(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "fixtures", "apt")
+	if _, err := os.Stat(filepath.Join(dir, "repo", "dists", "stable", "InRelease")); err != nil {
+		t.Fatalf("fixtures/apt missing (scripts/gen-apt-fixtures): %v", err)
+	}
+	return dir
+}
+
+// newAptEnv writes a config whose archive key is allowed for allow (nil:
+// the archive key is not in the trust file at all) and whose source takes
+// the given suites (amd64, main, hello with dependencies).
+func newAptEnv(t *testing.T, allow []string, suites ...string) *aptEnv {
+	t.Helper()
+	fx := aptFixtures(t)
+	dir := t.TempDir()
+	e := &aptEnv{t: t, dir: dir, repo: filepath.Join(dir, "upstream"), hits: map[string]int{}}
+	runTool(t, nil, "cp", "-a", filepath.Join(fx, "repo"), e.repo)
+	op, err := operator.Generate(rand.Reader, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := op.Write(filepath.Join(dir, "op"), nil); err != nil {
+		t.Fatal(err)
+	}
+	e.op = op
+	fs := http.FileServer(http.Dir(e.repo))
+	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		e.hits[r.URL.Path]++
+		e.mu.Unlock()
+		fs.ServeHTTP(w, r)
+	}))
+	t.Cleanup(e.srv.Close)
+	var trust strings.Builder
+	if allow != nil {
+		fmt.Fprintf(&trust, "[[trust.key]]\nname = \"archive\"\nfile = %q\nallow = %s\n\n", filepath.Join(fx, "keys", "archive.asc"), tomlList(allow))
+	}
+	fmt.Fprintf(&trust, "[[trust.key]]\nname = \"other\"\nfile = %q\nallow = [\"other:*\"]\n", filepath.Join(fx, "keys", "other.asc"))
+	cfg := fmt.Sprintf(`[operator]
+key = "op/operator.key"
+
+[output]
+dir = "bundles"
+state = "state"
+
+%s
+[[source]]
+name = "debian"
+type = "apt"
+url = %q
+suites = %s
+components = ["main"]
+architectures = ["amd64"]
+packages = ["hello"]
+with_dependencies = true
+`, trust.String(), e.srv.URL+"/", tomlList(suites))
+	e.cfgPath = filepath.Join(dir, "mirror.toml")
+	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func tomlList(s []string) string {
+	q := make([]string, len(s))
+	for i, x := range s {
+		q[i] = fmt.Sprintf("%q", x)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func (e *aptEnv) sync() *SyncResult {
+	e.t.Helper()
+	cfg, err := LoadConfig(e.cfgPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	res, err := Sync(context.Background(), cfg, SyncOptions{Fetch: testFetchOptions()})
+	if err != nil {
+		e.t.Fatalf("sync: %v", err)
+	}
+	return res
+}
+
+func (e *aptEnv) resetHits() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := e.hits
+	e.hits = map[string]int{}
+	return h
+}
+
+// tamper flips one byte of an upstream file (and of its by-hash copy).
+func (e *aptEnv) tamper(rel string) {
+	e.t.Helper()
+	p := filepath.Join(e.repo, rel)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	old := sumOf(string(b))
+	b[len(b)-len(b)/3] ^= 0x20
+	os.WriteFile(p, b, 0o644)
+	if bh := filepath.Join(filepath.Dir(p), "by-hash", "SHA256", old); fileExists(bh) {
+		os.WriteFile(bh, b, 0o644)
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func (e *aptEnv) bundle(res *SyncResult) (*bundle.Manifest, map[string][]byte) {
+	e.t.Helper()
+	if res.Bundle == nil {
+		e.t.Fatal("no bundle was written")
+	}
+	r, err := bundle.Open(context.Background(), res.Bundle.Paths[:len(res.Bundle.Paths)-1], e.op.Public(), bundle.Limits{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer r.Close()
+	blobs := map[string][]byte{}
+	for {
+		info, rd, err := r.Next()
+		if err != nil {
+			break
+		}
+		var b bytes.Buffer
+		b.ReadFrom(rd)
+		blobs[info.SHA256] = b.Bytes()
+	}
+	return r.Manifest(), blobs
+}
+
+func debPaths(m *bundle.Manifest) []string {
+	var out []string
+	for _, p := range m.Packages {
+		out = append(out, p.Path)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestSyncApt: a filtered mirror of two suites: the closure of hello is
+// bundled with operator-signed indexes (gpgv accepts them) and the
+// upstream's release files as evidence; a re-run costs one conditional
+// request per suite and makes no bundle.
+func TestSyncApt(t *testing.T) {
+	needTools(t, "gpg", "gpgv")
+	e := newAptEnv(t, []string{"debian:*"}, "stable", "testing")
+	res := e.sync()
+	if res.Rejected != 0 {
+		t.Fatalf("rejected: %+v", rejectedOf(res))
+	}
+	m, blobs := e.bundle(res)
+	want := []string{
+		"debian/pool/main/g/greet-base/greet-base_1.0_amd64.deb", "debian/pool/main/g/greet-data/greet-data_1.0_all.deb",
+		"debian/pool/main/h/hello/hello_1.0_amd64.deb", "debian/pool/main/h/hello/hello_2.0_amd64.deb",
+		"debian/pool/main/l/libgreet1/libgreet1_1.0_amd64.deb", "debian/pool/main/l/libgreet1/libgreet1_2.0_amd64.deb",
+		"debian/pool/main/t/tinymta/tinymta_1.0_amd64.deb",
+	}
+	if got := debPaths(m); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("packages:\n got %v\nwant %v", got, want)
+	}
+	tree := treeOf(m)
+	fx := aptFixtures(t)
+	for _, p := range m.Packages {
+		if len(p.Keys) != 1 || p.Keys[0] != "archive" || len(p.Signatures) != 2 || p.Signatures[0].Scheme != "openpgp-clearsigned" {
+			t.Fatalf("%s: keys %v signatures %+v", p.Path, p.Keys, p.Signatures)
+		}
+		b, _ := os.ReadFile(filepath.Join(fx, "repo", strings.TrimPrefix(p.Path, "debian/")))
+		if !bytes.Equal(blobs[p.SHA256], b) {
+			t.Fatalf("%s: bundled bytes differ from the upstream's", p.Path)
+		}
+	}
+	// The upstream's InRelease travels as evidence, byte for byte.
+	up, _ := os.ReadFile(filepath.Join(fx, "repo/dists/stable/InRelease"))
+	if !bytes.Equal(blobs[tree["debian/_upstream/dists/stable/InRelease"]], up) {
+		t.Fatal("upstream InRelease not carried under debian/_upstream/")
+	}
+	// The served InRelease is the operator's, and gpgv accepts it.
+	gen := t.TempDir()
+	for _, f := range []string{"InRelease", "Release", "Release.gpg"} {
+		os.WriteFile(filepath.Join(gen, f), blobs[tree["debian/dists/stable/"+f]], 0o644)
+	}
+	os.WriteFile(filepath.Join(gen, "operator.asc"), e.op.ArmoredPublic(), 0o644)
+	home := t.TempDir()
+	runTool(t, nil, "gpg", "--homedir", home, "--batch", "-o", filepath.Join(gen, "op.gpg"), "--dearmor", filepath.Join(gen, "operator.asc"))
+	runTool(t, nil, "gpgv", "--homedir", home, "--keyring", filepath.Join(gen, "op.gpg"), filepath.Join(gen, "InRelease"))
+	runTool(t, nil, "gpgv", "--homedir", home, "--keyring", filepath.Join(gen, "op.gpg"), filepath.Join(gen, "Release.gpg"), filepath.Join(gen, "Release"))
+	rel, err := apt.ParseRelease(blobs[tree["debian/dists/stable/Release"]])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := rel.Files["main/binary-amd64/Packages"]
+	pkgs, err := apt.ParsePackages(blobs[pk.SHA256])
+	if err != nil || len(pkgs) != 5 {
+		t.Fatalf("generated stable Packages: %d packages, %v", len(pkgs), err)
+	}
+
+	// Re-run: one conditional request per suite, nothing else, no bundle.
+	e.resetHits()
+	again := e.sync()
+	hits := e.resetHits()
+	if !again.NothingNew || again.Bundle != nil || again.Unchanged != 7 {
+		t.Fatalf("re-run: nothing_new=%v bundle=%v unchanged=%d", again.NothingNew, again.Bundle, again.Unchanged)
+	}
+	if len(hits) != 2 || hits["/dists/stable/InRelease"] != 1 || hits["/dists/testing/InRelease"] != 1 {
+		t.Fatalf("re-run requests: %v; want only the two InRelease files", hits)
+	}
+}
+
+// TestSyncAptRejects: each broken link is rejected with its reason and
+// nothing of it is bundled.
+func TestSyncAptRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		allow  []string
+		suite  string
+		change string // upstream file to tamper with
+		reject string // rejected name
+		want   string // in the reason
+		debs   int    // .debs still bundled
+	}{
+		{name: "unknown key", allow: nil, suite: "stable", reject: "dists/stable", want: "unknown key"},
+		{name: "key of another source", allow: []string{"other:*"}, suite: "stable", reject: "dists/stable", want: "not allowed"},
+		{name: "expired", allow: []string{"debian:*"}, suite: "expired", reject: "dists/expired", want: "Valid-Until"},
+		{name: "index hash", allow: []string{"debian:*"}, suite: "stable", change: "dists/stable/main/binary-amd64/Packages.xz", reject: "dists/stable", want: "hash mismatch"},
+		{name: "deb hash", allow: []string{"debian:*"}, suite: "stable", change: "pool/main/l/libgreet1/libgreet1_1.0_amd64.deb", reject: "libgreet1", want: "differs", debs: 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newAptEnv(t, tc.allow, tc.suite)
+			if tc.change != "" {
+				e.tamper(tc.change)
+			}
+			res := e.sync()
+			rej := rejectedOf(res)
+			if len(rej) != 1 || !strings.Contains(rej["debian:"+tc.reject], tc.want) {
+				t.Fatalf("rejected %v; want %s with %q", rej, tc.reject, tc.want)
+			}
+			if tc.debs == 0 {
+				if res.Bundle != nil {
+					m, _ := e.bundle(res)
+					t.Fatalf("a bundle was written: %v", treeOf(m))
+				}
+				return
+			}
+			m, blobs := e.bundle(res)
+			if len(m.Packages) != tc.debs {
+				t.Fatalf("bundled %v", debPaths(m))
+			}
+			for p := range treeOf(m) {
+				if strings.Contains(p, tc.reject+"_") {
+					t.Fatalf("%s bundled", p)
+				}
+			}
+			// The generated index does not list it either.
+			plain := blobs[treeOf(m)["debian/dists/"+tc.suite+"/main/binary-amd64/Packages"]]
+			if len(plain) == 0 || bytes.Contains(plain, []byte("Package: "+tc.reject+"\n")) {
+				t.Fatalf("generated Packages lists %s (or is empty)", tc.reject)
+			}
+			if len(m.Rejected) != 1 || m.Rejected[0].Name != tc.reject {
+				t.Fatalf("manifest rejected %+v", m.Rejected)
+			}
+		})
+	}
+}
+
+// TestAptGetClient: the real apt-get, with its own state, cache, sources
+// and keyring (no change to the machine), updates from `mirror serve` of
+// an imported bundle and downloads hello with its dependencies; after the
+// served tree is tampered with, it refuses it.
+func TestAptGetClient(t *testing.T) {
+	needTools(t, "apt-get", "gpg", "gpgv")
+	e := newAptEnv(t, []string{"debian:*"}, "stable")
+	res := e.sync()
+	if res.Bundle == nil || res.Rejected != 0 {
+		t.Fatalf("sync: %+v", res)
+	}
+	repoDir := filepath.Join(e.dir, "repo")
+	if _, err := Import(context.Background(), ImportOptions{Repo: repoDir, Pub: e.op.Public()}, res.Bundle.Paths[:len(res.Bundle.Paths)-1]); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	srv := httptest.NewServer(serve.NewHandler(repoDir))
+	defer srv.Close()
+
+	client := newAptClient(t, srv.URL+"/debian", e.op.ArmoredPublic())
+	client.run(t, true, "update")
+	client.run(t, true, "install", "--download-only", "-y", "--no-install-recommends", "hello")
+	got := client.archives(t)
+	want := "greet-base_1.0_amd64.deb greet-data_1.0_all.deb hello_1.0_amd64.deb libgreet1_1.0_amd64.deb tinymta_1.0_amd64.deb"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("apt-get downloaded %v; want %s", got, want)
+	}
+
+	// Tampering: a changed InRelease (signature no longer matches) and
+	// a changed .deb are both refused by apt-get itself.
+	cur, err := filepath.EvalSymlinks(filepath.Join(repoDir, "current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace := func(rel string, edit func([]byte) []byte) {
+		p := filepath.Join(cur, rel)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Dir(p), 0o755)
+		os.Remove(p) // the file may be a hard link into the store
+		if err := os.WriteFile(p, edit(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace("debian/pool/main/h/hello/hello_1.0_amd64.deb", func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
+	fresh := newAptClient(t, srv.URL+"/debian", e.op.ArmoredPublic())
+	fresh.run(t, true, "update")
+	out := fresh.run(t, false, "install", "--download-only", "-y", "hello")
+	t.Logf("apt-get on a changed .deb:\n%s", out)
+	if !strings.Contains(out, "Hash Sum mismatch") || !strings.Contains(out, "hello_1.0_amd64.deb") {
+		t.Fatalf("apt-get on a changed .deb:\n%s", out)
+	}
+	replace("debian/dists/stable/InRelease", func(b []byte) []byte {
+		return bytes.Replace(b, []byte("Suite: stable"), []byte("Suite: stablE"), 1)
+	})
+	third := newAptClient(t, srv.URL+"/debian", e.op.ArmoredPublic())
+	out = third.run(t, false, "update")
+	t.Logf("apt-get update on a changed InRelease:\n%s", out)
+	if !strings.Contains(out, "BADSIG") || !strings.Contains(out, "is not signed") {
+		t.Fatalf("apt-get update on a changed InRelease:\n%s", out)
+	}
+}
+
+// aptClient is apt-get confined to a temporary folder by APT_CONFIG.
+type aptClient struct {
+	dir, conf string
+}
+
+func newAptClient(t *testing.T, url string, asc []byte) *aptClient {
+	t.Helper()
+	d := t.TempDir()
+	for _, sub := range []string{"state/lists/partial", "cache/archives/partial", "etc/sources.list.d", "etc/apt.conf.d", "etc/preferences.d", "etc/trusted.gpg.d", "log"} {
+		os.MkdirAll(filepath.Join(d, sub), 0o755)
+	}
+	os.WriteFile(filepath.Join(d, "status"), nil, 0o644)
+	os.WriteFile(filepath.Join(d, "operator.asc"), asc, 0o644)
+	os.WriteFile(filepath.Join(d, "etc/sources.list"), []byte(fmt.Sprintf("deb [signed-by=%s] %s stable main\n", filepath.Join(d, "operator.asc"), url)), 0o644)
+	conf := fmt.Sprintf(`Dir::State "%[1]s/state";
+Dir::State::status "%[1]s/status";
+Dir::Cache "%[1]s/cache";
+Dir::Log "%[1]s/log";
+Dir::Etc "%[1]s/etc";
+Dir::Etc::SourceList "%[1]s/etc/sources.list";
+Dir::Etc::SourceParts "%[1]s/etc/sources.list.d";
+Dir::Etc::Parts "%[1]s/etc/apt.conf.d";
+Dir::Etc::Trusted "%[1]s/etc/trusted.gpg";
+Dir::Etc::TrustedParts "%[1]s/etc/trusted.gpg.d";
+Dir::Etc::Preferences "%[1]s/etc/preferences";
+Dir::Etc::PreferencesParts "%[1]s/etc/preferences.d";
+APT::Architecture "amd64";
+APT::Architectures { "amd64"; };
+APT::Sandbox::User "root";
+Debug::NoLocking "true";
+Acquire::Languages "none";
+Acquire::Retries "0";
+`, d)
+	os.WriteFile(filepath.Join(d, "apt.conf"), []byte(conf), 0o644)
+	return &aptClient{dir: d, conf: filepath.Join(d, "apt.conf")}
+}
+
+// run runs apt-get; ok says whether it must succeed (else it must fail).
+func (c *aptClient) run(t *testing.T, ok bool, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("apt-get", args...)
+	cmd.Env = append(os.Environ(), "APT_CONFIG="+c.conf, "LC_ALL=C")
+	out, err := cmd.CombinedOutput()
+	if ok && err != nil {
+		t.Fatalf("apt-get %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	if !ok && err == nil {
+		t.Fatalf("apt-get %s succeeded; want a refusal\n%s", strings.Join(args, " "), out)
+	}
+	return string(out)
+}
+
+func (c *aptClient) archives(t *testing.T) []string {
+	m, _ := filepath.Glob(filepath.Join(c.dir, "cache/archives/*.deb"))
+	var out []string
+	for _, p := range m {
+		out = append(out, filepath.Base(p))
+	}
+	sort.Strings(out)
+	return out
+}
