@@ -57,9 +57,6 @@ func (p *Policy) parseMinisign(s Signature, f *feed) *check {
 			detail := err.Error()
 			if errors.Is(err, minisign.ErrUnsupported) {
 				reason = ErrUnsupported
-				if !sig.Prehashed {
-					detail = "legacy (non-prehashed) minisign signatures cannot be verified yet: " + detail
-				}
 			}
 			c.reason, c.detail = reason, detail
 			continue
