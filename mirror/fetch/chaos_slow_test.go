@@ -1,0 +1,5 @@
+//go:build slow
+
+package fetch
+
+func init() { chaosFiles = 2000 }
