@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Benchmark of the apt source (docs/BENCHMARKS.md, section "apt"): the same
+# filtered mirror made by aptly and by `mirror sync` + `mirror import`.
+#
+# The upstream: a signed archive made with dpkg-deb, apt-ftparchive and gpg
+# (throwaway key): N packages (default 400) of SIZE KiB (default 256, random,
+# so incompressible like real .debs), every third one depending on
+# "pA | pB" of two others, suite "stable", component main, amd64, served
+# from loopback by nginx. The filter: the packages named p00* (100 of 400)
+# with their Depends closure.
+#
+#   aptly:  mirror create (filter + -filter-with-deps, its own keyring),
+#           mirror update, snapshot create, publish snapshot (signed by a
+#           throwaway gpg key) — all four in one timed run
+#   mirror: mirror sync (downloads, checks, generated indexes signed by the
+#           operator, bundle) then mirror import (bundle checked, published)
+#           — both in one timed run; and each on its own
+#
+# Wall time and peak RSS come from /usr/bin/time -v (peak RSS: the largest
+# process of the run). Both tools start from empty state, page cache warm
+# (the upstream files were just written).
+#
+#   scripts/bench/apt.sh [N] [SIZE_KIB]
+# Needs: go, nginx, aptly, dpkg-deb, apt-ftparchive, gpg, /usr/bin/time.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+n=${1:-400}
+size_kib=${2:-256}
+work=$(mktemp -d /tmp/mirror-bench-apt.XXXXXX)
+nginx_pid=""
+cleanup() {
+	[ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
+	gpgconf --homedir "$work/gnupg" --kill all 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+for tool in go nginx aptly dpkg-deb apt-ftparchive gpg /usr/bin/time; do
+	command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
+done
+
+mkdir -p "$work/src"
+git archive HEAD | tar -x -C "$work/src"
+(cd "$work/src" && go build -o "$work/mirror" ./cmd/mirror)
+echo "bench: mirror built from commit $(git rev-parse --short HEAD)" >&2
+
+# The throwaway archive key (and the aptly publishing key).
+export GNUPGHOME=$work/gnupg
+mkdir -m 700 "$GNUPGHOME"
+gpg -q --batch --passphrase '' --quick-gen-key 'Bench Archive <archive@bench.invalid>' ed25519 sign never
+gpg -q --batch --passphrase '' --quick-gen-key 'Bench Publisher <publisher@bench.invalid>' ed25519 sign never
+gpg -q --armor --export archive@bench.invalid >"$work/archive.asc"
+gpg -q --export archive@bench.invalid >"$work/trusted.gpg"
+
+# The archive.
+up=$work/up
+echo "bench: building $n packages of $size_kib KiB with dpkg-deb" >&2
+for i in $(seq 0 $((n - 1))); do
+	name=$(printf 'p%04d' "$i")
+	d=$work/build/$name
+	mkdir -p "$d/DEBIAN" "$d/usr/share/$name"
+	{
+		echo "Package: $name"
+		echo "Version: 1.0-1"
+		echo "Architecture: amd64"
+		echo "Maintainer: Bench <bench@bench.invalid>"
+		if [ $((i % 3)) -eq 0 ]; then
+			printf 'Depends: p%04d | p%04d\n' $(((i * 7 + 3) % n)) $(((i * 7 + 5) % n))
+		fi
+		echo "Description: benchmark package $name"
+	} >"$d/DEBIAN/control"
+	head -c $((size_kib * 1024)) /dev/urandom >"$d/usr/share/$name/data"
+	mkdir -p "$up/pool/main/p/$name"
+	dpkg-deb -Znone --root-owner-group --build "$d" "$up/pool/main/p/$name/${name}_1.0-1_amd64.deb" >/dev/null
+	rm -rf "$d"
+done
+mkdir -p "$up/dists/stable/main/binary-amd64"
+(cd "$up" && apt-ftparchive --arch amd64 packages pool/main >dists/stable/main/binary-amd64/Packages)
+xz -k "$up/dists/stable/main/binary-amd64/Packages"
+gzip -k "$up/dists/stable/main/binary-amd64/Packages"
+(cd "$up/dists/stable" && apt-ftparchive -o APT::FTPArchive::Release::Suite=stable -o APT::FTPArchive::Release::Codename=stable \
+	-o APT::FTPArchive::Release::Architectures=amd64 -o APT::FTPArchive::Release::Components=main release . >"$work/Release" && mv "$work/Release" Release)
+gpg -q --batch -u archive@bench.invalid --clearsign -o "$up/dists/stable/InRelease" "$up/dists/stable/Release"
+gpg -q --batch -u archive@bench.invalid --armor --detach-sign -o "$up/dists/stable/Release.gpg" "$up/dists/stable/Release"
+mib=$(du -sm "$up/pool" | cut -f1)
+
+port=$((20000 + RANDOM % 20000))
+mkdir -p "$work/nginx/logs"
+cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $work/nginx/logs/error.log;
+pid $work/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	sendfile on;
+	keepalive_requests 100000;
+	server { listen 127.0.0.1:$port; root $up; }
+}
+CONF
+[ "$(id -u)" -eq 0 ] && sed -i '1i user root;' "$work/nginx/nginx.conf"
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+nginx_pid=$!
+sleep 0.5
+url="http://127.0.0.1:$port"
+
+secs() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }
+rss() { awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$1"; }
+
+# aptly.
+cat >"$work/aptly.conf" <<CONF
+{ "rootDir": "$work/aptly", "downloadConcurrency": 8, "architectures": ["amd64"], "gpgProvider": "gpg" }
+CONF
+cat >"$work/aptly.sh" <<SCRIPT
+set -e
+aptly -config=$work/aptly.conf mirror create -keyring=$work/trusted.gpg -architectures=amd64 -filter='Name (% p00*)' -filter-with-deps bench $url/ stable main
+aptly -config=$work/aptly.conf mirror update -keyring=$work/trusted.gpg bench
+aptly -config=$work/aptly.conf snapshot create snap from mirror bench
+aptly -config=$work/aptly.conf publish snapshot -gpg-key=publisher@bench.invalid -distribution=stable snap
+SCRIPT
+/usr/bin/time -v bash "$work/aptly.sh" >"$work/aptly.out" 2>"$work/aptly.time" || { cat "$work/aptly.out" "$work/aptly.time"; exit 1; }
+aptly_n=$(find "$work/aptly/public/pool" -name '*.deb' | wc -l)
+
+# mirror.
+"$work/mirror" keygen --out "$work/op" --unencrypted >/dev/null
+cat >"$work/mirror.toml" <<CONF
+jobs = 8
+[operator]
+key = "$work/op/operator.key"
+[output]
+dir = "$work/out"
+state = "$work/state"
+[[trust.key]]
+name = "archive"
+file = "$work/archive.asc"
+allow = ["bench:*"]
+[[source]]
+name = "bench"
+type = "apt"
+url = "$url/"
+suites = ["stable"]
+components = ["main"]
+architectures = ["amd64"]
+packages = ["p00*"]
+with_dependencies = true
+CONF
+cat >"$work/mirror.sh" <<SCRIPT
+set -e
+/usr/bin/time -v -o $work/sync.time $work/mirror sync --config $work/mirror.toml
+/usr/bin/time -v -o $work/import.time $work/mirror import --pub $work/op/operator.pub --repo $work/repo $work/out/*.tar.zst
+SCRIPT
+/usr/bin/time -v bash "$work/mirror.sh" >"$work/mirror.out" 2>"$work/mirror.time" || { cat "$work/mirror.out" "$work/mirror.time"; exit 1; }
+mirror_n=$(find -L "$work/repo/current/bench/pool" -name '*.deb' | wc -l)
+if [ "$aptly_n" != "$mirror_n" ]; then
+	echo "bench: aptly published $aptly_n .debs, mirror $mirror_n: not the same mirror" >&2
+	exit 1
+fi
+
+echo "bench: $n packages x $size_kib KiB ($mib MiB upstream), $mirror_n selected; nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" >&2
+echo "| tool | steps | wall s | peak RSS MiB |"
+echo "|---|---|---|---|"
+echo "| aptly $(aptly version | awk '{print $3}') | mirror create + update + snapshot + publish | $(secs "$work/aptly.time") | $(rss "$work/aptly.time") |"
+echo "| mirror | sync + import | $(secs "$work/mirror.time") | $(rss "$work/mirror.time") |"
+echo "| mirror | sync alone | $(secs "$work/sync.time") | $(rss "$work/sync.time") |"
+echo "| mirror | import alone | $(secs "$work/import.time") | $(rss "$work/import.time") |"
