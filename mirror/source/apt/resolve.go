@@ -49,11 +49,13 @@ type Unresolved struct {
 
 // Select returns the packages matching patterns (names or path.Match globs;
 // none means every package, every version) and, with deps, their
-// Pre-Depends and Depends closure, resolved as apt does: a group already
-// satisfied by a chosen package needs nothing more; otherwise the first
-// alternative that can be satisfied is taken — the highest version of a
-// real package meeting the constraint, else a package providing the
-// (virtual) name (by name order when several do). Names and dependencies
+// Pre-Depends and Depends closure: in each group the first alternative
+// that can be satisfied is taken (the one apt installs from the upstream),
+// even when another alternative was chosen for some other package — the
+// highest version of a real package meeting the constraint, else a
+// package providing the (virtual) name (by name order when several do).
+// The set is then installable by apt whatever subset of it a client asks
+// for. Names and dependencies
 // that cannot be satisfied are returned as Unresolved. The result is in
 // index order.
 func (u *Universe) Select(patterns []string, deps bool) ([]*Package, []Unresolved) {
@@ -97,9 +99,6 @@ func (u *Universe) Select(patterns []string, deps bool) ([]*Package, []Unresolve
 			groups [][]Relation
 		}{{"Pre-Depends", p.PreDepends}, {"Depends", p.Depends}} {
 			for _, g := range f.groups {
-				if u.satisfied(g, chosen) {
-					continue
-				}
 				if q := u.pick(g); q != nil {
 					take(q)
 					continue
@@ -117,25 +116,8 @@ func (u *Universe) Select(patterns []string, deps bool) ([]*Package, []Unresolve
 	return out, unres
 }
 
-// satisfied reports whether a chosen package already satisfies the group.
-func (u *Universe) satisfied(g []Relation, chosen map[*Package]bool) bool {
-	for _, r := range g {
-		for _, p := range u.byName[r.Name] {
-			if chosen[p] && r.Satisfies(p.Version) {
-				return true
-			}
-		}
-		for _, pr := range u.provides[r.Name] {
-			if chosen[pr.pkg] && providerSatisfies(pr, r) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// pick chooses the package for an unsatisfied group: the first
-// alternative that can be satisfied.
+// pick chooses the package for a group: the first alternative that can be
+// satisfied.
 func (u *Universe) pick(g []Relation) *Package {
 	for _, r := range g {
 		for _, p := range u.byName[r.Name] {
