@@ -387,6 +387,10 @@ func readReceipt(path string, st *state.State) (*repo.Receipt, error) {
 // operatorKey loads the operator key, asking for the passphrase only when
 // the key file is encrypted.
 func (r *run) operatorKey() (*operator.Key, error) {
+	if r.key != nil {
+		// Loaded once per run: apt indexes and the bundle both need it.
+		return r.key, nil
+	}
 	path := r.cfg.Operator.Key
 	enc, err := operator.NeedsPassphrase(path)
 	if err != nil {
@@ -406,6 +410,7 @@ func (r *run) operatorKey() (*operator.Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("operator key %s: %w", path, err)
 	}
+	r.key = k
 	return k, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
 	"github.com/mirror-tool/mirror/bundle"
+	"github.com/mirror-tool/mirror/internal/operator"
 	"github.com/mirror-tool/mirror/mirror/fetch"
 	"github.com/mirror-tool/mirror/mirror/source/files"
 	"github.com/mirror-tool/mirror/mirror/state"
@@ -41,8 +42,9 @@ type run struct {
 	smalls   map[string][]byte         // verified signatures by SHA-256, for the bundle
 	verified map[string]state.Verified // accepted verdicts of this run
 	trustSHA string
-	extras   []extra  // checksum lists and their signatures
-	apt      []aptRun // apt sources' selections (sync_apt.go)
+	extras   []extra       // checksum lists and their signatures
+	apt      []aptRun      // apt sources' selections (sync_apt.go)
+	key      *operator.Key // the operator key, once loaded (operatorKey)
 }
 
 // small is a small upstream document (signature, checksum list) in memory.
