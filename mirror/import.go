@@ -92,8 +92,9 @@ type ImportResult struct {
 var partRe = regexp.MustCompile(`^(.*\.tar\.zst)\.part-[0-9]{3}$`)
 
 // GroupBundles groups the files given on the command line into bundles:
-// the parts of one split bundle (NAME.tar.zst.part-NNN) together, every
-// other file alone; detached .minisig files (for stock tools) are skipped.
+// the parts of one split bundle (NAME.tar.zst.part-NNN) together, by file
+// name, wherever they are (parts may come on several media), every other
+// file alone; detached .minisig files (for stock tools) are skipped.
 // Groups keep the order of their first file.
 func GroupBundles(paths []string) [][]string {
 	var out [][]string
@@ -103,8 +104,8 @@ func GroupBundles(paths []string) [][]string {
 			continue
 		}
 		key := p
-		if m := partRe.FindStringSubmatch(p); m != nil {
-			key = m[1]
+		if m := partRe.FindStringSubmatch(filepath.Base(p)); m != nil {
+			key = "part:" + m[1] // parts may come from several media (folders)
 		}
 		if i, ok := idx[key]; ok {
 			out[i] = append(out[i], p)

@@ -307,6 +307,17 @@ func TestImportRefusals(t *testing.T) {
 			p, _ := impBundle(t, out, key, impSpec{seq: 3, files: big})
 			return tamper(p[0], func(data []byte) int { return len(data) / 2 })
 		}, nil, nil, ""},
+		{"split bundle with a part missing", func() []string {
+			p, _ := impBundle(t, out, key, impSpec{seq: 3, files: big, partSize: 100 << 10})
+			if len(p) < 3 {
+				t.Fatalf("%d parts", len(p))
+			}
+			return append(p[:1], p[2:]...)
+		}, nil, bundle.ErrPart, "part"},
+		{"split bundle with a corrupt part", func() []string {
+			p, _ := impBundle(t, out, key, impSpec{seq: 3, files: big, partSize: 100 << 10})
+			return append(tamper(p[1], func(data []byte) int { return len(data) - 100 }), append(p[:1], p[2:]...)...)
+		}, nil, bundle.ErrPart, "part"},
 		{"truncated", func() []string {
 			p, _ := impBundle(t, out, key, impSpec{seq: 3, files: big})
 			data, _ := os.ReadFile(p[0])
@@ -448,8 +459,8 @@ func TestImportSeveralInOrder(t *testing.T) {
 }
 
 func TestGroupBundles(t *testing.T) {
-	got := GroupBundles([]string{"x/b.tar.zst.part-002", "a.tar.zst", "a.tar.zst.minisig", "x/b.tar.zst.part-001", "c.tar.zst.part-1"})
-	want := [][]string{{"x/b.tar.zst.part-002", "x/b.tar.zst.part-001"}, {"a.tar.zst"}, {"c.tar.zst.part-1"}}
+	got := GroupBundles([]string{"x/b.tar.zst.part-002", "a.tar.zst", "a.tar.zst.minisig", "/media/usb2/b.tar.zst.part-001", "c.tar.zst.part-1", "y/a.tar.zst"})
+	want := [][]string{{"x/b.tar.zst.part-002", "/media/usb2/b.tar.zst.part-001"}, {"a.tar.zst"}, {"c.tar.zst.part-1"}, {"y/a.tar.zst"}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("GroupBundles = %v, want %v", got, want)
 	}
