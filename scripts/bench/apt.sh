@@ -119,7 +119,8 @@ aptly -config=$work/aptly.conf snapshot create snap from mirror bench
 aptly -config=$work/aptly.conf publish snapshot -gpg-key=publisher@bench.invalid -distribution=stable snap
 SCRIPT
 /usr/bin/time -v bash "$work/aptly.sh" >"$work/aptly.out" 2>"$work/aptly.time" || { cat "$work/aptly.out" "$work/aptly.time"; exit 1; }
-aptly_n=$(find "$work/aptly/public/pool" -name '*.deb' | wc -l)
+find "$work/aptly/public/pool" -name '*.deb' -printf '%f\n' | sort >"$work/aptly.debs"
+aptly_n=$(wc -l <"$work/aptly.debs")
 
 # mirror.
 "$work/mirror" keygen --out "$work/op" --unencrypted >/dev/null
@@ -150,9 +151,11 @@ set -e
 /usr/bin/time -v -o $work/import.time $work/mirror import --pub $work/op/operator.pub --repo $work/repo $work/out/*.tar.zst
 SCRIPT
 /usr/bin/time -v bash "$work/mirror.sh" >"$work/mirror.out" 2>"$work/mirror.time" || { cat "$work/mirror.out" "$work/mirror.time"; exit 1; }
-mirror_n=$(find -L "$work/repo/current/bench/pool" -name '*.deb' | wc -l)
-if [ "$aptly_n" != "$mirror_n" ]; then
-	echo "bench: aptly published $aptly_n .debs, mirror $mirror_n: not the same mirror" >&2
+find -L "$work/repo/current/bench/pool" -name '*.deb' -printf '%f\n' | sort >"$work/mirror.debs"
+mirror_n=$(wc -l <"$work/mirror.debs")
+if ! cmp -s "$work/aptly.debs" "$work/mirror.debs"; then
+	echo "bench: aptly published $aptly_n .debs, mirror $mirror_n: not the same set" >&2
+	diff "$work/aptly.debs" "$work/mirror.debs" | head >&2
 	exit 1
 fi
 
