@@ -431,3 +431,44 @@ func (c *aptClient) archives(t *testing.T) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestAptGetKeepUpstream: an unfiltered source with
+// keep_upstream_signatures serves the upstream's own InRelease and indexes,
+// and apt-get verifies them with the archive's key, not the operator's.
+func TestAptGetKeepUpstream(t *testing.T) {
+	needTools(t, "apt-get", "gpg", "gpgv")
+	e := newAptEnv(t, []string{"debian:*"}, "stable")
+	cfg, _ := os.ReadFile(e.cfgPath)
+	cfg = bytes.Replace(cfg, []byte("packages = [\"hello\"]\nwith_dependencies = true\n"), []byte("keep_upstream_signatures = true\n"), 1)
+	if err := os.WriteFile(e.cfgPath, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := e.sync()
+	if res.Bundle == nil || res.Rejected != 0 || res.New != 7 {
+		t.Fatalf("sync: %+v", res)
+	}
+	m, _ := e.bundle(res)
+	tree := treeOf(m)
+	up, _ := os.ReadFile(filepath.Join(aptFixtures(t), "repo/dists/stable/InRelease"))
+	if tree["debian/dists/stable/InRelease"] != sumOf(string(up)) {
+		t.Fatal("the served InRelease is not the upstream's")
+	}
+	repoDir := filepath.Join(e.dir, "repo")
+	if _, err := Import(context.Background(), ImportOptions{Repo: repoDir, Pub: e.op.Public()}, res.Bundle.Paths[:len(res.Bundle.Paths)-1]); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	srv := httptest.NewServer(serve.NewHandler(repoDir))
+	defer srv.Close()
+	archive, _ := os.ReadFile(filepath.Join(aptFixtures(t), "keys", "archive.asc"))
+	c := newAptClient(t, srv.URL+"/debian", archive)
+	c.run(t, true, "update")
+	c.run(t, true, "install", "--download-only", "-y", "hello")
+	if got := strings.Join(c.archives(t), " "); got != "greet-base_1.0_amd64.deb greet-data_1.0_all.deb hello_1.0_amd64.deb libgreet1_1.0_amd64.deb tinymta_1.0_amd64.deb" {
+		t.Fatalf("apt-get downloaded %s", got)
+	}
+	// The operator's key does not sign these indexes.
+	op := newAptClient(t, srv.URL+"/debian", e.op.ArmoredPublic())
+	if out := op.run(t, false, "update"); !strings.Contains(out, "NO_PUBKEY") && !strings.Contains(out, "is not signed") {
+		t.Fatalf("apt-get with the operator key:\n%s", out)
+	}
+}
