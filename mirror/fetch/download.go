@@ -84,7 +84,7 @@ func RemovePartial(dst string) error {
 // Never more than maxSize bytes are written (ErrTooLarge, and dst is
 // removed). When wantSize >= 0, a file of another size is an error (ErrSize)
 // that is retried. Timeouts, stalls, connection resets, truncated bodies,
-// 5xx and 429 are retried with backoff; other 4xx are not (ErrNotFound for
+// 5xx, 408 and 429 are retried with backoff; other 4xx are not (ErrNotFound for
 // 404 and 410, *HTTPError otherwise). The error is an *Error naming the URL.
 //
 // On success the side file is removed and dst is left for the caller to

@@ -330,7 +330,7 @@ func classify(ctx context.Context, err error) error {
 func statusError(resp *http.Response, rawURL string) error {
 	he := &HTTPError{URL: rawURL, Status: resp.StatusCode}
 	switch {
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500:
 		return &attemptError{err: he, retry: true, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	default:
 		return permanent(he)

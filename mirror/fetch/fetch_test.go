@@ -365,6 +365,8 @@ func TestDownloadServerErrorsThenSuccess(t *testing.T) {
 			http.Error(w, "busy", http.StatusServiceUnavailable)
 		case 3:
 			http.Error(w, "slow down", http.StatusTooManyRequests)
+		case 4:
+			http.Error(w, "request timeout", http.StatusRequestTimeout)
 		default:
 			serve(w, r, `"v"`, content)
 		}
@@ -376,8 +378,8 @@ func TestDownloadServerErrorsThenSuccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFile(t, dst, res, content)
-	if log.n() != 4 {
-		t.Fatalf("%d requests, want 4", log.n())
+	if log.n() != 5 {
+		t.Fatalf("%d requests, want 5", log.n())
 	}
 }
 
