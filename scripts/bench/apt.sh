@@ -4,8 +4,10 @@
 #
 # The upstream: a signed archive made with dpkg-deb, apt-ftparchive and gpg
 # (throwaway key): N packages (default 400) of SIZE KiB (default 256, random,
-# so incompressible like real .debs), every third one depending on
-# "pA | pB" of two others, suite "stable", component main, amd64, served
+# so incompressible like real .debs), every third one depending on two
+# others ("pA, pB (>= 1.0)"; no alternatives: aptly -filter-with-deps and
+# mirror resolve "a | b" differently — aptly took 168 packages where
+# mirror took 137 on such a graph — so the same set needs plain ones), suite "stable", component main, amd64, served
 # from loopback by nginx. The filter: the packages named p00* (100 of 400)
 # with their Depends closure.
 #
@@ -64,7 +66,7 @@ for i in $(seq 0 $((n - 1))); do
 		echo "Architecture: amd64"
 		echo "Maintainer: Bench <bench@bench.invalid>"
 		if [ $((i % 3)) -eq 0 ]; then
-			printf 'Depends: p%04d | p%04d\n' $(((i * 7 + 3) % n)) $(((i * 7 + 5) % n))
+			printf 'Depends: p%04d, p%04d (>= 1.0)\n' $(((i * 7 + 3) % n)) $(((i * 7 + 5) % n))
 		fi
 		echo "Description: benchmark package $name"
 	} >"$d/DEBIAN/control"
