@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,6 +80,7 @@ func BenchmarkWrite(b *testing.B) {
 	out := b.TempDir()
 	b.SetBytes(benchBlobs * benchBlobSize)
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		name := fmt.Sprintf("b%d", i)
@@ -134,6 +136,7 @@ func benchRead(b *testing.B, create func(sum string) (io.WriteCloser, func() err
 	buf := make([]byte, 256<<10)
 	b.SetBytes(benchBlobs * benchBlobSize)
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		r, err := Open(context.Background(), w.Paths[:1], key.Public(), Limits{})
@@ -164,4 +167,16 @@ func benchRead(b *testing.B, create func(sum string) (io.WriteCloser, func() err
 		}
 		r.Close()
 	}
+}
+
+// reportCPU reports the process's user+system CPU seconds per operation
+// (all goroutines), a measure that the machine's load does not skew.
+func reportCPU(b *testing.B) func() {
+	cpu := func() float64 {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	start := cpu()
+	return func() { b.ReportMetric((cpu()-start)/float64(b.N), "cpu-s/op") }
 }

@@ -31,6 +31,7 @@ go test -c -o "$work/bundle.test" ./bundle
 now() { date +%s.%N; }
 mbs() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
 rss() { awk '/Maximum resident set size/ { printf "%.1f", $6 / 1024 }' "$1"; }
+cpu() { awk '/User time|System time/ { s += $4 } END { printf "%.2f", s }' "$@"; }
 
 # ours NAME: runs one benchmark iteration under /usr/bin/time, prints MB/s and peak RSS MiB.
 ours() {
@@ -39,7 +40,9 @@ ours() {
 	local mb
 	mb=$(awk -v n="$1" '$1 ~ "^"n"(-[0-9]+)?$" { for (i = 1; i <= NF; i++) if ($(i+1) == "MB/s") print $i }' "$work/out.txt")
 	[ -n "$mb" ] || { cat "$work/out.txt" >&2; exit 1; }
-	echo "$mb $(rss "$work/time.txt") $(awk -v n="$1" '$1 ~ "^"n"(-[0-9]+)?$" { print $(NF-3), $(NF-1) }' "$work/out.txt")"
+	local cpu
+	cpu=$(awk -v n="$1" '$1 ~ "^"n"(-[0-9]+)?$" { for (i = 1; i <= NF; i++) if ($(i+1) == "cpu-s/op") print $i }' "$work/out.txt")
+	echo "$mb $(rss "$work/time.txt") $(awk -v n="$1" '$1 ~ "^"n"(-[0-9]+)?$" { print $(NF-3), $(NF-1) }' "$work/out.txt") $cpu"
 }
 
 pipe_write() {
@@ -49,7 +52,25 @@ pipe_write() {
 	/usr/bin/time -v -o "$work/tar.txt" tar -cf - -C "$BUNDLE_BENCH_DIR" . |
 		/usr/bin/time -v -o "$work/zstd.txt" zstd -q -T0 "-$level" -o "$work/x.tar.zst"
 	t1=$(now)
-	echo "$(mbs "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')") $(rss "$work/tar.txt") $(rss "$work/zstd.txt")"
+	echo "$(mbs "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')") $(rss "$work/tar.txt") $(rss "$work/zstd.txt") $(cpu "$work/tar.txt" "$work/zstd.txt")"
+}
+
+# pipe_write_checked is pipe_write doing the work bundle.Write does beyond
+# it: SHA-256 of every input file, SHA-256 and BLAKE2b-512 of the output,
+# fsync of the output.
+pipe_write_checked() {
+	rm -f "$work/x.tar.zst"
+	local t0 t1
+	t0=$(now)
+	(cd "$BUNDLE_BENCH_DIR" && /usr/bin/time -v -o "$work/sum.txt" sha256sum -- * >/dev/null) &
+	/usr/bin/time -v -o "$work/tar.txt" tar -cf - -C "$BUNDLE_BENCH_DIR" . |
+		/usr/bin/time -v -o "$work/zstd.txt" zstd -q -T0 "-$level" |
+		tee "$work/x.tar.zst" | tee >(/usr/bin/time -v -o "$work/b2.txt" b2sum >/dev/null) |
+		/usr/bin/time -v -o "$work/sha.txt" sha256sum >/dev/null
+	wait
+	sync "$work/x.tar.zst"
+	t1=$(now)
+	echo "$(mbs "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')") $(cpu "$work/tar.txt" "$work/zstd.txt" "$work/sum.txt" "$work/b2.txt" "$work/sha.txt")"
 }
 
 pipe_read() {
@@ -60,32 +81,42 @@ pipe_read() {
 		/usr/bin/time -v -o "$work/tar.txt" tar -x -C "$work/x"
 	t1=$(now)
 	[ "$(ls "$work/x" | wc -l)" -eq 2000 ] || { echo "bundle.sh: tar -x made $(ls "$work/x" | wc -l) files" >&2; exit 1; }
-	echo "$(mbs "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')") $(rss "$work/zstd.txt") $(rss "$work/tar.txt")"
+	echo "$(mbs "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')") $(rss "$work/zstd.txt") $(rss "$work/tar.txt") $(cpu "$work/tar.txt" "$work/zstd.txt")"
 	rm -rf "$work/x"
 }
 
 echo "# bundle.sh: $(date -u +%FT%TZ), $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(go version | cut -d' ' -f3), zstd level $level, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# MB/s = 524,288,000 blob bytes / wall seconds; RSS in MiB"
-echo "run | Write MB/s (RSS, B/op allocs/op) | tar|zstd -T0 -$level MB/s (tar RSS, zstd RSS) | Read MB/s (RSS) | ReadToFiles MB/s (RSS) | zstd -dc|tar -x MB/s (zstd RSS, tar RSS)"
+echo "run | Write MB/s (RSS, B/op allocs/op, CPU s) | tar|zstd -T0 -$level MB/s (tar RSS, zstd RSS, CPU s) | same + sha256sum inputs, sha256sum+b2sum output, sync MB/s (CPU s) | Read MB/s (RSS, CPU s) | ReadToFiles MB/s (RSS, CPU s) | zstd -dc|tar -x MB/s (zstd RSS, tar RSS, CPU s)"
 for i in $(seq "$runs"); do
 	w=$(ours BenchmarkWrite)
 	pw=$(pipe_write)
+	pc=$(pipe_write_checked)
 	r=$(ours BenchmarkRead)
 	rf=$(ours BenchmarkReadToFiles)
 	pr=$(pipe_read)
-	set -- $w; wl="$1 ($2, $3 B/op $4 allocs/op)"
-	set -- $pw; pwl="$1 ($2, $3)"
-	set -- $r; rl="$1 ($2)"
-	set -- $rf; rfl="$1 ($2)"
-	set -- $pr; prl="$1 ($2, $3)"
-	echo "$i | $wl | $pwl | $rl | $rfl | $prl"
-	echo "$w $pw $r $rf $pr" >>"$work/all.txt"
+	set -- $w; wl="$1 ($2, $3 B/op $4 allocs/op, $5)"
+	set -- $pw; pwl="$1 ($2, $3, $4)"
+	set -- $pc; pcl="$1 ($2)"
+	set -- $r; rl="$1 ($2, $5)"
+	set -- $rf; rfl="$1 ($2, $5)"
+	set -- $pr; prl="$1 ($2, $3, $4)"
+	echo "$i | $wl | $pwl | $pcl | $rl | $rfl | $prl"
+	echo "$w $pw $r $rf $pr $pc" >>"$work/all.txt"
 done
+# Fields: Write 1-5, pipeline write 6-9, Read 10-14, ReadToFiles 15-19, pipeline read 20-23,
+# checked pipeline write 24-25.
 awk '
-	{ if ($1 > w) w = $1; if ($5 > pw) pw = $5; if ($8 > r) r = $8; if ($12 > rf) rf = $12; if ($16 > pr) pr = $16
-	  if ($2 > wm) wm = $2; if ($9 > rm) rm = $9; if ($13 > rfm) rfm = $13 }
+	function best(v, cur) { return v > cur ? v : cur }
+	function low(v, cur) { return (cur == "" || v < cur) ? v : cur }
+	{ w = best($1, w); pw = best($6, pw); r = best($10, r); rf = best($15, rf); pr = best($20, pr)
+	  wm = best($2, wm); rm = best($11, rm); rfm = best($16, rfm)
+	  wc = low($5, wc); pwc = low($9, pwc); rc = low($14, rc); rfc = low($19, rfc); prc = low($23, prc)
+	  pc = best($24, pc); pcc = low($25, pcc) }
 	END {
 		printf "best | Write %.1f | pipeline %.1f | Read %.1f | ReadToFiles %.1f | pipeline %.1f\n", w, pw, r, rf, pr
 		printf "ratios (best/best): write %.2f (target >= 0.8), read with verification %.2f, read to files %.2f (target >= 0.8)\n", w / pw, r / pr, rf / pr
+		printf "write against the pipeline doing the same hashing and fsync: best %.1f MB/s, ratio %.2f, least CPU %.2f s\n", pc, w / pc, pcc
+		printf "least CPU seconds: Write %.2f, tar|zstd %.2f; Read %.2f, ReadToFiles %.2f, zstd -dc|tar -x %.2f\n", wc, pwc, rc, rfc, prc
 		printf "peak RSS of the benchmark process (MiB, largest run): Write %.1f, Read %.1f, ReadToFiles %.1f (target < 128)\n", wm, rm, rfm
 	}' "$work/all.txt"
