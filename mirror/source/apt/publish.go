@@ -148,9 +148,16 @@ func gzipBytes(b []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// xzBytes compresses b with a dictionary no larger than b (from 64 KiB
+// to xz's default 8 MiB): the default allocates some 25 MiB per writer,
+// which dominated the peak memory of a sync.
 func xzBytes(b []byte) ([]byte, error) {
+	dict := 64 << 10
+	for dict < len(b) && dict < 8<<20 {
+		dict <<= 1
+	}
 	var buf bytes.Buffer
-	w, err := xz.NewWriter(&buf)
+	w, err := xz.WriterConfig{DictCap: dict}.NewWriter(&buf)
 	if err != nil {
 		return nil, err
 	}
