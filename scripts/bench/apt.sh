@@ -22,12 +22,16 @@
 # process of the run). Both tools start from empty state, page cache warm
 # (the upstream files were just written).
 #
-#   scripts/bench/apt.sh [N] [SIZE_KIB]
+# RUNS (default 3) alternating pairs are timed on the same archive, each
+# from empty state, so that both tools see the same machine load.
+#
+#   scripts/bench/apt.sh [N] [SIZE_KIB] [RUNS]
 # Needs: go, nginx, aptly, dpkg-deb, apt-ftparchive, gpg, /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-400}
 size_kib=${2:-256}
+runs=${3:-3}
 work=$(mktemp -d /tmp/mirror-bench-apt.XXXXXX)
 nginx_pid=""
 cleanup() {
@@ -109,6 +113,11 @@ url="http://127.0.0.1:$port"
 secs() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }
 rss() { awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$1"; }
 
+"$work/mirror" keygen --out "$work/op" --unencrypted 2>/dev/null >/dev/null
+echo "bench: $n packages x $size_kib KiB ($mib MiB upstream); nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); aptly $(aptly version | awk '{print $3}')" >&2
+echo "| run | aptly create+update+snapshot+publish s | aptly peak RSS MiB | mirror sync+import s | mirror peak RSS MiB | sync s | sync RSS MiB | import s | import RSS MiB | load avg |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for r in $(seq 1 "$runs"); do
 # aptly.
 cat >"$work/aptly.conf" <<CONF
 { "rootDir": "$work/aptly", "downloadConcurrency": 8, "architectures": ["amd64"], "gpgProvider": "gpg" }
@@ -125,7 +134,6 @@ find "$work/aptly/public/pool" -name '*.deb' -printf '%f\n' | sort >"$work/aptly
 aptly_n=$(wc -l <"$work/aptly.debs")
 
 # mirror.
-"$work/mirror" keygen --out "$work/op" --unencrypted >/dev/null
 cat >"$work/mirror.toml" <<CONF
 jobs = 8
 [operator]
@@ -160,11 +168,8 @@ if ! cmp -s "$work/aptly.debs" "$work/mirror.debs"; then
 	diff "$work/aptly.debs" "$work/mirror.debs" | head >&2
 	exit 1
 fi
+[ "$r" = 1 ] && echo "bench: both published the same $mirror_n .debs" >&2
 
-echo "bench: $n packages x $size_kib KiB ($mib MiB upstream), $mirror_n selected; nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" >&2
-echo "| tool | steps | wall s | peak RSS MiB |"
-echo "|---|---|---|---|"
-echo "| aptly $(aptly version | awk '{print $3}') | mirror create + update + snapshot + publish | $(secs "$work/aptly.time") | $(rss "$work/aptly.time") |"
-echo "| mirror | sync + import | $(secs "$work/mirror.time") | $(rss "$work/mirror.time") |"
-echo "| mirror | sync alone | $(secs "$work/sync.time") | $(rss "$work/sync.time") |"
-echo "| mirror | import alone | $(secs "$work/import.time") | $(rss "$work/import.time") |"
+echo "| $r | $(secs "$work/aptly.time") | $(rss "$work/aptly.time") | $(secs "$work/mirror.time") | $(rss "$work/mirror.time") | $(secs "$work/sync.time") | $(rss "$work/sync.time") | $(secs "$work/import.time") | $(rss "$work/import.time") | $(cut -d' ' -f1 /proc/loadavg) |"
+rm -rf "$work/aptly" "$work/out" "$work/state" "$work/repo"
+done
