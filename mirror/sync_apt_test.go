@@ -248,6 +248,19 @@ func TestSyncApt(t *testing.T) {
 	if len(hits) != 2 || hits["/dists/stable/InRelease"] != 1 || hits["/dists/testing/InRelease"] != 1 {
 		t.Fatalf("re-run requests: %v; want only the two InRelease files", hits)
 	}
+
+	// One more package asked for: only its .deb is downloaded, and the
+	// delta bundle carries it with the new indexes.
+	cfg, _ := os.ReadFile(e.cfgPath)
+	os.WriteFile(e.cfgPath, bytes.Replace(cfg, []byte(`packages = ["hello"]`), []byte(`packages = ["hello", "greet-data-alt"]`), 1), 0o644)
+	more := e.sync()
+	hits = e.resetHits()
+	if more.New != 1 || more.Bundle == nil || more.Bundle.BaseSequence != 1 {
+		t.Fatalf("added package: new=%d bundle=%+v", more.New, more.Bundle)
+	}
+	if len(hits) != 3 || hits["/pool/main/g/greet-data-alt/greet-data-alt_1.0_all.deb"] != 1 {
+		t.Fatalf("added package requests: %v; want the two InRelease files and one .deb", hits)
+	}
 }
 
 // TestSyncAptRejects: each broken link is rejected with its reason and
