@@ -308,3 +308,80 @@ func TestCleanPath(t *testing.T) {
 		}
 	}
 }
+
+// Clients download without pause while generations are switched and
+// collected: every response is complete and belongs to one generation
+// (the index and the data file of a generation carry its number).
+func TestServeUnderSwitches(t *testing.T) {
+	dir := t.TempDir()
+	gen := func(n int) map[string][]byte {
+		return map[string][]byte{
+			"index":    []byte(fmt.Sprintf("generation %d", n)),
+			"data.bin": bytes.Repeat([]byte(fmt.Sprintf("%08d", n)), 32<<10), // 256 KiB
+		}
+	}
+	publish(t, dir, 1, gen(1), 3)
+	srv := httptest.NewServer(NewHandler(dir))
+	defer srv.Close()
+	stop := make(chan struct{})
+	errc := make(chan error, 8)
+	counts := make(chan int, 8)
+	for w := range 8 {
+		go func() {
+			n := 0
+			defer func() { counts <- n }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := []string{"/index", "/data.bin"}[(n+w)%2]
+				resp, err := http.Get(srv.URL + p)
+				if err != nil {
+					errc <- err
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					errc <- fmt.Errorf("%s: %d %v", p, resp.StatusCode, err)
+					return
+				}
+				var k int
+				switch p {
+				case "/index":
+					if _, err := fmt.Sscanf(string(body), "generation %d", &k); err != nil {
+						errc <- fmt.Errorf("index %q", body)
+						return
+					}
+				default:
+					fmt.Sscanf(string(body[:8]), "%08d", &k)
+					if !bytes.Equal(body, gen(k)["data.bin"]) {
+						errc <- fmt.Errorf("data.bin of %d bytes is not one generation's", len(body))
+						return
+					}
+				}
+				n++
+			}
+		}()
+	}
+	for n := 2; n <= 7; n++ {
+		time.Sleep(100 * time.Millisecond)
+		publish(t, dir, uint64(n), gen(n), 3)
+	}
+	close(stop)
+	total := 0
+	for range 8 {
+		total += <-counts
+	}
+	select {
+	case err := <-errc:
+		t.Fatal(err)
+	default:
+	}
+	if total < 100 {
+		t.Fatalf("only %d downloads during the switches; the test proved little", total)
+	}
+	t.Logf("%d downloads across 6 switches", total)
+}
