@@ -116,6 +116,9 @@ func decodeStrict(data []byte, v any) error {
 
 // ParseRecord parses a generation record and checks it is well formed.
 func ParseRecord(data []byte) (*Record, error) {
+	if len(data) > MaxRecordSize {
+		return nil, fmt.Errorf("generation record larger than %d bytes: %w", MaxRecordSize, ErrCorrupt)
+	}
 	var rec Record
 	if err := decodeStrict(data, &rec); err != nil {
 		return nil, fmt.Errorf("generation record: %v: %w", err, ErrCorrupt)
@@ -151,6 +154,9 @@ func ReadRecord(dir string, n uint64) (*Record, error) {
 
 // ParseState parses state.json.
 func ParseState(data []byte) (*State, error) {
+	if len(data) > MaxStateSize {
+		return nil, fmt.Errorf("state larger than %d bytes: %w", MaxStateSize, ErrCorrupt)
+	}
 	var st State
 	if err := decodeStrict(data, &st); err != nil {
 		return nil, fmt.Errorf("state: %v: %w", err, ErrCorrupt)
@@ -185,6 +191,9 @@ func (s *State) Has(seq uint64, id string) bool {
 
 // ParseReceipt parses receipt.json.
 func ParseReceipt(data []byte) (*Receipt, error) {
+	if len(data) > MaxReceiptSize {
+		return nil, fmt.Errorf("receipt larger than %d bytes: %w", MaxReceiptSize, ErrCorrupt)
+	}
 	var rc Receipt
 	if err := decodeStrict(data, &rc); err != nil {
 		return nil, fmt.Errorf("receipt: %v: %w", err, ErrCorrupt)
