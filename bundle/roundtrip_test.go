@@ -3,6 +3,8 @@ package bundle
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -94,5 +96,51 @@ func TestWriteRefusesExisting(t *testing.T) {
 	}
 	if !bytes.Equal(before, mustRead(t, filepath.Join(dir, "b.tar.zst"))) {
 		t.Fatal("existing bundle was changed")
+	}
+}
+
+// TestInspect reads the manifest without a key, also of a bundle whose
+// signature is by another key, which Open refuses.
+func TestInspect(t *testing.T) {
+	blobs := testBlobs(2, 10, 20)
+	w, m := writeTest(t, testKey(t, 7), 4, blobs, Options{})
+	got, err := Inspect(context.Background(), bundlePaths(w), Limits{})
+	if err != nil || got.ID != m.ID || len(got.Packages) != 2 {
+		t.Fatalf("Inspect: %+v, %v", got, err)
+	}
+	if _, err := Open(context.Background(), bundlePaths(w), testKey(t, 8).Public(), Limits{}); !errors.Is(err, ErrSignature) {
+		t.Fatalf("Open with another key: %v", err)
+	}
+	ws, _ := writeTest(t, testKey(t, 7), 4, blobs, Options{MaxPartSize: 5000})
+	parts := bundlePaths(ws)
+	got, err = Inspect(context.Background(), []string{parts[2], parts[0], parts[1]}, Limits{})
+	if err != nil || got.ID != m.ID {
+		t.Fatalf("Inspect of parts: %v", err)
+	}
+	if _, err := Inspect(context.Background(), parts[:1], Limits{}); !errors.Is(err, ErrPart) {
+		t.Fatalf("Inspect of one part of several: %v, want ErrPart", err)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	key := testKey(t, 1)
+	blobs := testBlobs(2, 100000, 100000)
+	w, _ := writeTest(t, key, 1, blobs, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := Open(ctx, bundlePaths(w), key.Public(), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, br, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := io.ReadAll(br); !errors.Is(err, context.Canceled) {
+		t.Fatalf("blob read after cancel: %v", err)
+	}
+	if _, _, err := r.Next(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Next after cancel: %v", err)
 	}
 }

@@ -3,6 +3,6 @@
 package bundle
 
 const (
-	corruptSteps = 3000
-	corruptTail  = 400
+	corruptSteps = 1500
+	corruptTail  = 300
 )
