@@ -221,13 +221,14 @@ func inspectAction(c *cli.Context) error {
 	pr("expires", "%s (%s)", m.Expires.UTC().Format(time.RFC3339), exp)
 	pr("signer", "operator key %s", m.OperatorKeyID)
 	pr("tool", "mirror %s", safe(m.ToolVersion))
-	pr("trust", "sha256 %s (%d bytes)", m.Trust.SHA256, len(m.Trust.File))
-	for i, s := range m.Sources {
-		label := ""
-		if i == 0 {
-			label = "sources"
-		}
-		fmt.Fprintf(out, "%-10s %s (%s) %s\n", label, safe(s.Name), safe(s.Type), safe(s.URL))
+	if m.Trust.File == "" {
+		pr("trust", "none recorded")
+	} else {
+		pr("trust", "sha256 %s (%d bytes)", m.Trust.SHA256, len(m.Trust.File))
+	}
+	pr("sources", "%d", len(m.Sources))
+	for _, s := range m.Sources {
+		fmt.Fprintf(out, "  %s (%s) %s\n", safe(s.Name), safe(s.Type), safe(s.URL))
 	}
 	var pkgBytes, treeBytes int64
 	for _, p := range m.Packages {

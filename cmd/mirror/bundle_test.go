@@ -186,6 +186,7 @@ func TestVerifyExpired(t *testing.T) {
 func TestInspectCommand(t *testing.T) {
 	f := newBndFixture(t, time.Now().Add(72*time.Hour))
 	code, out, errs := bndRun("inspect", f.whole)
+	t.Logf("inspect output:\n%s", out)
 	if code != exitOK || !strings.Contains(errs, "signature not checked") {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
