@@ -18,8 +18,9 @@
 #           operator, bundle) then mirror import (bundle checked, published)
 #           — both in one timed run; and each on its own
 #
-# Wall time and peak RSS come from /usr/bin/time -v (peak RSS: the largest
-# process of the run). Both tools start from empty state, page cache warm
+# Wall time, CPU time (user + system, less sensitive than wall time to other
+# load on the machine) and peak RSS come from /usr/bin/time -v (peak RSS:
+# the largest process of the run). Both tools start from empty state, page cache warm
 # (the upstream files were just written).
 #
 # RUNS (default 3) alternating pairs are timed on the same archive, each
@@ -111,12 +112,13 @@ sleep 0.5
 url="http://127.0.0.1:$port"
 
 secs() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }
+cpu() { awk -F': ' '/User time|System time/ {s+=$2} END {printf "%.2f", s}' "$1"; }
 rss() { awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$1"; }
 
 "$work/mirror" keygen --out "$work/op" --unencrypted 2>/dev/null >/dev/null
 echo "bench: $n packages x $size_kib KiB ($mib MiB upstream); nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); aptly $(aptly version | awk '{print $3}')" >&2
-echo "| run | aptly create+update+snapshot+publish s | aptly peak RSS MiB | mirror sync+import s | mirror peak RSS MiB | sync s | sync RSS MiB | import s | import RSS MiB | load avg |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| run | aptly wall s | aptly CPU s | aptly peak RSS MiB | mirror wall s | mirror CPU s | mirror peak RSS MiB | sync wall s | sync RSS MiB | import wall s | import RSS MiB | load avg |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for r in $(seq 1 "$runs"); do
 # aptly.
 cat >"$work/aptly.conf" <<CONF
@@ -170,6 +172,6 @@ if ! cmp -s "$work/aptly.debs" "$work/mirror.debs"; then
 fi
 [ "$r" = 1 ] && echo "bench: both published the same $mirror_n .debs" >&2
 
-echo "| $r | $(secs "$work/aptly.time") | $(rss "$work/aptly.time") | $(secs "$work/mirror.time") | $(rss "$work/mirror.time") | $(secs "$work/sync.time") | $(rss "$work/sync.time") | $(secs "$work/import.time") | $(rss "$work/import.time") | $(cut -d' ' -f1 /proc/loadavg) |"
+echo "| $r | $(secs "$work/aptly.time") | $(cpu "$work/aptly.time") | $(rss "$work/aptly.time") | $(secs "$work/mirror.time") | $(cpu "$work/mirror.time") | $(rss "$work/mirror.time") | $(secs "$work/sync.time") | $(rss "$work/sync.time") | $(secs "$work/import.time") | $(rss "$work/import.time") | $(cut -d' ' -f1 /proc/loadavg) |"
 rm -rf "$work/aptly" "$work/out" "$work/state" "$work/repo"
 done
