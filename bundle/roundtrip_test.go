@@ -144,3 +144,46 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("Next after cancel: %v", err)
 	}
 }
+
+// TestSplitBoundaries splits a stream of known size S at payloads of S-1,
+// S, S+1 and S/k bytes: the last part is then 1 byte, exactly full, or 1
+// byte short, and no empty part is ever written.
+func TestSplitBoundaries(t *testing.T) {
+	key := testKey(t, 1)
+	blobs := testBlobs(9, 5000, 70000, 1)
+	whole, _ := writeTest(t, key, 2, blobs, Options{})
+	S := whole.Size
+	for _, c := range []struct {
+		payload int64
+		parts   int
+		last    int64
+	}{
+		{S - 1, 2, 1},
+		{S, 1, S},
+		{S + 1, 1, S},
+		{(S + 2) / 3, 3, S - 2*((S+2)/3)},
+		{1, int(S), 1},
+	} {
+		if c.parts > MaxParts {
+			dir := t.TempDir()
+			_, err := Write(context.Background(), dir, "b", testManifest(2, blobs), key, mapSource(blobs), Options{MaxPartSize: c.payload + PartHeaderSize})
+			if !errors.Is(err, ErrLimit) {
+				t.Fatalf("payload %d: %d parts: %v, want ErrLimit", c.payload, c.parts, err)
+			}
+			assertEmpty(t, dir)
+			continue
+		}
+		w, _ := writeTest(t, key, 2, blobs, Options{MaxPartSize: c.payload + PartHeaderSize})
+		paths := bundlePaths(w)
+		if len(paths) != c.parts || w.SHA256 != whole.SHA256 || w.Size != S {
+			t.Fatalf("payload %d: %d parts (want %d), joined %s/%d (want %s/%d)", c.payload, len(paths), c.parts, w.SHA256, w.Size, whole.SHA256, S)
+		}
+		fi, err := os.Stat(paths[len(paths)-1])
+		if err != nil || fi.Size() != PartHeaderSize+c.last {
+			t.Fatalf("payload %d: last part %v bytes, want %d", c.payload, fi.Size(), PartHeaderSize+c.last)
+		}
+		if _, got, err := readAll(paths, key.Public(), Limits{}); err != nil || len(got) != len(blobs) {
+			t.Fatalf("payload %d: read back: %v", c.payload, err)
+		}
+	}
+}
