@@ -172,11 +172,45 @@ func strictJSON(data []byte, v any) error {
 	return nil
 }
 
-// part is one opened part file.
+// part is one checked part file. Files are opened one at a time while
+// streaming, so that 999 parts do not hold 999 descriptors.
 type part struct {
 	path string
-	f    *os.File
 	h    *PartHeader
+}
+
+// readPartHeader reads and checks the header of the part file at path, and
+// that the file has the size the header says.
+func readPartHeader(path string, pub *minisign.PublicKey) (*PartHeader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	block := make([]byte, PartHeaderSize)
+	n, err := io.ReadFull(f, block)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, &PartError{Path: path, Err: err}
+	}
+	if !isPartHeader(block[:n]) {
+		return nil, &PartError{Path: path, Err: fmt.Errorf("%w: not a bundle part (no %s header); give either one bundle file or all its parts", ErrMalformed, PartFormat)}
+	}
+	h, err := parsePartHeader(block[:n], pub)
+	if err != nil {
+		return nil, &PartError{Path: path, Err: err}
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, &PartError{Index: h.Index, Path: path, Err: err}
+	}
+	if fi.Size() != PartHeaderSize+h.Size {
+		kind := ErrTruncated
+		if fi.Size() > PartHeaderSize+h.Size {
+			kind = ErrTrailingData
+		}
+		return nil, &PartError{Index: h.Index, Path: path, Err: fmt.Errorf("%w: file is %d bytes, its header says %d", kind, fi.Size(), PartHeaderSize+h.Size)}
+	}
+	return h, nil
 }
 
 // openParts opens and checks the headers of a split bundle's parts, given in
@@ -188,40 +222,15 @@ func openParts(paths []string, pub *minisign.PublicKey) (parts []*part, err erro
 	}
 	defer func() {
 		if err != nil {
-			for _, p := range parts {
-				p.f.Close()
-			}
 			parts = nil
 		}
 	}()
 	for _, path := range paths {
-		f, err := os.Open(path)
-		if err != nil {
-			return parts, err
-		}
-		p := &part{path: path, f: f}
+		p := &part{path: path}
 		parts = append(parts, p)
-		block := make([]byte, PartHeaderSize)
-		n, err := io.ReadFull(f, block)
-		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-			return parts, &PartError{Path: path, Err: err}
-		}
-		if !isPartHeader(block[:n]) {
-			return parts, &PartError{Path: path, Err: fmt.Errorf("%w: not a bundle part (no %s header); give either one bundle file or all its parts", ErrMalformed, PartFormat)}
-		}
-		if p.h, err = parsePartHeader(block[:n], pub); err != nil {
-			return parts, &PartError{Path: path, Err: err}
-		}
-		fi, err := f.Stat()
-		if err != nil {
-			return parts, &PartError{Index: p.h.Index, Path: path, Err: err}
-		}
-		if fi.Size() != PartHeaderSize+p.h.Size {
-			kind := ErrTruncated
-			if fi.Size() > PartHeaderSize+p.h.Size {
-				kind = ErrTrailingData
-			}
-			return parts, &PartError{Index: p.h.Index, Path: path, Err: fmt.Errorf("%w: file is %d bytes, its header says %d", kind, fi.Size(), PartHeaderSize+p.h.Size)}
+		var err error
+		if p.h, err = readPartHeader(path, pub); err != nil {
+			return parts, err
 		}
 	}
 	sort.SliceStable(parts, func(i, j int) bool { return parts[i].h.Index < parts[j].h.Index })
@@ -268,19 +277,19 @@ func openParts(paths []string, pub *minisign.PublicKey) (parts []*part, err erro
 }
 
 // partReader streams the payloads of checked parts in order, checking each
-// part's SHA-256 at its end and the joined stream's at the very end.
+// part's SHA-256 (signed in its header) at its end. The joined stream's
+// total_sha256 is implied: the parts are contiguous and each is checked.
 type partReader struct {
 	parts []*part
 	cur   int
+	f     *os.File // the current part
 	left  int64
 	h     hash.Hash
-	total hash.Hash
 	err   error
 }
 
 func newPartReader(parts []*part) *partReader {
-	r := &partReader{parts: parts, cur: -1, h: sha256.New(), total: sha256.New()}
-	return r
+	return &partReader{parts: parts, cur: -1, h: sha256.New()}
 }
 
 func (r *partReader) advance() error {
@@ -289,17 +298,23 @@ func (r *partReader) advance() error {
 		if got := hex.EncodeToString(r.h.Sum(nil)); got != p.h.SHA256 {
 			return &PartError{Index: p.h.Index, Path: p.path, Err: fmt.Errorf("%w: payload SHA-256 is %s, its signed header says %s; copy this part again", ErrHashMismatch, got, p.h.SHA256)}
 		}
+		r.f.Close()
+		r.f = nil
 	}
 	r.cur++
 	if r.cur == len(r.parts) {
-		last := r.parts[len(r.parts)-1]
-		if got := hex.EncodeToString(r.total.Sum(nil)); got != last.h.TotalSHA256 {
-			return &PartError{Path: last.path, Err: fmt.Errorf("%w: joined stream SHA-256 is %s, headers say %s", ErrHashMismatch, got, last.h.TotalSHA256)}
-		}
 		return io.EOF
 	}
 	p := r.parts[r.cur]
-	if _, err := p.f.Seek(PartHeaderSize, io.SeekStart); err != nil {
+	f, err := os.Open(p.path)
+	if err != nil {
+		return &PartError{Index: p.h.Index, Path: p.path, Err: err}
+	}
+	r.f = f
+	if fi, err := f.Stat(); err != nil || fi.Size() != PartHeaderSize+p.h.Size {
+		return &PartError{Index: p.h.Index, Path: p.path, Err: fmt.Errorf("%w: the file changed since its header was checked", ErrMalformed)}
+	}
+	if _, err := f.Seek(PartHeaderSize, io.SeekStart); err != nil {
 		return &PartError{Index: p.h.Index, Path: p.path, Err: err}
 	}
 	r.h.Reset()
@@ -318,9 +333,8 @@ func (r *partReader) Read(b []byte) (int, error) {
 		b = b[:r.left]
 	}
 	p := r.parts[r.cur]
-	n, err := p.f.Read(b)
+	n, err := r.f.Read(b)
 	r.h.Write(b[:n])
-	r.total.Write(b[:n])
 	r.left -= int64(n)
 	if err == io.EOF && r.left > 0 {
 		r.err = &PartError{Index: p.h.Index, Path: p.path, Err: fmt.Errorf("%w: file shrank while reading", ErrTruncated)}
@@ -361,11 +375,10 @@ func (r *partReader) blame() error {
 }
 
 func (r *partReader) Close() error {
-	var err error
-	for _, p := range r.parts {
-		if cerr := p.f.Close(); err == nil {
-			err = cerr
-		}
+	if r.f == nil {
+		return nil
 	}
+	err := r.f.Close()
+	r.f = nil
 	return err
 }
