@@ -33,6 +33,15 @@ func TestRoundTrip(t *testing.T) {
 		{"split large", []int{1 << 20, 300 << 10}, part},
 		{"split bigger than stream", []int{10}, 1 << 30},
 	}
+	// Other levels (window 8 MiB) over a stream of several blocks.
+	for _, level := range []int{2, 3, 9, 19} {
+		blobs := testBlobs(4, 1<<20, 500000)
+		blobs = append(blobs, bytes.Repeat([]byte("compressible text "), 200000))
+		w, _ := writeTest(t, key, 1, blobs, Options{Level: level})
+		if _, got, err := readAll(bundlePaths(w), key.Public(), Limits{}); err != nil || len(got) != 3 {
+			t.Fatalf("level %d: read back: %v", level, err)
+		}
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			blobs := testBlobs(3, c.sizes...)
