@@ -32,7 +32,7 @@ const DefaultLevel = 1
 
 // Options tune Write. The zero value is a good default.
 type Options struct {
-	Level       int   // zstd level 1..22 as the zstd command counts; 0 = DefaultLevel
+	Level       int   // zstd level 1..22 as the zstd command counts (mapped to the encoder's 4 speeds); 0 = DefaultLevel
 	MaxPartSize int64 // split into part files of at most this many bytes; 0 = no split
 	Concurrency int   // zstd encoder goroutines; 0 = GOMAXPROCS
 	// Progress, when set, is called after each blob with the number of
