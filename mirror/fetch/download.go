@@ -210,9 +210,11 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 		return res, false, permanent(err)
 	}
 	have := fi.Size()
-	meta := d.readMeta()
-	if meta != nil {
-		d.metaOnDisk = true
+	var meta *partMeta
+	if have > 0 { // an empty partial needs no origin: saves an open per file
+		if meta = d.readMeta(); meta != nil {
+			d.metaOnDisk = true
+		}
 	}
 	if have > 0 && (meta == nil || meta.URL != d.url || !meta.resumable() || have > d.maxSize ||
 		(d.wantSize >= 0 && have > d.wantSize) || (meta.Size >= 0 && have > meta.Size)) {
