@@ -4,15 +4,19 @@
 # curl-parallel) once per round, ROUNDS rounds (default 3), so that the
 # variants share the machine's conditions; then the median of each.
 # Usage: scripts/bench/fetch.sh [ROUNDS]
+# BENCH=regexp narrows the variants, e.g.
+# BENCH='BenchmarkDownload/20000x8KiB/(mirror|curl-parallel)$' (the xargs
+# variant alone takes minutes on the 20,000-file set).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds="${1:-3}"
+bench="${BENCH:-BenchmarkDownload}"
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3), $(curl --version | head -1 | cut -d' ' -f1-2)"
 for r in $(seq "$rounds"); do
 	echo "round $r, $(uptime | sed 's/.*load/load/')"
-	go test -run='^$' -bench=BenchmarkDownload -benchtime=1x -count=1 ./mirror/fetch/ | grep '^Benchmark' | tee -a "$out"
+	go test -run='^$' -bench="$bench" -benchtime=1x -count=1 ./mirror/fetch/ | grep '^Benchmark' | tee -a "$out"
 done
 echo "median of $rounds rounds:"
 awk '{
