@@ -106,9 +106,26 @@ var (
 	suiteRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._+-]{0,63})?$`)
 	compRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._+-]{0,63})?$`)
 	archRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-	// nameRe is Debian policy's package name syntax.
-	nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 )
+
+// isName reports whether s is a package name by Debian policy: at least
+// two characters of a-z, 0-9, '+', '-', '.', starting with a letter or
+// digit.
+func isName(s string) bool {
+	if len(s) < 2 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '+' || c == '-' || c == '.') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Validate checks the configuration without touching the network.
 func (c *Config) Validate() error {

@@ -46,87 +46,105 @@ func (p *Paragraph) Value(name string) string {
 // lines without a field, NUL bytes and inputs over the limits (MaxParagraphs,
 // MaxFields, MaxFieldSize). On error it returns no paragraphs.
 func ParseControl(data []byte) ([]Paragraph, error) {
-	var out []Paragraph
-	var cur *Paragraph
-	// The last field's continuation lines are contiguous in data: they
-	// are joined once, when the field ends (no quadratic appends).
-	contStart, contEnd := -1, -1
-	flush := func() {
-		if cur != nil && contStart >= 0 {
-			f := &cur.Fields[len(cur.Fields)-1]
-			f.Value += "\n" + string(data[contStart:contEnd])
-		}
-		contStart, contEnd = -1, -1
-	}
-	start := 0  // offset of the current paragraph's first line
 	lineNo := 0 // for messages
 	fail := func(format string, args ...any) ([]Paragraph, error) {
 		return nil, fmt.Errorf("%w: line %d: %s", ErrControl, lineNo, fmt.Sprintf(format, args...))
 	}
-	if bytes.IndexByte(data, 0) >= 0 {
-		lineNo = bytes.Count(data[:bytes.IndexByte(data, 0)], []byte("\n")) + 1
+	if z := bytes.IndexByte(data, 0); z >= 0 {
+		lineNo = bytes.Count(data[:z], []byte("\n")) + 1
 		return fail("NUL byte")
+	}
+	// One copy of the input: names and values are substrings of it, and
+	// the fields of every paragraph share one backing array, so a large
+	// Packages index costs a few allocations per paragraph, not per field.
+	text := string(data)
+	// Sized once: at most one field per line, one paragraph per blank line.
+	lines := bytes.Count(data, []byte("\n")) + 1
+	all := make([]Field, 0, min(lines, MaxParagraphs*4))
+	out := make([]Paragraph, 0, min(bytes.Count(data, []byte("\n\n"))+1, MaxParagraphs))
+	inPar := false
+	start, first := 0, 0 // the paragraph's offset and first field in all
+	// The last field: its trimmed first-line value text[vStart:vEnd], the
+	// end of its first line, and its continuation lines
+	// text[contStart:contEnd] (contiguous), joined when the field ends.
+	vStart, vEnd, lineEnd, contStart, contEnd := 0, 0, 0, -1, -1
+	flush := func() {
+		if contStart >= 0 {
+			f := &all[len(all)-1]
+			if vEnd == lineEnd {
+				f.Value = text[vStart:contEnd] // value, "\n", continuation lines
+			} else {
+				f.Value = text[vStart:vEnd] + "\n" + text[contStart:contEnd]
+			}
+		}
+		contStart, contEnd = -1, -1
 	}
 	end := func(at int) {
 		flush()
-		if cur != nil {
-			cur.Raw = data[start:at:at]
-			out = append(out, *cur)
-			cur = nil
+		if inPar {
+			out = append(out, Paragraph{Fields: all[first:len(all):len(all)], Raw: data[start:at:at]})
+			inPar = false
 		}
 	}
-	for off := 0; off < len(data); {
+	for off := 0; off < len(text); {
 		lineNo++
-		nl := bytes.IndexByte(data[off:], '\n')
-		next := len(data)
-		line := data[off:]
-		if nl >= 0 {
-			line = data[off : off+nl]
+		next := len(text)
+		line := text[off:]
+		if nl := strings.IndexByte(line, '\n'); nl >= 0 {
+			line = line[:nl]
 			next = off + nl + 1
 		}
 		switch {
-		case len(bytes.TrimLeft(line, " \t")) == 0:
+		case strings.TrimLeft(line, " \t") == "":
 			end(off)
 		case line[0] == ' ' || line[0] == '\t':
-			if cur == nil || len(cur.Fields) == 0 {
+			if !inPar {
 				return fail("continuation line outside a field")
 			}
-			f := &cur.Fields[len(cur.Fields)-1]
 			if contStart < 0 {
 				contStart = off
 			}
 			contEnd = off + len(line)
-			if len(f.Value)+1+contEnd-contStart > MaxFieldSize {
-				return fail("field %s is longer than %d bytes", f.Name, MaxFieldSize)
+			if vEnd-vStart+1+contEnd-contStart > MaxFieldSize {
+				return fail("field %s is longer than %d bytes", all[len(all)-1].Name, MaxFieldSize)
 			}
 		default:
-			colon := bytes.IndexByte(line, ':')
+			colon := strings.IndexByte(line, ':')
 			if colon <= 0 {
 				return fail("want \"Field: value\"")
 			}
 			flush()
-			name := string(line[:colon])
+			name := line[:colon]
 			if err := checkFieldName(name); err != nil {
 				return fail("%v", err)
 			}
-			if cur == nil {
+			if !inPar {
 				if len(out) >= MaxParagraphs {
 					return fail("more than %d paragraphs", MaxParagraphs)
 				}
-				cur = &Paragraph{}
-				start = off
+				inPar, start, first = true, off, len(all)
 			}
-			if len(cur.Fields) >= MaxFields {
+			if len(all)-first >= MaxFields {
 				return fail("more than %d fields in one paragraph", MaxFields)
 			}
-			if _, dup := cur.Get(name); dup {
-				return fail("duplicate field %s", name)
+			for _, f := range all[first:] {
+				if strings.EqualFold(f.Name, name) {
+					return fail("duplicate field %s", name)
+				}
 			}
-			v := string(bytes.TrimSpace(line[colon+1:]))
+			rest := line[colon+1:]
+			v := strings.TrimSpace(rest)
+			lineEnd = off + len(line)
+			if v == "" {
+				vStart, vEnd = lineEnd, lineEnd
+			} else {
+				vStart = off + colon + 1 + strings.Index(rest, v)
+				vEnd = vStart + len(v)
+			}
 			if len(v) > MaxFieldSize {
 				return fail("field %s is longer than %d bytes", name, MaxFieldSize)
 			}
-			cur.Fields = append(cur.Fields, Field{Name: name, Value: v})
+			all = append(all, Field{Name: name, Value: v})
 		}
 		off = next
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"testing"
 )
 
@@ -81,6 +82,20 @@ func FuzzCompareVersions(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b string) {
 		if CompareVersions(a, b) != -CompareVersions(b, a) || CompareVersions(a, a) != 0 {
 			t.Fatalf("%q %q: not antisymmetric", a, b)
+		}
+	})
+}
+
+// FuzzIsName: isName is Debian policy's name syntax, as the regular
+// expression ^[a-z0-9][a-z0-9+.-]+$ states it.
+func FuzzIsName(f *testing.F) {
+	re := regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	for _, s := range []string{"hello", "a", "libc6", "g++", "-x", "x-", "A", "lib.so.1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if isName(s) != re.MatchString(s) {
+			t.Fatalf("%q: isName %v, regexp %v", s, isName(s), re.MatchString(s))
 		}
 	})
 }

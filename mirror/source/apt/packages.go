@@ -99,7 +99,7 @@ func packageOf(par Paragraph) (Package, error) {
 		}
 		*f.dst = v
 	}
-	if !nameRe.MatchString(p.Name) {
+	if !isName(p.Name) {
 		return Package{}, fmt.Errorf("%w: package name %q", ErrControl, p.Name)
 	}
 	if !isHex64(p.SHA256) {
@@ -191,7 +191,7 @@ func parseRelation(s string) (Relation, error) {
 		}
 		name, r.Arch = n, arch
 	}
-	if !nameRe.MatchString(name) {
+	if !isName(name) {
 		return r, fmt.Errorf("%w: relation %q: package name", ErrControl, s)
 	}
 	r.Name = name
