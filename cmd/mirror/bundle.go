@@ -12,7 +12,9 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/cheggaaa/pb/v3"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/mirror-tool/mirror/bundle"
 	"github.com/mirror-tool/mirror/internal/operator"
@@ -96,20 +98,24 @@ func verifyAction(c *cli.Context) error {
 		return withHint(fmt.Errorf("bundle %s: %w", name, err), bundleHint(err))
 	}
 	defer r.Close()
+	bar := newVerifyBar(c.App.ErrWriter, r.Manifest().TotalBlobSize())
+	defer bar.finish()
 	var blobs int
 	for {
-		_, br, err := r.Next()
+		info, br, err := r.Next()
 		if err == io.EOF {
 			break
 		}
 		if err == nil {
 			_, err = io.Copy(io.Discard, br)
+			bar.add(info.Size)
 		}
 		if err != nil {
 			return withHint(fmt.Errorf("bundle %s: %w", name, err), bundleHint(err))
 		}
 		blobs++
 	}
+	bar.finish()
 	m := r.Manifest()
 	var size int64
 	for _, f := range files {
@@ -273,4 +279,30 @@ func roundDuration(d time.Duration) string {
 		return fmt.Sprintf("%d hours", int(d/time.Hour))
 	}
 	return d.Round(time.Second).String()
+}
+
+// verifyBar shows verify's progress on a terminal, and nothing otherwise.
+type verifyBar struct{ bar *pb.ProgressBar }
+
+func newVerifyBar(w io.Writer, total int64) *verifyBar {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return &verifyBar{}
+	}
+	bar := pb.New64(total).Set(pb.Bytes, true).SetWriter(w).SetRefreshRate(200 * time.Millisecond)
+	bar.Set("prefix", "verify ")
+	return &verifyBar{bar: bar.Start()}
+}
+
+func (v *verifyBar) add(n int64) {
+	if v.bar != nil {
+		v.bar.Add64(n)
+	}
+}
+
+func (v *verifyBar) finish() {
+	if v.bar != nil {
+		v.bar.Finish()
+		v.bar = nil
+	}
 }
