@@ -29,7 +29,8 @@ type BlobInfo struct {
 }
 
 // Reader reads a bundle whose manifest was checked against the operator key.
-// Blobs come in manifest order from Next.
+// Blobs come in manifest order from Next. Once an error is returned, every
+// later call returns it too. A Reader is not safe for concurrent use.
 type Reader struct {
 	ctx    context.Context
 	lim    Limits

@@ -41,7 +41,7 @@ type Options struct {
 }
 
 // BlobSource opens a blob's content by its SHA-256 (lowercase hex). The
-// writer checks size and hash while copying.
+// writer checks size and hash while copying, and closes what it opened.
 type BlobSource func(sha256 string) (io.ReadCloser, error)
 
 // Written describes a bundle that Write made.
