@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -499,39 +500,48 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		}
 		return nil
 	}
-	if it.fromList != nil {
-		if it.fileSHA != it.pkg.SHA256 {
-			return reject(fmt.Sprintf("SHA-256 %s differs from %s in the signed checksum list", it.fileSHA, it.pkg.SHA256))
+	// A file from a signed checksum list must have the listed hash; a file
+	// with detached signatures must be accepted by them; with both, both.
+	if it.fromList != nil && it.fileSHA != it.pkg.SHA256 {
+		return reject(fmt.Sprintf("SHA-256 %s differs from %s in the signed checksum list", it.fileSHA, it.pkg.SHA256))
+	}
+	if len(it.sigs) > 0 {
+		var sigKeys []string
+		if v, ok := r.reusable(it); ok {
+			sigKeys, it.schemes = v.Keys, v.Schemes
+			r.remember(it, sigKeys, v.At)
+		} else {
+			f, err := os.Open(p)
+			if err != nil {
+				return fmt.Errorf("package %s: %w", it.full(), err)
+			}
+			sigs := make([]verify.Signature, len(it.sigs))
+			for i, s := range it.sigs {
+				sigs[i] = verify.Signature{Name: sigName(s.url), Data: s.data}
+			}
+			ev, err := r.policy.Verify(ctx, f, sigs, r.now)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("package %s: %w", it.full(), err)
+			}
+			v := r.policy.Decide(it.full(), ev)
+			if !v.Accepted {
+				return reject(v.Err.Error())
+			}
+			sigKeys = keyNames(v.Passed)
+			it.schemes = map[string]string{}
+			for _, res := range ev.Results {
+				if res.Key.Scheme != "" && it.schemes[res.Signature] == "" {
+					it.schemes[res.Signature] = res.Key.Scheme
+				}
+			}
+			r.remember(it, sigKeys, r.now)
 		}
-	} else if v, ok := r.reusable(it); ok {
-		it.keys, it.schemes = v.Keys, v.Schemes
-		r.remember(it, v.At)
-	} else {
-		f, err := os.Open(p)
-		if err != nil {
-			return fmt.Errorf("package %s: %w", it.full(), err)
-		}
-		sigs := make([]verify.Signature, len(it.sigs))
-		for i, s := range it.sigs {
-			sigs[i] = verify.Signature{Name: sigName(s.url), Data: s.data}
-		}
-		ev, err := r.policy.Verify(ctx, f, sigs, r.now)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("package %s: %w", it.full(), err)
-		}
-		v := r.policy.Decide(it.full(), ev)
-		if !v.Accepted {
-			return reject(v.Err.Error())
-		}
-		it.keys = keyNames(v.Passed)
-		it.schemes = map[string]string{}
-		for _, res := range ev.Results {
-			if res.Key.Scheme != "" && it.schemes[res.Signature] == "" {
-				it.schemes[res.Signature] = res.Key.Scheme
+		for _, k := range sigKeys {
+			if !slices.Contains(it.keys, k) {
+				it.keys = append(it.keys, k)
 			}
 		}
-		r.remember(it, r.now)
 	}
 	if it.partialPath != "" {
 		if err := r.cache.Adopt(it.partialPath, it.fileSHA, it.fileSize); err != nil {
@@ -590,8 +600,8 @@ func (r *run) reusable(it *item) (state.Verified, bool) {
 	return v, true
 }
 
-func (r *run) remember(it *item, at time.Time) {
-	v := state.Verified{File: it.fileSHA, Sigs: sigsDigest(it.sigs), Trust: r.trustSHA, Keys: it.keys, Schemes: it.schemes, At: at}
+func (r *run) remember(it *item, keys []string, at time.Time) {
+	v := state.Verified{File: it.fileSHA, Sigs: sigsDigest(it.sigs), Trust: r.trustSHA, Keys: keys, Schemes: it.schemes, At: at}
 	r.mu.Lock()
 	r.verified[it.full()] = v
 	r.mu.Unlock()

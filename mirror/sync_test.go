@@ -353,3 +353,42 @@ func TestSyncListingURL(t *testing.T) {
 		t.Fatal("a hostile listing path was fetched")
 	}
 }
+
+// TestSyncChecksumsAndSignatures: with both a signed list and per-file
+// signatures configured, a file must pass both: listed with the right hash
+// AND signed by a key allowed for it.
+func TestSyncChecksumsAndSignatures(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one", "rel-a")
+	e.put("b/two.tar.gz", "two", "rel-b")
+	e.putRel("x.tar.gz", "x")
+	e.putRel("y.tar.gz", "y")
+	e.sums("x.tar.gz", "y.tar.gz")
+	v1 := filepath.Join(e.up, "rel", "v1")
+	// x is signed by rel-a, which may sign tools:a/* only; y by nobody
+	// trusted at all (a fresh key).
+	runTool(t, nil, "minisign", "-S", "-s", filepath.Join(e.dir, "secret", "rel-a.key"), "-m", filepath.Join(v1, "x.tar.gz"))
+	runTool(t, nil, "minisign", "-G", "-W", "-p", filepath.Join(e.dir, "other.pub"), "-s", filepath.Join(e.dir, "secret", "other.key"))
+	runTool(t, nil, "minisign", "-S", "-s", filepath.Join(e.dir, "secret", "other.key"), "-m", filepath.Join(v1, "y.tar.gz"))
+	e.writeConfig("files = [\"v1/*.tar.gz\"]\nsignatures = [\"{file}.minisig\"]")
+	res := e.mustSync(SyncOptions{})
+	rej := rejectedOf(res)
+	if len(rej) != 2 || !strings.Contains(rej["rel:v1/x.tar.gz"], "not allowed") || rej["rel:v1/y.tar.gz"] == "" {
+		t.Fatalf("rejected = %v", rej)
+	}
+	// Allow rel-a for rel:v1/x.tar.gz too: x passes both checks, with both
+	// keys recorded.
+	b, _ := os.ReadFile(e.cfgPath)
+	os.WriteFile(e.cfgPath, []byte(strings.Replace(string(b), `allow = ["tools:a/*"]`, `allow = ["tools:a/*", "rel:v1/x.tar.gz"]`, 1)), 0o644)
+	res = e.mustSync(SyncOptions{})
+	rej = rejectedOf(res)
+	if len(rej) != 1 || rej["rel:v1/y.tar.gz"] == "" {
+		t.Fatalf("rejected = %v", rej)
+	}
+	m, _ := e.openBundle(res.Bundle)
+	for _, p := range m.Packages {
+		if p.Name == "v1/x.tar.gz" && (strings.Join(p.Keys, ",") != "sums,rel-a" || len(p.Signatures) != 2) {
+			t.Fatalf("x: keys %v, signatures %+v", p.Keys, p.Signatures)
+		}
+	}
+}
