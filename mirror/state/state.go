@@ -133,7 +133,8 @@ func Load(dir string) (*State, error) {
 // Save writes the state to dir atomically (temp, fsync, rename, fsync dir).
 func (s *State) Save(dir string) error {
 	s.Format = Format
-	data, err := json.MarshalIndent(s, "", "\t")
+	// Compact: with 20,000 packages the state is some MiB, read every run.
+	data, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
