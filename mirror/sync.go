@@ -320,6 +320,15 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	w, err := bundle.Write(ctx, cfg.Output.Dir, name, m, key.Minisign, r.openBlob, bundle.Options{Level: opt.Level, MaxPartSize: int64(cfg.Output.MaxPartSize),
 		Progress: func(_ int, done int64) { opt.Progress.BundleBytes(done, total) }})
 	if err != nil {
+		// A cached blob that no longer has its hash (disk trouble, someone
+		// editing the cache) is dropped, so the next run fetches and
+		// verifies it again instead of failing the same way forever.
+		var be *bundle.BlobError
+		if errors.As(err, &be) && errors.Is(err, bundle.ErrHashMismatch) {
+			if rerr := cache.Remove(be.SHA256); rerr == nil {
+				err = fmt.Errorf("%w (the damaged cached copy was removed; the next run fetches it again)", err)
+			}
+		}
 		return nil, fmt.Errorf("%w: write bundle %s: %w", ErrSync, name, err)
 	}
 	hook("bundle-written")

@@ -167,3 +167,32 @@ func TestSyncFailureRecordsNothing(t *testing.T) {
 		t.Fatal("recovery bundle lacks the files")
 	}
 }
+
+// TestSyncDamagedCache: a cached blob changed behind the store's back is
+// never bundled: the bundle writer's hash check fails the run, the damaged
+// copy is dropped, and the next run fetches and verifies it again.
+func TestSyncDamagedCache(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one original", "rel-a")
+	e.putRel("x.tar.gz", "x")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	e.mustSync(SyncOptions{})
+	blob := filepath.Join(e.dir, "state", CacheDir, "sha256", sumOf("one original")[:2], sumOf("one original"))
+	os.Chmod(blob, 0o644)
+	if err := os.WriteFile(blob, []byte("one DAMAGED!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.sync(SyncOptions{Full: true})
+	if !errors.Is(err, ErrSync) || !strings.Contains(err.Error(), "removed") {
+		t.Fatalf("full sync over a damaged cache: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.dir, "bundles")); len(ents) != 2 {
+		t.Fatalf("bundles folder: %v", ents)
+	}
+	res := e.mustSync(SyncOptions{Full: true})
+	_, blobs := e.openBundle(res.Bundle)
+	if string(blobs[sumOf("one original")]) != "one original" || res.Bundle.Sequence != 2 {
+		t.Fatalf("after the damage: sequence %d, blob %q", res.Bundle.Sequence, blobs[sumOf("one original")])
+	}
+}
