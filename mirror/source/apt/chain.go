@@ -167,7 +167,7 @@ func resolveSuite(ctx context.Context, cfg *Config, name string, get Getter, pol
 		if verr != nil {
 			return nil, fmt.Sprintf("%sInRelease: %v", dists, verr), nil
 		}
-		text, ev, scheme = plain, e, "openpgp-clearsigned"
+		text, ev, scheme = plain, e, SchemeClearsigned
 		s.Signed = []File{{Path: "InRelease", Data: in}}
 	case errors.Is(err, fetch.ErrNotFound):
 		rel, err := get(ctx, Request{Path: dists + "Release", Max: MaxReleaseSize, Conditional: true})
@@ -185,7 +185,7 @@ func resolveSuite(ctx context.Context, cfg *Config, name string, get Getter, pol
 		if verr != nil {
 			return nil, fmt.Sprintf("%sRelease.gpg: %v", dists, verr), nil
 		}
-		text, ev, scheme = rel, e, "openpgp"
+		text, ev, scheme = rel, e, SchemeDetached
 		s.Signed = []File{{Path: "Release", Data: rel}, {Path: "Release.gpg", Data: sig}}
 	default:
 		return nil, "", fmt.Errorf("%sInRelease: %w", dists, err)
@@ -204,7 +204,7 @@ func resolveSuite(ctx context.Context, cfg *Config, name string, get Getter, pol
 	s.Release = rel
 	var relEvidence []Evidence
 	for i, f := range s.Signed {
-		sch := "apt-release"
+		sch := SchemeRelease
 		if i == len(s.Signed)-1 {
 			sch = scheme
 		}
@@ -248,7 +248,7 @@ func resolveSuite(ctx context.Context, cfg *Config, name string, get Getter, pol
 				}
 			}
 			byArch[arch] = append(byArch[arch], located{comp: comp, pkgs: pkgs,
-				idx: Evidence{Path: cfg.evidencePath(name, idx), SHA256: fs.SHA256, Size: fs.Size, Scheme: "apt-packages"}})
+				idx: Evidence{Path: cfg.evidencePath(name, idx), SHA256: fs.SHA256, Size: fs.Size, Scheme: SchemePackages}})
 		}
 	}
 

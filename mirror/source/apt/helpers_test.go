@@ -90,3 +90,5 @@ func readFixture(t testing.TB, rel string) []byte {
 	}
 	return b
 }
+
+func removeFile(p string) error { return os.Remove(p) }
