@@ -485,3 +485,19 @@ func TestAptGetKeepUpstream(t *testing.T) {
 		t.Fatalf("apt-get with the operator key:\n%s", out)
 	}
 }
+
+// TestImportRecheckApt: `mirror import --recheck` re-derives every apt
+// package from the carried InRelease and Packages index (before, it took
+// the clearsigned InRelease for a detached signature and refused the
+// bundle).
+func TestImportRecheckApt(t *testing.T) {
+	e := newAptEnv(t, []string{"debian:*"}, "stable", "testing")
+	res := e.sync()
+	if res.Bundle == nil || res.Rejected != 0 {
+		t.Fatalf("sync: %+v", res)
+	}
+	out, err := Import(context.Background(), ImportOptions{Repo: filepath.Join(e.dir, "repo"), Pub: e.op.Public(), Recheck: true}, res.Bundle.Paths[:len(res.Bundle.Paths)-1])
+	if err != nil || len(out) != 1 || out[0].Packages != 7 {
+		t.Fatalf("import --recheck: %+v %v", out, err)
+	}
+}
