@@ -15,6 +15,7 @@ import (
 	"github.com/mirror-tool/mirror/bundle"
 	"github.com/mirror-tool/mirror/internal/minisign"
 	"github.com/mirror-tool/mirror/mirror/repo"
+	"github.com/mirror-tool/mirror/mirror/source/apt"
 	"github.com/mirror-tool/mirror/verify"
 )
 
@@ -385,11 +386,23 @@ func recheck(ctx context.Context, r *repo.Repo, m *bundle.Manifest) error {
 		return fmt.Errorf("%w: the carried trust file: %w", ErrRecheck, err)
 	}
 	st := r.Store()
+	rc := apt.NewRechecker(pol, m.Created)
 	for _, pkg := range m.Packages {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		id := pkg.Source + ":" + pkg.Name
+		// apt packages are proven by a signed release and an index, not
+		// by detached signatures (import_apt.go).
+		if v, ok, err := recheckApt(ctx, rc, st, pkg); ok {
+			if err != nil {
+				return fmt.Errorf("%w: %s %s: %w", ErrRecheck, id, pkg.Version, err)
+			}
+			if !v.Accepted {
+				return fmt.Errorf("%w: %s %s is not accepted by the bundle's own trust file: %s", ErrRecheck, id, pkg.Version, v.Reason)
+			}
+			continue
+		}
 		var sigs []verify.Signature
 		for _, s := range pkg.Signatures {
 			f, err := st.Open(s.SHA256)
