@@ -93,6 +93,7 @@ type item struct {
 type listInfo struct {
 	sigs []bundle.PackageSignature
 	used bool
+	what string // for messages; "" is "the signed checksum list"
 }
 
 func (it *item) full() string { return it.src.Name + ":" + it.pkg.Name }
@@ -503,7 +504,11 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 	// A file from a signed checksum list must have the listed hash; a file
 	// with detached signatures must be accepted by them; with both, both.
 	if it.fromList != nil && it.fileSHA != it.pkg.SHA256 {
-		return reject(fmt.Sprintf("SHA-256 %s differs from %s in the signed checksum list", it.fileSHA, it.pkg.SHA256))
+		what := it.fromList.what
+		if what == "" {
+			what = "the signed checksum list"
+		}
+		return reject(fmt.Sprintf("SHA-256 %s differs from %s in %s", it.fileSHA, it.pkg.SHA256, what))
 	}
 	if len(it.sigs) > 0 {
 		var sigKeys []string
