@@ -82,6 +82,9 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 	for _, d := range sel.Debs {
 		li := &listInfo{}
 		for _, e := range d.Evidence {
+			if e.Scheme == apt.SchemePackages {
+				li.what = "the Packages index " + e.Path + " (signed through its release)"
+			}
 			li.sigs = append(li.sigs, bundle.PackageSignature{Path: e.Path, SHA256: e.SHA256, Scheme: e.Scheme})
 		}
 		items = append(items, &item{src: src, client: client, fromList: li, keys: d.Keys,
