@@ -326,24 +326,32 @@ func TestSyncAptRejects(t *testing.T) {
 func TestAptGetClient(t *testing.T) {
 	needTools(t, "apt-get", "gpg", "gpgv")
 	e := newAptEnv(t, []string{"debian:*"}, "stable")
+	cfg, _ := os.ReadFile(e.cfgPath)
+	os.WriteFile(e.cfgPath, bytes.Replace(cfg, []byte("with_dependencies = true\n"), []byte("with_dependencies = true\nsource_packages = true\n"), 1), 0o644)
 	res := e.sync()
-	if res.Bundle == nil || res.Rejected != 0 {
+	if res.Bundle == nil || res.Rejected != 0 || res.New != 5+10 {
 		t.Fatalf("sync: %+v", res)
 	}
 	repoDir := filepath.Join(e.dir, "repo")
-	if _, err := Import(context.Background(), ImportOptions{Repo: repoDir, Pub: e.op.Public()}, res.Bundle.Paths[:len(res.Bundle.Paths)-1]); err != nil {
+	if _, err := Import(context.Background(), ImportOptions{Repo: repoDir, Pub: e.op.Public(), Recheck: true}, res.Bundle.Paths[:len(res.Bundle.Paths)-1]); err != nil {
 		t.Fatalf("import: %v", err)
 	}
 	srv := httptest.NewServer(serve.NewHandler(repoDir))
 	defer srv.Close()
 
-	client := newAptClient(t, srv.URL+"/debian", e.op.ArmoredPublic())
+	client := newAptClient(t, srv.URL+"/debian", e.op.ArmoredPublic(), true)
 	client.run(t, true, "update")
 	client.run(t, true, "install", "--download-only", "-y", "--no-install-recommends", "hello")
 	got := client.archives(t)
 	want := "greet-base_1.0_amd64.deb greet-data_1.0_all.deb hello_1.0_amd64.deb libgreet1_1.0_amd64.deb tinymta_1.0_amd64.deb"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("apt-get downloaded %v; want %s", got, want)
+	}
+	// The source package, checked by apt-get against the generated Sources.
+	client.run(t, true, "source", "--download-only", "hello")
+	srcs, _ := filepath.Glob(filepath.Join(client.dir, "src", "hello_1.0*"))
+	if len(srcs) != 2 {
+		t.Fatalf("apt-get source fetched %v", srcs)
 	}
 
 	// Tampering: a changed InRelease (signature no longer matches) and
@@ -388,7 +396,7 @@ type aptClient struct {
 	dir, conf string
 }
 
-func newAptClient(t *testing.T, url string, asc []byte) *aptClient {
+func newAptClient(t *testing.T, url string, asc []byte, debSrc ...bool) *aptClient {
 	t.Helper()
 	d := t.TempDir()
 	for _, sub := range []string{"state/lists/partial", "cache/archives/partial", "etc/sources.list.d", "etc/apt.conf.d", "etc/preferences.d", "etc/trusted.gpg.d", "log"} {
@@ -396,7 +404,11 @@ func newAptClient(t *testing.T, url string, asc []byte) *aptClient {
 	}
 	os.WriteFile(filepath.Join(d, "status"), nil, 0o644)
 	os.WriteFile(filepath.Join(d, "operator.asc"), asc, 0o644)
-	os.WriteFile(filepath.Join(d, "etc/sources.list"), []byte(fmt.Sprintf("deb [signed-by=%s] %s stable main\n", filepath.Join(d, "operator.asc"), url)), 0o644)
+	list := fmt.Sprintf("deb [signed-by=%s] %s stable main\n", filepath.Join(d, "operator.asc"), url)
+	if len(debSrc) > 0 && debSrc[0] {
+		list += fmt.Sprintf("deb-src [signed-by=%s] %s stable main\n", filepath.Join(d, "operator.asc"), url)
+	}
+	os.WriteFile(filepath.Join(d, "etc/sources.list"), []byte(list), 0o644)
 	conf := fmt.Sprintf(`Dir::State "%[1]s/state";
 Dir::State::status "%[1]s/status";
 Dir::Cache "%[1]s/cache";
@@ -424,6 +436,8 @@ Acquire::Retries "0";
 func (c *aptClient) run(t *testing.T, ok bool, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("apt-get", args...)
+	cmd.Dir = filepath.Join(c.dir, "src")
+	os.MkdirAll(cmd.Dir, 0o755)
 	cmd.Env = append(os.Environ(), "APT_CONFIG="+c.conf, "LC_ALL=C")
 	out, err := cmd.CombinedOutput()
 	if ok && err != nil {

@@ -96,6 +96,9 @@ type Config struct {
 	Packages []string `toml:"packages"`
 	// WithDependencies adds the Depends / Pre-Depends closure.
 	WithDependencies bool `toml:"with_dependencies"`
+	// SourcePackages adds, for every binary package taken, its source
+	// package (.dsc and tarballs) from the suite's Sources indexes.
+	SourcePackages bool `toml:"source_packages"`
 	// KeepUpstreamSignatures publishes the upstream's InRelease, Release,
 	// Release.gpg and Packages indexes byte for byte instead of indexes
 	// signed by the operator. Only valid without a package filter.

@@ -65,6 +65,9 @@ type Suite struct {
 	Indexes []File
 	// Packages are the accepted packages by "component/arch", index order.
 	Packages map[string][]*Package
+	// Sources are the accepted source packages by component (with
+	// source_packages).
+	Sources map[string][]*SourcePackage
 	// Components and Architectures as configured.
 	Components    []string
 	Architectures []string
@@ -154,7 +157,7 @@ func sum256(b []byte) string {
 func resolveSuite(ctx context.Context, cfg *Config, name string, get Getter, policy *verify.Policy, now time.Time,
 	reject func(string, string), debs map[string]*Deb) (*Suite, string, error) {
 	dists := "dists/" + name + "/"
-	s := &Suite{Name: name, Packages: map[string][]*Package{}, Components: cfg.Components, Architectures: cfg.Architectures}
+	s := &Suite{Name: name, Packages: map[string][]*Package{}, Sources: map[string][]*SourcePackage{}, Components: cfg.Components, Architectures: cfg.Architectures}
 
 	// Link 1: the release, signed.
 	var text []byte
@@ -243,7 +246,7 @@ func resolveSuite(ctx context.Context, cfg *Config, name string, get Getter, pol
 				return nil, fmt.Sprintf("%s%s: %v", dists, idx, err), nil
 			}
 			if cfg.KeepUpstreamSignatures {
-				if err := keepVariants(ctx, get, dists, rel, comp, arch, idx, s); err != nil {
+				if err := keepVariants(ctx, get, dists, rel, comp+"/binary-"+arch+"/", []string{"Packages.xz", "Packages.gz", "Packages"}, idx, s); err != nil {
 					return nil, "", err
 				}
 			}
@@ -293,7 +296,101 @@ func resolveSuite(ctx context.Context, cfg *Config, name string, get Getter, pol
 			s.Packages[key] = append(s.Packages[key], p)
 		}
 	}
+	if cfg.SourcePackages {
+		if why, err := resolveSources(ctx, cfg, s, get, policy, ev, relEvidence, reject, debs); err != nil || why != "" {
+			return nil, why, err
+		}
+	}
 	return s, "", nil
+}
+
+// resolveSources adds the source packages of the suite's accepted binary
+// packages, from the Sources indexes checked against the release.
+func resolveSources(ctx context.Context, cfg *Config, s *Suite, get Getter, policy *verify.Policy, ev *verify.Evidence,
+	relEvidence []Evidence, reject func(string, string), debs map[string]*Deb) (string, error) {
+	dists := "dists/" + s.Name + "/"
+	type located struct {
+		comp string
+		src  *SourcePackage
+		idx  Evidence
+	}
+	index := map[string]located{} // "name version"
+	for _, comp := range cfg.Components {
+		idx, fs, err := s.Release.SourcesIndex(comp)
+		if err != nil {
+			return fmt.Sprintf("%s%s: %v (source_packages is set)", dists, s.Signed[0].Path, err), nil
+		}
+		data, why, err := getIndex(ctx, get, dists, s.Release, idx, fs)
+		if err != nil || why != "" {
+			return why, err
+		}
+		s.Indexes = append(s.Indexes, File{Path: idx, Data: data})
+		plain, err := decompress(idx, data)
+		if err != nil {
+			return fmt.Sprintf("%s%s: %v", dists, idx, err), nil
+		}
+		if ps, ok := s.Release.Files[comp+"/source/Sources"]; ok && idx != comp+"/source/Sources" {
+			if int64(len(plain)) != ps.Size || sum256(plain) != ps.SHA256 {
+				return fmt.Sprintf("%s%s: %v: decompressed, it differs from the release's Sources entry", dists, idx, ErrHash), nil
+			}
+		}
+		srcs, err := ParseSources(plain)
+		if err != nil {
+			return fmt.Sprintf("%s%s: %v", dists, idx, err), nil
+		}
+		if cfg.KeepUpstreamSignatures {
+			if err := keepVariants(ctx, get, dists, s.Release, comp+"/source/", []string{"Sources.xz", "Sources.gz", "Sources"}, idx, s); err != nil {
+				return "", err
+			}
+		}
+		ie := Evidence{Path: cfg.evidencePath(s.Name, idx), SHA256: fs.SHA256, Size: fs.Size, Scheme: SchemeSources}
+		for i := range srcs {
+			k := srcs[i].Name + " " + srcs[i].Version
+			if _, dup := index[k]; !dup {
+				index[k] = located{comp: comp, src: &srcs[i], idx: ie}
+			}
+		}
+	}
+	wanted := map[string]bool{}
+	var order []string
+	for _, comp := range cfg.Components {
+		for _, arch := range cfg.Architectures {
+			for _, p := range s.Packages[comp+"/"+arch] {
+				n, v := SourceOf(p)
+				if k := n + " " + v; !wanted[k] {
+					wanted[k] = true
+					order = append(order, k)
+				}
+			}
+		}
+	}
+	for _, k := range order {
+		n, v, _ := strings.Cut(k, " ")
+		l, ok := index[k]
+		if !ok {
+			reject(n+" (source)", fmt.Sprintf("source package %s %s is not in the Sources indexes of suite %s", n, v, s.Name))
+			continue
+		}
+		verdict := policy.Decide(cfg.Name+":"+n, ev)
+		if !verdict.Accepted {
+			reject(n+" (source)", fmt.Sprintf("%s%s: %v", dists, s.Signed[len(s.Signed)-1].Path, verdict.Err))
+			continue
+		}
+		for _, f := range l.src.Files {
+			fn := l.src.Path(f)
+			if d, ok := debs[fn]; ok {
+				if d.SHA256 != f.SHA256 || d.Size != f.Size {
+					reject(n+" (source)", fmt.Sprintf("%s is listed with two different hashes or sizes", fn))
+				}
+				continue
+			}
+			d := &Deb{Name: n, Version: v, Architecture: "source", Filename: fn, Size: f.Size, SHA256: f.SHA256, Keys: mergeKeys(nil, verdict.Passed)}
+			d.Evidence = append(append(d.Evidence, relEvidence...), l.idx)
+			debs[fn] = d
+		}
+		s.Sources[l.comp] = append(s.Sources[l.comp], l.src)
+	}
+	return "", nil
 }
 
 func indexOf(all []Package, p *Package) int {
@@ -352,9 +449,8 @@ func getIndex(ctx context.Context, get Getter, dists string, rel *Release, idx s
 // keepVariants adds, for an unfiltered mirror that keeps the upstream's
 // signature, every other compression of the index that the release lists
 // and the upstream serves (apt picks among them).
-func keepVariants(ctx context.Context, get Getter, dists string, rel *Release, comp, arch, have string, s *Suite) error {
-	dir := comp + "/binary-" + arch + "/"
-	for _, n := range []string{"Packages.xz", "Packages.gz", "Packages"} {
+func keepVariants(ctx context.Context, get Getter, dists string, rel *Release, dir string, names []string, have string, s *Suite) error {
+	for _, n := range names {
 		p := dir + n
 		fs, ok := rel.Files[p]
 		if !ok || p == have {

@@ -66,20 +66,32 @@ func publishSuite(cfg *Config, s *Suite, accepted func(string) bool, signer Sign
 					plain.WriteByte('\n')
 				}
 			}
-			gz, err := gzipBytes(plain.Bytes())
-			if err != nil {
+			if err := addIndex(comp+"/binary-"+arch+"/Packages", plain.Bytes(), &sums, add); err != nil {
 				return nil, err
 			}
-			xzb, err := xzBytes(plain.Bytes())
-			if err != nil {
-				return nil, err
+		}
+	}
+	if cfg.SourcePackages {
+		for _, comp := range s.Components {
+			var plain bytes.Buffer
+			for _, sp := range s.Sources[comp] {
+				ok := true
+				for _, f := range sp.Files {
+					ok = ok && accepted(f.SHA256)
+				}
+				if !ok {
+					continue
+				}
+				if plain.Len() > 0 {
+					plain.WriteByte('\n')
+				}
+				plain.Write(sp.Paragraph.Raw)
+				if n := len(sp.Paragraph.Raw); n == 0 || sp.Paragraph.Raw[n-1] != '\n' {
+					plain.WriteByte('\n')
+				}
 			}
-			dir := comp + "/binary-" + arch + "/"
-			for _, f := range []File{{dir + "Packages", plain.Bytes()}, {dir + "Packages.gz", gz}, {dir + "Packages.xz", xzb}} {
-				sum := sum256(f.Data)
-				fmt.Fprintf(&sums, " %s %8d %s\n", sum, len(f.Data), f.Path)
-				add(f.Path, f.Data)
-				add(ByHash(f.Path, sum), f.Data)
+			if err := addIndex(comp+"/source/Sources", plain.Bytes(), &sums, add); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -96,6 +108,26 @@ func publishSuite(cfg *Config, s *Suite, accepted func(string) bool, signer Sign
 	add("Release.gpg", gpg.Bytes())
 	add("InRelease", in.Bytes())
 	return out, nil
+}
+
+// addIndex adds an index as plain, gz and xz, each with its by-hash copy
+// and its line in the release's SHA256 list.
+func addIndex(rel string, plain []byte, sums *strings.Builder, add func(string, []byte)) error {
+	gz, err := gzipBytes(plain)
+	if err != nil {
+		return err
+	}
+	xzb, err := xzBytes(plain)
+	if err != nil {
+		return err
+	}
+	for _, f := range []File{{rel, plain}, {rel + ".gz", gz}, {rel + ".xz", xzb}} {
+		sum := sum256(f.Data)
+		fmt.Fprintf(sums, " %s %8d %s\n", sum, len(f.Data), f.Path)
+		add(f.Path, f.Data)
+		add(ByHash(f.Path, sum), f.Data)
+	}
+	return nil
 }
 
 // ReleaseText builds the generated Release of suite s: the upstream's

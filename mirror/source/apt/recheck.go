@@ -18,6 +18,7 @@ const (
 	SchemeRelease     = "apt-release"         // Release, signed by the next one
 	SchemeDetached    = "openpgp"             // Release.gpg
 	SchemePackages    = "apt-packages"        // the Packages index
+	SchemeSources     = "apt-sources"         // the Sources index
 )
 
 // ErrEvidence: a package's carried evidence does not prove it.
@@ -27,7 +28,7 @@ var ErrEvidence = errors.New("apt evidence does not prove the package")
 // manifest) are an apt chain: a signed release and a Packages index.
 func IsEvidence(schemes []string) bool {
 	for _, s := range schemes {
-		if s == SchemePackages {
+		if s == SchemePackages || s == SchemeSources {
 			return true
 		}
 	}
@@ -73,7 +74,7 @@ func (rc *Rechecker) Check(ctx context.Context, source, name, debPath, debSHA256
 		switch e.Scheme {
 		case SchemeClearsigned, SchemeRelease, SchemeDetached:
 			relDocs = append(relDocs, e)
-		case SchemePackages:
+		case SchemePackages, SchemeSources:
 			idx = append(idx, e)
 		default:
 			return verify.Verdict{}, fmt.Errorf("%w: unknown evidence scheme %q (%s)", ErrEvidence, e.Scheme, e.Path)
@@ -104,7 +105,7 @@ func (rc *Rechecker) Check(ctx context.Context, source, name, debPath, debSHA256
 	ik := key + idx[0].SHA256
 	debs, ok := rc.indexes[ik]
 	if !ok {
-		debs, err = rc.checkIndex(suite, cr.rel, idx[0], load)
+		debs, err = rc.checkIndex(suite, cr.rel, idx[0], load, idx[0].Scheme == SchemeSources)
 		if err != nil {
 			return verify.Verdict{}, err
 		}
@@ -168,7 +169,7 @@ func (rc *Rechecker) checkRelease(ctx context.Context, suite string, docs []Evid
 	return &checkedRelease{rel: rel, ev: ev}
 }
 
-func (rc *Rechecker) checkIndex(suite string, rel *Release, e Evidence, load Loader) (map[string]FileSum, error) {
+func (rc *Rechecker) checkIndex(suite string, rel *Release, e Evidence, load Loader, sources bool) (map[string]FileSum, error) {
 	i := strings.LastIndex(e.Path, "/dists/"+suite+"/")
 	if i < 0 {
 		return nil, fmt.Errorf("%w: index %s is not in suite %s", ErrEvidence, e.Path, suite)
@@ -188,6 +189,19 @@ func (rc *Rechecker) checkIndex(suite string, rel *Release, e Evidence, load Loa
 	plain, err := decompress(relPath, data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e.Path, err)
+	}
+	if sources {
+		srcs, err := ParseSources(plain)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", e.Path, err)
+		}
+		out := map[string]FileSum{}
+		for _, s := range srcs {
+			for _, f := range s.Files {
+				out[s.Path(f)] = FileSum{SHA256: f.SHA256, Size: f.Size}
+			}
+		}
+		return out, nil
 	}
 	pkgs, err := ParsePackages(plain)
 	if err != nil {
