@@ -318,7 +318,7 @@ func expected(parent string) string {
 		return "[output] has dir, state, expires and max_part_size"
 	case "source":
 		return "a files [[source]] has name, type, url, files, listing, signatures, checksums, checksums_signature, ca_file, user_agent and timeout; " +
-			"an apt [[source]] has name, type, url, suites, components, architectures, packages, with_dependencies, keep_upstream_signatures, ca_file, user_agent and timeout"
+			"an apt [[source]] has name, type, url, suites, components, architectures, packages, with_dependencies, source_packages, keep_upstream_signatures, ca_file, user_agent and timeout"
 	}
 	if strings.HasPrefix(parent, "trust") {
 		return "see docs/trust.md for the fields of [[trust.key]] and [[trust.rule]]"
