@@ -14,7 +14,7 @@ func controlSeeds(t testing.TB) [][]byte {
 	var seeds [][]byte
 	root := filepath.Join(fixtures(t), "repo", "dists")
 	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && (d.Name() == "Release" || d.Name() == "Packages") {
+		if err == nil && !d.IsDir() && (d.Name() == "Release" || d.Name() == "Packages" || d.Name() == "Sources") {
 			if b, err := os.ReadFile(p); err == nil {
 				seeds = append(seeds, b)
 			}
@@ -24,12 +24,13 @@ func controlSeeds(t testing.TB) [][]byte {
 	return seeds
 }
 
-// FuzzParseControl: ParseControl, ParsePackages and ParseRelease never
+// FuzzParseControl: ParseControl, ParsePackages, ParseSources and
+// ParseRelease never
 // panic, return nothing with an error, and parsed paragraphs survive a
 // Marshal / ParseControl round trip.
 func FuzzParseControl(f *testing.F) {
 	seeds := controlSeeds(f)
-	if len(seeds) < 6 {
+	if len(seeds) < 9 {
 		f.Fatalf("only %d seeds from fixtures/apt; run scripts/gen-apt-fixtures", len(seeds))
 	}
 	for _, s := range seeds {
@@ -65,6 +66,17 @@ func FuzzParseControl(f *testing.F) {
 			for _, p := range pkgs {
 				if _, err := CleanPath(p.Filename); err != nil || !isHex64(p.SHA256) || p.Size < 0 {
 					t.Fatalf("accepted package %+v", p)
+				}
+			}
+		}
+		if srcs, err := ParseSources(data); err != nil && srcs != nil {
+			t.Fatal("sources returned with an error")
+		} else if err == nil {
+			for _, s := range srcs {
+				for _, f := range s.Files {
+					if _, err := CleanPath(s.Path(f)); err != nil || !isHex64(f.SHA256) {
+						t.Fatalf("accepted source file %+v", f)
+					}
 				}
 			}
 		}
