@@ -179,6 +179,7 @@ func TestParseDate(t *testing.T) {
 		"Sat, 22 Nov 2036 09:45:43 +0000": "2036-11-22T09:45:43Z",
 		"Thu, 01 Jan 2026 00:00:00 UTC":   "2026-01-01T00:00:00Z",
 		"Mon, 5 Jan 2026 01:00:00 +0100":  "2026-01-05T00:00:00Z",
+		"Mon,  5 Jan 2026 01:00:00 UTC":   "2026-01-05T01:00:00Z",
 	} {
 		got, err := ParseDate(in)
 		if err != nil || got.Format(time.RFC3339) != want {
