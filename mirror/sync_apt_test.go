@@ -34,9 +34,17 @@ type aptEnv struct {
 	op      *operator.Key
 	cfgPath string
 
-	mu   sync.Mutex
-	hits map[string]int
+	mu     sync.Mutex
+	hits   map[string]int
+	status map[string]int // last status code per path
 }
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(c int) { w.code = c; w.ResponseWriter.WriteHeader(c) }
 
 func aptFixtures(t *testing.T) string {
 	_, file, _, _ := runtime.Caller(0)
@@ -54,7 +62,7 @@ func newAptEnv(t *testing.T, allow []string, suites ...string) *aptEnv {
 	t.Helper()
 	fx := aptFixtures(t)
 	dir := t.TempDir()
-	e := &aptEnv{t: t, dir: dir, repo: filepath.Join(dir, "upstream"), hits: map[string]int{}}
+	e := &aptEnv{t: t, dir: dir, repo: filepath.Join(dir, "upstream"), hits: map[string]int{}, status: map[string]int{}}
 	runTool(t, nil, "cp", "-a", filepath.Join(fx, "repo"), e.repo)
 	op, err := operator.Generate(rand.Reader, time.Now().Add(-time.Minute))
 	if err != nil {
@@ -66,10 +74,12 @@ func newAptEnv(t *testing.T, allow []string, suites ...string) *aptEnv {
 	e.op = op
 	fs := http.FileServer(http.Dir(e.repo))
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		fs.ServeHTTP(sw, r)
 		e.mu.Lock()
 		e.hits[r.URL.Path]++
+		e.status[r.URL.Path] = sw.code
 		e.mu.Unlock()
-		fs.ServeHTTP(w, r)
 	}))
 	t.Cleanup(e.srv.Close)
 	var trust strings.Builder
@@ -247,6 +257,12 @@ func TestSyncApt(t *testing.T) {
 	}
 	if len(hits) != 2 || hits["/dists/stable/InRelease"] != 1 || hits["/dists/testing/InRelease"] != 1 {
 		t.Fatalf("re-run requests: %v; want only the two InRelease files", hits)
+	}
+	e.mu.Lock()
+	st := e.status["/dists/stable/InRelease"]
+	e.mu.Unlock()
+	if st != http.StatusNotModified {
+		t.Fatalf("re-run: InRelease answered %d; want 304 to a conditional request", st)
 	}
 
 	// One more package asked for: only its .deb is downloaded, and the
