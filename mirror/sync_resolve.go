@@ -77,6 +77,7 @@ type item struct {
 	// on the list, and the list (+ signature) as the package's signatures.
 	fromList *listInfo
 	sigs     []small
+	size     int64 // the size the signed index gives, 0 when unknown (apt)
 
 	partialPath string
 	fromCache   bool
@@ -449,7 +450,13 @@ func (r *run) fetchItem(ctx context.Context, it *item) error {
 		return nil
 	}
 	it.partialPath = r.partialFor(it.pkg.URL)
-	res, err := it.client.Download(ctx, it.pkg.URL, it.partialPath, r.opt.MaxFileSize, -1)
+	limit := r.opt.MaxFileSize
+	if it.size > 0 && it.size < limit {
+		// The signed index says how large the file is: more is refused
+		// as soon as it arrives (ErrTooLarge, a rejection).
+		limit = it.size
+	}
+	res, err := it.client.Download(ctx, it.pkg.URL, it.partialPath, limit, -1)
 	if reason := rejection(err); reason != "" {
 		it.rejected = reason
 		fetch.RemovePartial(it.partialPath)
