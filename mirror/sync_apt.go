@@ -87,7 +87,7 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 			}
 			li.sigs = append(li.sigs, bundle.PackageSignature{Path: e.Path, SHA256: e.SHA256, Scheme: e.Scheme})
 		}
-		items = append(items, &item{src: src, client: client, fromList: li, keys: d.Keys,
+		items = append(items, &item{src: src, client: client, fromList: li, keys: d.Keys, size: d.Size,
 			pkg: files.Package{Name: d.Name, URL: src.Apt.URLOf(d.Filename), Path: src.Apt.PublishPath(d.Filename), SHA256: d.SHA256}})
 	}
 	r.apt = append(r.apt, aptRun{src: src, sel: sel})

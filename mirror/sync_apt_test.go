@@ -287,6 +287,7 @@ func TestSyncAptRejects(t *testing.T) {
 		allow  []string
 		suite  string
 		change string // upstream file to tamper with
+		grow   string // upstream file to make one byte larger
 		reject string // rejected name
 		want   string // in the reason
 		debs   int    // .debs still bundled
@@ -296,11 +297,20 @@ func TestSyncAptRejects(t *testing.T) {
 		{name: "expired", allow: []string{"debian:*"}, suite: "expired", reject: "dists/expired", want: "Valid-Until"},
 		{name: "index hash", allow: []string{"debian:*"}, suite: "stable", change: "dists/stable/main/binary-amd64/Packages.xz", reject: "dists/stable", want: "hash mismatch"},
 		{name: "deb hash", allow: []string{"debian:*"}, suite: "stable", change: "pool/main/l/libgreet1/libgreet1_1.0_amd64.deb", reject: "libgreet1", want: "in the Packages index debian/_upstream/dists/stable/main/binary-amd64/Packages.xz", debs: 4},
+		{name: "deb larger", allow: []string{"debian:*"}, suite: "stable", grow: "pool/main/l/libgreet1/libgreet1_1.0_amd64.deb", reject: "libgreet1", want: "announces 833 bytes, limit 832", debs: 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newAptEnv(t, tc.allow, tc.suite)
 			if tc.change != "" {
 				e.tamper(tc.change)
+			}
+			if tc.grow != "" {
+				f, err := os.OpenFile(filepath.Join(e.repo, tc.grow), os.O_APPEND|os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Write([]byte{0})
+				f.Close()
 			}
 			res := e.sync()
 			rej := rejectedOf(res)
