@@ -238,6 +238,8 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 			res.ToFetch++
 			if rec, ok := st.Upstreams[it.pkg.URL]; ok {
 				res.BytesToFetch += rec.Size
+			} else if it.size > 0 {
+				res.BytesToFetch += it.size // from the signed index (apt)
 			} else {
 				res.UnknownSize++
 			}
