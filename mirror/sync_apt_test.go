@@ -120,13 +120,13 @@ func tomlList(s []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-func (e *aptEnv) sync() *SyncResult {
+func (e *aptEnv) sync(dryRun ...bool) *SyncResult {
 	e.t.Helper()
 	cfg, err := LoadConfig(e.cfgPath)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	res, err := Sync(context.Background(), cfg, SyncOptions{Fetch: testFetchOptions()})
+	res, err := Sync(context.Background(), cfg, SyncOptions{Fetch: testFetchOptions(), DryRun: len(dryRun) > 0 && dryRun[0]})
 	if err != nil {
 		e.t.Fatalf("sync: %v", err)
 	}
@@ -198,7 +198,16 @@ func debPaths(m *bundle.Manifest) []string {
 func TestSyncApt(t *testing.T) {
 	needTools(t, "gpg", "gpgv")
 	e := newAptEnv(t, []string{"debian:*"}, "stable", "testing")
+	// The dry run's plan knows every size from the signed indexes.
+	plan := e.sync(true)
+	if plan.ToFetch != 7 || plan.UnknownSize != 0 || plan.BytesToFetch < 7*800 || plan.Bundle != nil {
+		t.Fatalf("dry run: %+v", plan)
+	}
+	e.resetHits()
 	res := e.sync()
+	if res.Rejected != 0 || res.BytesDownloaded != plan.BytesToFetch {
+		t.Fatalf("downloaded %d bytes, the plan said %d", res.BytesDownloaded, plan.BytesToFetch)
+	}
 	if res.Rejected != 0 {
 		t.Fatalf("rejected: %+v", rejectedOf(res))
 	}
