@@ -165,6 +165,8 @@ func resolveSuite(ctx context.Context, cfg *Config, name string, get Getter, pol
 	var scheme string
 	in, err := get(ctx, Request{Path: dists + "InRelease", Max: MaxReleaseSize, Conditional: true})
 	switch {
+	case errors.Is(err, fetch.ErrTooLarge):
+		return nil, fmt.Sprintf("%sInRelease: %v: larger than %d bytes", dists, ErrLimit, MaxReleaseSize), nil
 	case err == nil:
 		plain, e, verr := policy.VerifyClearsigned(ctx, in, now)
 		if verr != nil {
@@ -174,12 +176,18 @@ func resolveSuite(ctx context.Context, cfg *Config, name string, get Getter, pol
 		s.Signed = []File{{Path: "InRelease", Data: in}}
 	case errors.Is(err, fetch.ErrNotFound):
 		rel, err := get(ctx, Request{Path: dists + "Release", Max: MaxReleaseSize, Conditional: true})
+		if errors.Is(err, fetch.ErrTooLarge) {
+			return nil, fmt.Sprintf("%sRelease: %v: larger than %d bytes", dists, ErrLimit, MaxReleaseSize), nil
+		}
 		if err != nil {
 			return nil, "", fmt.Errorf("%sRelease (there is no InRelease): %w", dists, err)
 		}
 		sig, err := get(ctx, Request{Path: dists + "Release.gpg", Max: verify.MaxSignatureSize})
 		if errors.Is(err, fetch.ErrNotFound) {
 			return nil, dists + "Release has no Release.gpg and there is no InRelease: an unsigned archive cannot be mirrored", nil
+		}
+		if errors.Is(err, fetch.ErrTooLarge) {
+			return nil, fmt.Sprintf("%sRelease.gpg: %v: larger than %d bytes", dists, ErrLimit, verify.MaxSignatureSize), nil
 		}
 		if err != nil {
 			return nil, "", fmt.Errorf("%sRelease.gpg: %w", dists, err)

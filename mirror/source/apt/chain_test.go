@@ -161,6 +161,10 @@ func TestResolveRejects(t *testing.T) {
 				b, _ := os.ReadFile(filepath.Join(repo, "dists/testing/InRelease"))
 				os.WriteFile(filepath.Join(repo, "dists/stable/InRelease"), b, 0o644)
 			}},
+		{name: "huge InRelease", suite: "stable", allow: []string{"debian:*"}, want: "limit exceeded",
+			change: func(t *testing.T, repo string) {
+				os.WriteFile(filepath.Join(repo, "dists/stable/InRelease"), make([]byte, MaxReleaseSize+1), 0o644)
+			}},
 		{name: "unsigned", suite: "stable", allow: []string{"debian:*"}, want: "unsigned",
 			change: func(t *testing.T, repo string) {
 				os.Remove(filepath.Join(repo, "dists/stable/InRelease"))
