@@ -403,6 +403,17 @@ func recheck(ctx context.Context, r *repo.Repo, m *bundle.Manifest) error {
 			}
 			continue
 		}
+		// Packages taken from a signed checksum list are proven by the
+		// list (import_list.go).
+		if v, ok, err := recheckList(ctx, pol, st, pkg, m.Created); ok {
+			if err != nil {
+				return fmt.Errorf("%w: %s %s: %w", ErrRecheck, id, pkg.Version, err)
+			}
+			if !v.Accepted {
+				return fmt.Errorf("%w: %s %s is not accepted by the bundle's own trust file: %s", ErrRecheck, id, pkg.Version, v.Reason)
+			}
+			continue
+		}
 		var sigs []verify.Signature
 		for _, s := range pkg.Signatures {
 			f, err := st.Open(s.SHA256)

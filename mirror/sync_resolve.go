@@ -201,9 +201,9 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 		list = &listInfo{}
 		scheme := evidenceScheme(ev, "openpgp")
 		if sig != nil {
-			list.sigs = []bundle.PackageSignature{{Path: doc.path, SHA256: doc.sha, Scheme: "sha256sums"}, {Path: sig.path, SHA256: sig.sha, Scheme: scheme}}
+			list.sigs = []bundle.PackageSignature{{Path: doc.path, SHA256: doc.sha, Scheme: schemeChecksums}, {Path: sig.path, SHA256: sig.sha, Scheme: scheme}}
 		} else {
-			list.sigs = []bundle.PackageSignature{{Path: doc.path, SHA256: doc.sha, Scheme: scheme + "-clearsigned"}}
+			list.sigs = []bundle.PackageSignature{{Path: doc.path, SHA256: doc.sha, Scheme: scheme + suffixClearsigned}}
 		}
 		listDocs = []*small{&doc, sig}
 	}
