@@ -1,0 +1,104 @@
+package mirror
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAttackAptRollbackInsideValidUntil pins down what the apt source does
+// with a hostile mirror that serves an OLDER but validly signed InRelease
+// (docs/SECURITY.md, rollback): the archive key (made here with the real
+// gpg, since the fixtures keep no secret key) signs two releases of the
+// same suite, one dated a month before the other, both inside
+// Valid-Until. After a run took the newer one, a run offered the older one
+// accepts it: there is no comparison with the Date seen before, only the
+// suite name and Valid-Until bound a replay. If sync learns to refuse it,
+// this test must change together with docs/SECURITY.md.
+func TestAttackAptRollbackInsideValidUntil(t *testing.T) {
+	needTools(t, "gpg")
+	e := newAptEnv(t, []string{"debian:*"}, "stable")
+	gh, err := os.MkdirTemp("", "gpg") // short: gpg-agent's socket path
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		exec.Command("gpgconf", "--homedir", gh, "--kill", "all").Run()
+		os.RemoveAll(gh)
+	})
+	env := []string{"GNUPGHOME=" + gh}
+	runTool(t, env, "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", "Archive Signer <archive@example.org>", "ed25519", "sign", "never")
+	keyFile := filepath.Join(e.dir, "archive-mine.asc")
+	if err := os.WriteFile(keyFile, runTool(t, env, "gpg", "--batch", "--armor", "--export", "archive@example.org"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := os.ReadFile(e.cfgPath)
+	fxKey := filepath.Join(aptFixtures(t), "keys", "archive.asc")
+	if !bytes.Contains(cfg, []byte(fxKey)) {
+		t.Fatalf("config does not name the fixture archive key %s", fxKey)
+	}
+	os.WriteFile(e.cfgPath, bytes.Replace(cfg, []byte(fxKey), []byte(keyFile), 1), 0o644)
+
+	release, err := os.ReadFile(filepath.Join(e.repo, "dists", "stable", "Release"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(release, []byte("\nValid-Until: ")) {
+		t.Fatal("the fixture Release has no Valid-Until; this test needs one")
+	}
+	dateRe := regexp.MustCompile(`(?m)^Date: .*$`)
+	sign := func(date time.Time) []byte {
+		text := dateRe.ReplaceAll(release, []byte("Date: "+date.UTC().Format("Mon, 02 Jan 2006 15:04:05 +0000")))
+		in := filepath.Join(e.dir, "Release.tosign")
+		out := filepath.Join(e.dir, "InRelease.signed")
+		os.WriteFile(in, text, 0o644)
+		os.Remove(out)
+		runTool(t, env, "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--local-user", "archive@example.org",
+			"--clearsign", "--output", out, in)
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	now := time.Now()
+	newer, older := sign(now.Add(-time.Hour)), sign(now.Add(-31*24*time.Hour))
+	inRelease := filepath.Join(e.repo, "dists", "stable", "InRelease")
+	serve := func(b []byte, mtime time.Time) {
+		if err := os.WriteFile(inRelease, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(inRelease, mtime, mtime)
+	}
+
+	serve(newer, now.Add(-time.Hour))
+	res := e.sync()
+	if rej := rejectedOf(res); len(rej) != 0 || res.Bundle == nil {
+		t.Fatalf("newer release: rejected %v, bundle %v", rej, res.Bundle)
+	}
+	m, blobs := e.bundle(res)
+	if !bytes.Equal(blobs[treeOf(m)["debian/_upstream/dists/stable/InRelease"]], newer) {
+		t.Fatal("the newer InRelease is not the evidence carried")
+	}
+
+	serve(older, now) // replaced later: a fresh Last-Modified
+	res = e.sync()
+	rej := rejectedOf(res)
+	for name, why := range rej {
+		if strings.Contains(name, "stable") || strings.Contains(strings.ToLower(why), "older") || strings.Contains(why, "Date") {
+			t.Fatalf("the apt source now refuses an older release (%s: %s): update this test and docs/SECURITY.md", name, why)
+		}
+	}
+	if len(rej) != 0 || res.Bundle == nil {
+		t.Fatalf("older release: rejected %v, bundle %v", rej, res.Bundle)
+	}
+	m, blobs = e.bundle(res)
+	if !bytes.Equal(blobs[treeOf(m)["debian/_upstream/dists/stable/InRelease"]], older) {
+		t.Fatal("the older InRelease is not the evidence carried")
+	}
+}
