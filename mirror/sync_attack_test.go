@@ -202,6 +202,11 @@ func TestAttackRollbackFilesSource(t *testing.T) {
 	if res.Rejected != 0 || res.Bundle == nil {
 		t.Fatalf("rollback sync = %+v", res)
 	}
+	for _, p := range res.Packages {
+		if p.Source+":"+p.Name == "tools:a/one.tar.gz" && p.Status != StatusUnchanged {
+			t.Errorf("rolled-back package reported as %q; docs/SECURITY.md says it counts as unchanged", p.Status)
+		}
+	}
 	m, _ := e.openBundle(res.Bundle)
 	tree := treeOf(m)
 	if tree["tools/a/one.tar.gz"] != sumOf("one v1") || tree["tools/a/two.tar.gz"] != sumOf("one v1") {
