@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,13 +11,17 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mirror-tool/mirror/mirror/store"
 )
 
 // BenchmarkDownload fetches a set of files from a loopback server (Go's file
-// server in this process) with a pool of 8 workers, and in the same run the
+// server in this process, or nginx in its own with FETCH_BENCH_UPSTREAM=nginx,
+// so that the server does not share the Go runtime with the client being
+// measured) with a pool of 8 workers, and in the same run the
 // same files with curl: one curl process per file under xargs -P8 (what a
 // shell script does), and one curl process with --parallel --parallel-max 8
 // (curl's best case). "mirror" hashes every byte; curl does not.
@@ -24,6 +29,7 @@ import (
 // (fsync, rename, fsync of the folder), which is what sync does.
 //
 //	go test -run='^$' -bench=BenchmarkDownload -benchtime=3x ./mirror/fetch/
+//	scripts/bench/fetch.sh (several rounds, medians)
 func BenchmarkDownload(b *testing.B) {
 	for _, set := range []struct {
 		n, size int
@@ -37,15 +43,14 @@ func BenchmarkDownload(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			srv := httptest.NewServer(http.FileServer(http.Dir(src)))
-			defer srv.Close()
+			base := upstream(b, src)
 			total := int64(set.n) * int64(set.size)
 			report := func(b *testing.B) {
 				b.ReportMetric(float64(set.n*b.N)/b.Elapsed().Seconds(), "files/s")
 			}
 
 			b.Run("mirror", func(b *testing.B) {
-				benchPool(b, srv.URL, names, set.size, nil)
+				benchPool(b, base, names, set.size, nil)
 				report(b)
 			})
 			b.Run("mirror+store", func(b *testing.B) {
@@ -53,7 +58,7 @@ func BenchmarkDownload(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				benchPool(b, srv.URL, names, set.size, st)
+				benchPool(b, base, names, set.size, st)
 				report(b)
 			})
 			b.Run("curl-xargs-P8", func(b *testing.B) {
@@ -64,7 +69,7 @@ func BenchmarkDownload(b *testing.B) {
 					out := b.TempDir()
 					var list strings.Builder
 					for _, name := range names {
-						fmt.Fprintf(&list, "%s %s/%s\n", filepath.Join(out, name), srv.URL, name)
+						fmt.Fprintf(&list, "%s %s/%s\n", filepath.Join(out, name), base, name)
 					}
 					cmd := exec.Command("xargs", "-P8", "-L1", curl, "-sf", "-o")
 					cmd.Stdin = strings.NewReader(list.String())
@@ -86,7 +91,7 @@ func BenchmarkDownload(b *testing.B) {
 					out := b.TempDir()
 					var conf strings.Builder
 					for _, name := range names {
-						fmt.Fprintf(&conf, "url = \"%s/%s\"\noutput = \"%s\"\n", srv.URL, name, filepath.Join(out, name))
+						fmt.Fprintf(&conf, "url = \"%s/%s\"\noutput = \"%s\"\n", base, name, filepath.Join(out, name))
 					}
 					cfg := filepath.Join(b.TempDir(), "curl.conf")
 					if err := os.WriteFile(cfg, []byte(conf.String()), 0o644); err != nil {
@@ -180,4 +185,67 @@ func checkSizes(b *testing.B, dir string, names []string, size int) {
 		}
 	}
 	os.RemoveAll(dir)
+}
+
+// upstream serves dir over loopback and returns its base URL.
+func upstream(b *testing.B, dir string) string {
+	if os.Getenv("FETCH_BENCH_UPSTREAM") != "nginx" {
+		srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+		b.Cleanup(srv.Close)
+		return srv.URL
+	}
+	nginx := lookTool(b, "nginx")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	prefix := b.TempDir()
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;" // workers must read the test's 0700 folders
+	}
+	conf := fmt.Sprintf(user+`
+worker_processes 1;
+error_log stderr;
+pid %s/nginx.pid;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	sendfile on;
+	client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s;
+	uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
+	server { listen %s; root %s; }
+}
+`, prefix, addr, dir)
+	cf := filepath.Join(prefix, "nginx.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(nginx, "-p", prefix, "-c", cf, "-g", "daemon off;")
+	logf, err := os.Create(filepath.Join(prefix, "stderr"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	// SIGQUIT: nginx's graceful stop, which takes the workers down too
+	// (SIGKILL on the master would orphan them).
+	b.Cleanup(func() { cmd.Process.Signal(syscall.SIGQUIT); cmd.Wait() })
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 200 {
+			b.Fatalf("nginx did not start on %s: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return "http://" + addr
 }

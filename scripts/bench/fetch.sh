@@ -7,6 +7,7 @@
 # BENCH=regexp narrows the variants, e.g.
 # BENCH='BenchmarkDownload/20000x8KiB/(mirror|curl-parallel)$' (the xargs
 # variant alone takes minutes on the 20,000-file set).
+# FETCH_BENCH_UPSTREAM=nginx serves the files with nginx in its own process.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds="${1:-3}"
