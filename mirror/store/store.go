@@ -78,6 +78,8 @@ type Store struct {
 	// wrap, when set (tests only), wraps the writer of temporary files so
 	// that write failures such as ENOSPC can be injected.
 	wrap func(io.Writer) io.Writer
+
+	batched batch // AdoptBatched and Sync (batch.go)
 }
 
 // Open opens the store in dir, creating its layout when missing, and removes

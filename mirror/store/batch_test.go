@@ -1,0 +1,185 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// tmpWith writes content to a new file in the store's temporary folder.
+func tmpWith(t *testing.T, s *Store, content string) string {
+	t.Helper()
+	f, err := os.CreateTemp(s.TempDir(), "dl-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(content); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return f.Name()
+}
+
+func markerExists(s *Store) bool {
+	_, err := os.Lstat(filepath.Join(s.Dir(), UnsyncedMarker))
+	return err == nil
+}
+
+func TestAdoptBatchedThenSync(t *testing.T) {
+	s := newStore(t)
+	if markerExists(s) {
+		t.Fatal("fresh store has a batch marker")
+	}
+	for _, c := range []string{"one", "two", "three"} {
+		if err := s.AdoptBatched(tmpWith(t, s, c), sumOf([]byte(c)), int64(len(c))); err != nil {
+			t.Fatal(err)
+		}
+		if !markerExists(s) {
+			t.Fatal("no marker while a batch is unsynced")
+		}
+		b, err := os.ReadFile(s.Path(sumOf([]byte(c))))
+		if err != nil || string(b) != c {
+			t.Fatalf("blob %q: %q %v", c, b, err)
+		}
+		fi, _ := os.Stat(s.Path(sumOf([]byte(c))))
+		if fi.Mode().Perm() != 0o444 {
+			t.Fatalf("blob mode %v", fi.Mode())
+		}
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if markerExists(s) {
+		t.Fatal("marker left after Sync")
+	}
+	if ents, _ := os.ReadDir(s.TempDir()); len(ents) != 0 {
+		t.Fatalf("temporary folder not empty: %v", ents)
+	}
+	// A second batch marks again.
+	if err := s.AdoptBatched(tmpWith(t, s, "four"), sumOf([]byte("four")), 4); err != nil {
+		t.Fatal(err)
+	}
+	if !markerExists(s) {
+		t.Fatal("second batch has no marker")
+	}
+	if err := s.Sync(); err != nil || markerExists(s) {
+		t.Fatalf("second Sync: %v, marker %v", err, markerExists(s))
+	}
+	// Nothing pending: Sync does nothing.
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAdoptBatchedChecks(t *testing.T) {
+	s := newStore(t)
+	p := tmpWith(t, s, "content")
+	err := s.AdoptBatched(p, sumOf([]byte("content")), 8)
+	if !errors.Is(err, ErrMismatch) {
+		t.Fatalf("wrong size: %v", err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("refused file was not left in place: %v", err)
+	}
+	if err := s.AdoptBatched(p, "nothex", 7); !errors.Is(err, ErrBadSum) {
+		t.Fatalf("bad sum: %v", err)
+	}
+	link := filepath.Join(s.TempDir(), "link")
+	if err := os.Symlink(p, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AdoptBatched(link, sumOf([]byte("content")), 7); err == nil {
+		t.Fatal("symbolic link adopted")
+	}
+	if ok, _ := s.Has(sumOf([]byte("content"))); ok {
+		t.Fatal("a refused file entered the store")
+	}
+}
+
+// A durable copy is never replaced by an unsynced one.
+func TestAdoptBatchedKeepsStoredBlob(t *testing.T) {
+	s := newStore(t)
+	sum, _, err := s.Add(context.Background(), strings.NewReader("same"), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before syscall.Stat_t
+	if err := syscall.Stat(s.Path(sum), &before); err != nil {
+		t.Fatal(err)
+	}
+	p := tmpWith(t, s, "same")
+	if err := s.AdoptBatched(p, sum, 4); err != nil {
+		t.Fatal(err)
+	}
+	var after syscall.Stat_t
+	if err := syscall.Stat(s.Path(sum), &after); err != nil {
+		t.Fatal(err)
+	}
+	if before.Ino != after.Ino {
+		t.Fatal("stored blob was replaced")
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Fatalf("adopted duplicate left behind: %v", err)
+	}
+	if markerExists(s) {
+		t.Fatal("a batch with nothing adopted left a marker")
+	}
+}
+
+// A crash before Sync: a blob of the batch is torn on disk. The next Recover
+// removes it and keeps the intact ones.
+func TestRecoverRemovesTornBlob(t *testing.T) {
+	s := newStore(t)
+	old, _, err := s.Add(context.Background(), strings.NewReader("from an earlier run"), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, torn := "intact content", "content cut by the crash"
+	for _, c := range []string{good, torn} {
+		if err := s.AdoptBatched(tmpWith(t, s, c), sumOf([]byte(c)), int64(len(c))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The crash: no Sync, and the data of one blob never reached the disk.
+	p := s.Path(sumOf([]byte(torn)))
+	os.Chmod(p, 0o644)
+	if err := os.Truncate(p, 7); err != nil {
+		t.Fatal(err)
+	}
+
+	s2, err := Open(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := s2.Recover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != sumOf([]byte(torn)) {
+		t.Fatalf("removed %v, want the torn blob only", removed)
+	}
+	if ok, _ := s2.Has(sumOf([]byte(torn))); ok {
+		t.Fatal("torn blob still in the store")
+	}
+	for _, sum := range []string{sumOf([]byte(good)), old} {
+		if err := s2.Verify(context.Background(), sum); err != nil {
+			t.Fatalf("intact blob: %v", err)
+		}
+	}
+	if markerExists(s2) {
+		t.Fatal("marker left after Recover")
+	}
+	// Without a marker, Recover reads nothing: damage outside a batch is
+	// not its business (Verify is).
+	os.Chmod(s2.Path(old), 0o644)
+	if err := os.WriteFile(s2.Path(old), []byte("changed behind the store's back"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := s2.Recover(context.Background()); err != nil || len(removed) != 0 {
+		t.Fatalf("Recover without marker: %v %v", removed, err)
+	}
+}
