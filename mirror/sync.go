@@ -194,6 +194,13 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	if err != nil {
 		return nil, err
 	}
+	// Downloads enter the cache without an fsync each (AdoptBatched) and
+	// are made durable together (cache.Sync below). A run killed before
+	// that leaves a marker: the blobs it may have left torn are re-hashed
+	// here, and the damaged ones removed (fetched again by this run).
+	if _, err := cache.Recover(ctx); err != nil {
+		return nil, fmt.Errorf("%w: cache left by an interrupted run: %w", ErrSync, err)
+	}
 	partial := filepath.Join(cfg.Output.State, PartialDir)
 	if err := os.MkdirAll(partial, 0o755); err != nil {
 		return nil, fmt.Errorf("state folder: %w", err)
@@ -229,6 +236,12 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	}
 	if err := r.publishApt(ctx, items); err != nil {
 		return nil, err
+	}
+	// One syncfs for every blob adopted in this run, before the bundle is
+	// written (it re-hashes every blob it carries anyway) and before the
+	// state records anything that points into the cache.
+	if err := cache.Sync(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSync, err)
 	}
 	for _, it := range items {
 		pr := it.result(st)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mirror-tool/mirror/mirror/state"
+	"github.com/mirror-tool/mirror/mirror/store"
 )
 
 // faultN serves a broken answer for the first n requests, then the file.
@@ -194,5 +195,50 @@ func TestSyncDamagedCache(t *testing.T) {
 	_, blobs := e.openBundle(res.Bundle)
 	if string(blobs[sumOf("one original")]) != "one original" || res.Bundle.Sequence != 2 {
 		t.Fatalf("after the damage: sequence %d, blob %q", res.Bundle.Sequence, blobs[sumOf("one original")])
+	}
+}
+
+// Cache blobs are adopted without an fsync each and made durable by one
+// syncfs before the bundle and the state. A run that died before that may
+// leave a blob torn under its name (its data never reached the disk) and the
+// batch marker: the next run re-hashes that batch's blobs, drops the torn
+// one and fetches it again, instead of trusting it (the remembered verdict
+// would skip the signature check, and the bundle writer would fail on it).
+func TestSyncRecoversTornCache(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one original", "rel-a")
+	e.putRel("x.tar.gz", "x")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	e.mustSync(SyncOptions{})
+	cache := filepath.Join(e.dir, "state", CacheDir)
+	if _, err := os.Lstat(filepath.Join(cache, store.UnsyncedMarker)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a completed run left the batch marker: %v", err)
+	}
+	// The crash: the marker of the batch is on disk, one blob is torn.
+	blob := filepath.Join(cache, "sha256", sumOf("one original")[:2], sumOf("one original"))
+	os.Chmod(blob, 0o644)
+	if err := os.Truncate(blob, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cache, store.UnsyncedMarker), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := e.mustSync(SyncOptions{Full: true})
+	_, blobs := e.openBundle(res.Bundle)
+	if string(blobs[sumOf("one original")]) != "one original" || res.Bundle.Sequence != 2 {
+		t.Fatalf("after the crash: sequence %d, blob %q", res.Bundle.Sequence, blobs[sumOf("one original")])
+	}
+	fetched := false
+	for _, p := range res.Packages {
+		if strings.HasSuffix(p.Name, "one.tar.gz") {
+			fetched = p.Fetched
+		}
+	}
+	if !fetched {
+		t.Fatalf("the torn blob's package was not fetched again: %+v", res.Packages)
+	}
+	if _, err := os.Lstat(filepath.Join(cache, store.UnsyncedMarker)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("marker left after recovery: %v", err)
 	}
 }

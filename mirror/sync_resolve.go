@@ -556,7 +556,8 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		}
 	}
 	if it.partialPath != "" {
-		if err := r.cache.Adopt(it.partialPath, it.fileSHA, it.fileSize); err != nil {
+		// Durable at the run's cache.Sync, before anything records it.
+		if err := r.cache.AdoptBatched(it.partialPath, it.fileSHA, it.fileSize); err != nil {
 			return fmt.Errorf("package %s: %w", it.full(), err)
 		}
 		hook("adopted")
