@@ -323,7 +323,15 @@ type sink struct {
 	size   int64
 	sha    hash.Hash
 	digest hash.Hash // BLAKE2b-512 for the detached minisign signature
+
+	// Early writeback of the current file: off is its length so far, wb
+	// the offset up to which writeback was started.
+	off, wb int64
 }
+
+// writebackChunk is how many bytes the sink lets pile up in the page cache
+// before it asks the kernel to start writing them (startWriteback).
+const writebackChunk = 8 << 20
 
 func (s *sink) Write(p []byte) (int, error) {
 	written := 0
@@ -361,6 +369,11 @@ func (s *sink) Write(p []byte) (int, error) {
 		s.sizes[len(s.sizes)-1] += int64(n)
 		s.size += int64(n)
 		written += n
+		s.off += int64(n)
+		if s.off-s.wb >= writebackChunk {
+			startWriteback(f.File, s.wb, s.off-s.wb)
+			s.wb = s.off
+		}
 		if err != nil {
 			return written, err
 		}
@@ -386,10 +399,12 @@ func (s *sink) next() error {
 	s.files = append(s.files, f)
 	s.paths = append(s.paths, path)
 	s.sizes = append(s.sizes, 0)
+	s.off, s.wb = 0, 0
 	if s.maxPart > 0 {
 		if _, err := f.Write(make([]byte, PartHeaderSize)); err != nil {
 			return err
 		}
+		s.off = PartHeaderSize
 		s.partHash = sha256.New()
 	}
 	return nil
