@@ -116,8 +116,9 @@ type Options struct {
 	// slow but live links finish while a slow drip is cut off. Default 60s.
 	Timeout time.Duration
 	// Retries is how many times a failed attempt is retried (default 4;
-	// negative means none). Attempts that made progress on a Download do
-	// not count (within a hard cap of 10*(Retries+1) attempts).
+	// negative means none). A Download attempt that wrote at least 64 KiB
+	// before it failed does not count, so a flaky link still finishes a
+	// large file (within a hard cap of 10*(Retries+1) attempts).
 	Retries int
 	// CAFile names a PEM file of extra CA certificates, added to the
 	// system roots.
