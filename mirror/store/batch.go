@@ -43,9 +43,14 @@ const recoverSlack = 10 * time.Minute
 
 // batch is the state of the current batch of a Store.
 type batch struct {
-	mu     sync.Mutex
-	marked bool            // the marker is durable on disk
-	shards map[string]bool // shard folders known to exist
+	// inflight is held shared by each AdoptBatched from its marker check
+	// to its rename, and exclusively by Sync: a rename can then never slip
+	// in after Sync's syncfs but before the marker is removed (which would
+	// leave an unsynced blob that no marker covers).
+	inflight sync.RWMutex
+	mu       sync.Mutex
+	marked   bool            // the marker is durable on disk
+	shards   map[string]bool // shard folders known to exist
 }
 
 func (s *Store) batch() *batch { return &s.batched }
@@ -107,6 +112,8 @@ func (s *Store) AdoptBatched(path string, sum string, size int64) error {
 		os.Remove(path)
 		return nil
 	}
+	s.batch().inflight.RLock()
+	defer s.batch().inflight.RUnlock()
 	if err := s.mark(); err != nil {
 		return err
 	}
@@ -140,6 +147,8 @@ func (s *Store) AdoptBatched(path string, sum string, size int64) error {
 // batch it does nothing.
 func (s *Store) Sync() error {
 	b := s.batch()
+	b.inflight.Lock()
+	defer b.inflight.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.marked {

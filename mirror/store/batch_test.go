@@ -3,9 +3,11 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -181,5 +183,55 @@ func TestRecoverRemovesTornBlob(t *testing.T) {
 	}
 	if removed, err := s2.Recover(context.Background()); err != nil || len(removed) != 0 {
 		t.Fatalf("Recover without marker: %v %v", removed, err)
+	}
+}
+
+// AdoptBatched and Sync may run at the same time (Sync waits for adoptions
+// in flight); afterwards every blob is stored and correct, and a final Sync
+// leaves no marker.
+func TestAdoptBatchedConcurrentWithSync(t *testing.T) {
+	s := newStore(t)
+	var wg sync.WaitGroup
+	var sums []string
+	var mu sync.Mutex
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				c := fmt.Sprintf("blob %d/%d", g, i)
+				if err := s.AdoptBatched(tmpWith(t, s, c), sumOf([]byte(c)), int64(len(c))); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				sums = append(sums, sumOf([]byte(c)))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 20; i++ {
+			if err := s.Sync(); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	wg.Wait()
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if markerExists(s) {
+		t.Fatal("marker left after the final Sync")
+	}
+	for _, sum := range sums {
+		if err := s.Verify(context.Background(), sum); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(sums) != 100 {
+		t.Fatalf("%d blobs adopted, want 100", len(sums))
 	}
 }
