@@ -70,7 +70,9 @@ http {
 }
 `, base, server)
 	os.WriteFile(filepath.Join(base, "nginx.conf"), []byte(conf), 0o644)
-	cmd := exec.Command(nginx, "-c", filepath.Join(base, "nginx.conf"), "-g", "daemon off;")
+	// master_process off: one process, so stopping it leaves no orphaned
+	// worker behind (a killed master does not take its workers down).
+	cmd := exec.Command(nginx, "-c", filepath.Join(base, "nginx.conf"), "-g", "daemon off; master_process off;")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
