@@ -3,6 +3,7 @@ package mirror
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -49,6 +50,11 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: source %q: %w", ErrSync, src.Name, err)
 	}
+	for _, s := range sel.Suites {
+		if err := r.notOlder(src, s); err != nil {
+			return nil, nil, fmt.Errorf("%w: source %q: %w", ErrSync, src.Name, err)
+		}
+	}
 	var rej []PackageResult
 	for _, x := range sel.Rejected {
 		rej = append(rej, rejected(src, x.Name, x.Reason))
@@ -92,6 +98,41 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 	}
 	r.apt = append(r.apt, aptRun{src: src, sel: sel})
 	return items, rej, nil
+}
+
+// ErrUpstreamRollback: an upstream served a release older than one mirrored
+// before.
+var ErrUpstreamRollback = errors.New("the upstream rolled back")
+
+// notOlder refuses a suite whose verified release is dated before the
+// release this state mirrored last time (InRelease or Release, whichever was
+// recorded): a validly signed but older release, inside its Valid-Until, is
+// how a malicious or stale mirror holds clients back (a rollback). The
+// earlier release is read from the cache, where it entered only after its
+// signature check; if the cache lost it, there is nothing to compare with.
+func (r *run) notOlder(src *SourceConfig, s *apt.Suite) error {
+	if s.Release == nil || s.Release.Date.IsZero() {
+		return nil
+	}
+	for _, name := range []string{"InRelease", "Release"} {
+		rec, ok := r.st.Upstreams[src.Apt.URLOf("dists/"+s.Name+"/"+name)]
+		if !ok {
+			continue
+		}
+		data, ok := r.cached(rec.SHA256, apt.MaxReleaseSize)
+		if !ok {
+			continue
+		}
+		prev, err := apt.SignedDate(data)
+		if err != nil || prev.IsZero() {
+			continue
+		}
+		if s.Release.Date.Before(prev) {
+			return fmt.Errorf("%w: suite %s: the release is dated %s, older than the one mirrored before (%s); a stale or malicious mirror serves an old, validly signed release: nothing of this source was taken; check the upstream URL, and wait for it to catch up",
+				ErrUpstreamRollback, s.Name, apt.FormatDate(s.Release.Date), apt.FormatDate(prev))
+		}
+	}
+	return nil
 }
 
 // cached returns the cache's copy of sum, if it holds one of at most max
