@@ -9,13 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -112,10 +110,11 @@ func Write(ctx context.Context, dir, name string, m *Manifest, key minisign.Priv
 	sigBytes := sig.Marshal()
 	rd := readme(m)
 
-	out := &sink{dir: dir, file: file, maxPart: opt.MaxPartSize, sha: sha256.New(), digest: minisign.NewDigest()}
-	if opt.MaxPartSize != 0 {
-		out.maxPart = opt.MaxPartSize - PartHeaderSize
+	maxPart := opt.MaxPartSize
+	if maxPart != 0 {
+		maxPart -= PartHeaderSize
 	}
+	out := newSink(dir, file, maxPart)
 	defer out.abort()
 	enc, err := newEncoder(out, level, opt.Concurrency)
 	if err != nil {
@@ -306,126 +305,20 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// sink receives the compressed stream: one temporary file, or a series of
-// part files each starting with a reserved header block that is filled in
-// once the whole stream (and so the part count) is known.
-type sink struct {
-	dir, file string
-	maxPart   int64 // payload bytes per part; 0 = one file
-
-	files     []*atomicfile.File
-	paths     []string
-	sizes     []int64
-	sums      []string
-	partHash  hash.Hash
-	committed []string
-
-	size   int64
-	sha    hash.Hash
-	digest hash.Hash // BLAKE2b-512 for the detached minisign signature
-
-	// Early writeback of the current file: off is its length so far, wb
-	// the offset up to which writeback was started.
-	off, wb int64
-}
-
-// writebackChunk is how many bytes the sink lets pile up in the page cache
-// before it asks the kernel to start writing them (startWriteback).
-const writebackChunk = 8 << 20
-
-func (s *sink) Write(p []byte) (int, error) {
-	written := 0
-	for len(p) > 0 {
-		if len(s.files) == 0 || (s.maxPart > 0 && s.sizes[len(s.sizes)-1] == s.maxPart) {
-			if err := s.next(); err != nil {
-				return written, err
-			}
-		}
-		chunk := p
-		if s.maxPart > 0 {
-			chunk = p[:min(int64(len(p)), s.maxPart-s.sizes[len(s.sizes)-1])]
-		}
-		f := s.files[len(s.files)-1]
-		// The two hashes of the stream run beside the write: together they
-		// cost more CPU than compressing already-compressed blobs.
-		var wg sync.WaitGroup
-		wg.Add(2)
-		go func() {
-			s.sha.Write(chunk)
-			if s.partHash != nil {
-				s.partHash.Write(chunk)
-			}
-			wg.Done()
-		}()
-		go func() {
-			s.digest.Write(chunk)
-			wg.Done()
-		}()
-		n, err := f.Write(chunk)
-		wg.Wait()
-		if err == nil && n < len(chunk) {
-			err = io.ErrShortWrite
-		}
-		s.sizes[len(s.sizes)-1] += int64(n)
-		s.size += int64(n)
-		written += n
-		s.off += int64(n)
-		if s.off-s.wb >= writebackChunk {
-			startWriteback(f.File, s.wb, s.off-s.wb)
-			s.wb = s.off
-		}
-		if err != nil {
-			return written, err
-		}
-		p = p[n:]
-	}
-	return written, nil
-}
-
-// next starts the next file.
-func (s *sink) next() error {
-	path := filepath.Join(s.dir, s.file)
-	if s.maxPart > 0 {
-		if len(s.files) == MaxParts {
-			return fmt.Errorf("%w: bundle %s needs more than %d parts; raise the maximum part size", ErrLimit, s.file, MaxParts)
-		}
-		s.endPart()
-		path = filepath.Join(s.dir, PartName(s.file, len(s.files)+1))
-	}
-	f, err := atomicfile.Create(path, 0o644)
-	if err != nil {
-		return err
-	}
-	s.files = append(s.files, f)
-	s.paths = append(s.paths, path)
-	s.sizes = append(s.sizes, 0)
-	s.off, s.wb = 0, 0
-	if s.maxPart > 0 {
-		if _, err := f.Write(make([]byte, PartHeaderSize)); err != nil {
-			return err
-		}
-		s.off = PartHeaderSize
-		s.partHash = sha256.New()
-	}
-	return nil
-}
-
-func (s *sink) endPart() {
-	if s.partHash != nil {
-		s.sums = append(s.sums, hex.EncodeToString(s.partHash.Sum(nil)))
-		s.partHash = nil
-	}
-}
-
 // commit writes the part headers, commits every file and then the detached
 // signature.
 func (s *sink) commit(ctx context.Context, m *Manifest, key minisign.PrivateKey) (*Written, error) {
+	if err := s.stop(); err != nil {
+		return nil, err
+	}
 	if len(s.files) == 0 {
 		return nil, errors.New("bundle: nothing was written")
 	}
 	total := hex.EncodeToString(s.sha.Sum(nil))
 	if s.maxPart > 0 {
-		s.endPart()
+		if len(s.sums) != len(s.files) {
+			return nil, fmt.Errorf("bundle %s: %d part hashes for %d parts", s.file, len(s.sums), len(s.files))
+		}
 		var off int64
 		for i, f := range s.files {
 			h := &PartHeader{Format: PartFormat, BundleID: m.ID, Sequence: m.Sequence, Name: s.file,
@@ -470,6 +363,8 @@ func (s *sink) commit(ctx context.Context, m *Manifest, key minisign.PrivateKey)
 
 // abort removes everything not handed to the caller.
 func (s *sink) abort() {
+	s.cur = nil // nothing more is written to files about to be removed
+	s.stop()
 	for _, f := range s.files {
 		f.Abort()
 	}

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"testing"
+
+	"github.com/mirror-tool/mirror/internal/atomicfile"
 )
 
 // assertEmpty fails unless dir holds no file at all (not even a
@@ -161,6 +165,40 @@ func TestDeterministicLarge(t *testing.T) {
 			first = got
 		} else if !bytes.Equal(first, got) {
 			t.Fatalf("concurrency %d gives other bytes than concurrency 1", conc)
+		}
+	}
+}
+
+// TestWriteOutputFailureLeavesNothing makes the bundle file's writes fail
+// (the first one, or one in the middle of a multi-chunk stream) and checks
+// that Write reports the error and leaves no file behind, whole or split.
+func TestWriteOutputFailureLeavesNothing(t *testing.T) {
+	key := testKey(t, 1)
+	// Incompressible, so that the stream spans several chunks.
+	blobs := testBlobs(7, 3*chunkSize/2, 2*chunkSize, 100)
+	errDisk := errors.New("disk full")
+	orig := writeChunk
+	t.Cleanup(func() { writeChunk = orig })
+	for _, failAt := range []int64{0, chunkSize + 1, 3 * chunkSize} {
+		for _, split := range []int64{0, chunkSize/2 + PartHeaderSize} {
+			t.Run(fmt.Sprintf("at %d split %d", failAt, split), func(t *testing.T) {
+				var seen atomic.Int64
+				writeChunk = func(f *atomicfile.File, b []byte) (int, error) {
+					if seen.Add(int64(len(b))) > failAt {
+						return 0, errDisk
+					}
+					return f.Write(b)
+				}
+				dir := t.TempDir()
+				w, err := Write(context.Background(), dir, "b", testManifest(1, blobs), key, mapSource(blobs), Options{MaxPartSize: split})
+				if !errors.Is(err, errDisk) || w != nil {
+					t.Fatalf("Write: %v, %v; want %v", w, err, errDisk)
+				}
+				if seen.Load() <= failAt {
+					t.Fatalf("the stream was %d bytes, never reached byte %d", seen.Load(), failAt)
+				}
+				assertEmpty(t, dir)
+			})
 		}
 	}
 }
