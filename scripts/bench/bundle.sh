@@ -8,6 +8,11 @@
 # every run and the best of each. Peak RSS from /usr/bin/time -v.
 #
 #   scripts/bench/bundle.sh [RUNS]
+#
+# A/B: with BUNDLE_BASE_TEST set to a test binary of the bundle package
+# built from another commit (go test -c -o FILE ./bundle), every run also
+# runs that binary's BenchmarkWrite, right before ours, and the report gives
+# both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-3}
@@ -33,9 +38,9 @@ mbs() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
 rss() { awk '/Maximum resident set size/ { printf "%.1f", $6 / 1024 }' "$1"; }
 cpu() { awk '/User time|System time/ { s += $4 } END { printf "%.2f", s }' "$@"; }
 
-# ours NAME: runs one benchmark iteration under /usr/bin/time, prints MB/s and peak RSS MiB.
+# ours NAME [BINARY]: runs one benchmark iteration under /usr/bin/time, prints MB/s and peak RSS MiB.
 ours() {
-	(cd bundle && /usr/bin/time -v -o "$work/time.txt" "$work/bundle.test" -test.run '^$' \
+	(cd bundle && /usr/bin/time -v -o "$work/time.txt" "${2:-$work/bundle.test}" -test.run '^$' \
 		-test.bench "^$1\$" -test.benchtime 1x -test.benchmem) >"$work/out.txt"
 	local mb
 	mb=$(awk -v n="$1" '$1 ~ "^"n"(-[0-9]+)?$" { for (i = 1; i <= NF; i++) if ($(i+1) == "MB/s") print $i }' "$work/out.txt")
@@ -88,7 +93,14 @@ pipe_read() {
 echo "# bundle.sh: $(date -u +%FT%TZ), $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(go version | cut -d' ' -f3), zstd level $level, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# MB/s = 524,288,000 blob bytes / wall seconds; RSS in MiB"
 echo "run | Write MB/s (RSS, B/op allocs/op, CPU s) | tar|zstd -T0 -$level MB/s (tar RSS, zstd RSS, CPU s) | same + sha256sum inputs, sha256sum+b2sum output, sync MB/s (CPU s) | Read MB/s (RSS, CPU s) | ReadToFiles MB/s (RSS, CPU s) | zstd -dc|tar -x MB/s (zstd RSS, tar RSS, CPU s)"
+base=${BUNDLE_BASE_TEST:-}
+[ -z "$base" ] || [ -x "$base" ] || { echo "bundle.sh: BUNDLE_BASE_TEST=$base is not an executable" >&2; exit 1; }
 for i in $(seq "$runs"); do
+	if [ -n "$base" ]; then
+		set -- $(ours BenchmarkWrite "$base")
+		echo "$i | base Write $1 MB/s (RSS $2, CPU s $5)"
+		echo "$1 $5" >>"$work/base.txt"
+	fi
 	w=$(ours BenchmarkWrite)
 	pw=$(pipe_write)
 	pc=$(pipe_write_checked)
@@ -120,3 +132,9 @@ awk '
 		printf "least CPU seconds: Write %.2f, tar|zstd %.2f; Read %.2f, ReadToFiles %.2f, zstd -dc|tar -x %.2f\n", wc, pwc, rc, rfc, prc
 		printf "peak RSS of the benchmark process (MiB, largest run): Write %.1f, Read %.1f, ReadToFiles %.1f (target < 128)\n", wm, rm, rfm
 	}' "$work/all.txt"
+if [ -n "$base" ]; then
+	awk -v pw="$(awk '{ if ($6 > m) m = $6 } END { print m }' "$work/all.txt")" \
+		-v w="$(awk '{ if ($1 > m) m = $1 } END { print m }' "$work/all.txt")" '
+		{ if ($1 > b) b = $1; if (c == "" || $2 < c) c = $2 }
+		END { printf "base (BUNDLE_BASE_TEST): best Write %.1f MB/s, ratio to the pipeline %.2f (this tree: %.2f), least CPU %.2f s\n", b, b / pw, w / pw, c }' "$work/base.txt"
+fi
