@@ -237,12 +237,25 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	if err := r.publishApt(ctx, items); err != nil {
 		return nil, err
 	}
-	// One syncfs for every blob adopted in this run, before the bundle is
-	// written (it re-hashes every blob it carries anyway) and before the
-	// state records anything that points into the cache.
-	if err := cache.Sync(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSync, err)
+	// One syncfs for every blob adopted in this run. It runs while the
+	// bundle is written (which re-hashes every blob it carries, so it never
+	// needs the cache to be durable) and is waited for before the state
+	// records anything that points into the cache: the disk writes of the
+	// cache overlap the bundle's CPU work.
+	cacheSynced := make(chan error, 1)
+	go func() { cacheSynced <- cache.Sync() }()
+	var syncErr error
+	syncWaited := false
+	waitCache := func() error {
+		if !syncWaited {
+			syncWaited = true
+			if err := <-cacheSynced; err != nil {
+				syncErr = fmt.Errorf("%w: %w", ErrSync, err)
+			}
+		}
+		return syncErr
 	}
+	defer waitCache() // no syncfs left running behind a returned error
 	for _, it := range items {
 		pr := it.result(st)
 		res.Packages = append(res.Packages, pr)
@@ -308,11 +321,17 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	}
 	if len(m.Tree) == 0 {
 		// Every package was rejected: there is nothing to publish.
+		if err := waitCache(); err != nil {
+			return nil, err
+		}
 		res.Elapsed = time.Since(start)
 		return res, r.saveUpstreams(next)
 	}
 	if !opt.Full && receipt == nil && len(carry) == 0 && digest == st.Digest {
 		res.NothingNew = true
+		if err := waitCache(); err != nil {
+			return nil, err
+		}
 		res.Elapsed = time.Since(start)
 		return res, r.saveUpstreams(next)
 	}
@@ -349,6 +368,9 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	hook("bundle-written")
 	// The bundle and its signature are complete and synced: only now is
 	// anything recorded as shipped.
+	if err := waitCache(); err != nil {
+		return nil, fmt.Errorf("%w (bundle %s was written but not recorded; the next run rewrites sequence %d)", err, name, m.Sequence)
+	}
 	next.Record(m.Sequence, carry)
 	next.Bundle = name + bundle.Suffix
 	next.Digest = digest
