@@ -1,0 +1,82 @@
+//go:build ignore
+
+// sync-reqrate measures the floor of `mirror sync` on many small files: a
+// bare Go HTTP client (keep-alive, J connections, like sync's pool) GETs
+// every path of a listing from BASE once, reads each body to its end and
+// does nothing else (no hashing, no verification, no disk). It prints the
+// requests per second and the wall time: a sync of N packages with one
+// signature each needs 2N such requests cold and N on a no-op.
+//
+//	go run scripts/bench/sync-reqrate.go -base http://127.0.0.1:8080/set/ -list LISTING [-j 8] [-suffix .minisig]
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	base := flag.String("base", "", "base URL (ends with /)")
+	list := flag.String("list", "", "file with one path per line")
+	jobs := flag.Int("j", 8, "parallel connections")
+	suffix := flag.String("suffix", "", "appended to every path")
+	flag.Parse()
+	f, err := os.Open(*list)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var paths []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if p := strings.TrimSpace(sc.Text()); p != "" {
+			paths = append(paths, p+*suffix)
+		}
+	}
+	f.Close()
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *jobs, DisableCompression: true}}
+	ch := make(chan string)
+	var errs, bytes atomic.Int64
+	var wg sync.WaitGroup
+	buf := func() []byte { return make([]byte, 64<<10) }
+	start := time.Now()
+	for range *jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := buf()
+			for p := range ch {
+				resp, err := c.Get(*base + p)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				n, err := io.CopyBuffer(io.Discard, resp.Body, b)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					errs.Add(1)
+				}
+				bytes.Add(n)
+			}
+		}()
+	}
+	for _, p := range paths {
+		ch <- p
+	}
+	close(ch)
+	wg.Wait()
+	d := time.Since(start)
+	fmt.Printf("%d requests in %.2f s: %.0f requests/s, %.1f MiB, %d errors\n",
+		len(paths), d.Seconds(), float64(len(paths))/d.Seconds(), float64(bytes.Load())/(1<<20), errs.Load())
+	if errs.Load() > 0 {
+		os.Exit(1)
+	}
+}
