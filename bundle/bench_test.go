@@ -74,7 +74,12 @@ func copyManifest(m *Manifest) *Manifest {
 }
 
 // BenchmarkWrite writes the whole set as one bundle (fsync included).
-func BenchmarkWrite(b *testing.B) {
+func BenchmarkWrite(b *testing.B) { benchWrite(b, Options{}) }
+
+// BenchmarkWriteSplit writes it in parts of 64 MiB (8 parts).
+func BenchmarkWriteSplit(b *testing.B) { benchWrite(b, Options{MaxPartSize: 64 << 20}) }
+
+func benchWrite(b *testing.B, opt Options) {
 	dir, m := benchSet(b)
 	key := testKey(b, 1)
 	out := b.TempDir()
@@ -84,7 +89,7 @@ func BenchmarkWrite(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		name := fmt.Sprintf("b%d", i)
-		w, err := Write(context.Background(), out, name, copyManifest(m), key, fileSource(dir), Options{})
+		w, err := Write(context.Background(), out, name, copyManifest(m), key, fileSource(dir), opt)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -19,9 +19,10 @@ import (
 // once the whole stream (and so the part count) is known.
 //
 // It is a pipeline. Write copies the stream into chunks of chunkSize bytes
-// and hands each full chunk to three long-lived goroutines: one computes
-// the SHA-256 of the stream and of the current part, one the BLAKE2b-512
-// for the detached signature, one writes the chunk to its file. The
+// and hands each full chunk to long-lived goroutines: one computes the
+// SHA-256 of the stream, one the BLAKE2b-512 for the detached signature,
+// one writes the chunk to its file, and for a split bundle a fourth one
+// computes the SHA-256 of each part. The
 // encoder goes on meanwhile, so the hashes (which cost more CPU than
 // compressing already-compressed blobs) use the second core instead of
 // holding the stream up. At most chunkCount chunks exist: when the workers
@@ -43,6 +44,8 @@ type sink struct {
 	cur            *chunk // being filled
 	free           chan *chunk
 	shaQ, b2Q, wrQ chan *chunk
+	partQ          chan *chunk // split bundles only
+	nworkers       int32
 	workers        sync.WaitGroup
 	stopped        bool
 
@@ -80,10 +83,17 @@ func newSink(dir, file string, maxPart int64) *sink {
 	for range chunkCount {
 		s.free <- &chunk{buf: make([]byte, 0, chunkSize)}
 	}
-	s.workers.Add(3)
+	s.nworkers = 3
 	go s.hashStream()
 	go s.hashDigest()
 	go s.writeFiles()
+	if maxPart > 0 {
+		// The parts' hashes are a fourth pass over the stream.
+		s.partQ = make(chan *chunk, chunkCount)
+		s.nworkers++
+		go s.hashParts()
+	}
+	s.workers.Add(int(s.nworkers))
 	return s
 }
 
@@ -124,10 +134,13 @@ func (s *sink) Write(p []byte) (int, error) {
 func (s *sink) send() {
 	c := s.cur
 	s.cur = nil
-	c.refs.Store(3)
+	c.refs.Store(s.nworkers)
 	s.shaQ <- c
 	s.b2Q <- c
 	s.wrQ <- c
+	if s.partQ != nil {
+		s.partQ <- c
+	}
 }
 
 func (s *sink) done(c *chunk) {
@@ -139,14 +152,21 @@ func (s *sink) done(c *chunk) {
 func (s *sink) hashStream() {
 	defer s.workers.Done()
 	for c := range s.shaQ {
-		if s.maxPart > 0 && c.file+1 != s.part {
+		s.sha.Write(c.buf)
+		s.done(c)
+	}
+}
+
+// hashParts computes the SHA-256 of each part's payload (the chunks never
+// straddle two parts).
+func (s *sink) hashParts() {
+	defer s.workers.Done()
+	for c := range s.partQ {
+		if c.file+1 != s.part {
 			s.endPart()
 			s.partHash, s.part = sha256.New(), c.file+1
 		}
-		s.sha.Write(c.buf)
-		if s.partHash != nil {
-			s.partHash.Write(c.buf)
-		}
+		s.partHash.Write(c.buf)
 		s.done(c)
 	}
 	s.endPart()
@@ -221,6 +241,9 @@ func (s *sink) stop() error {
 		close(s.shaQ)
 		close(s.b2Q)
 		close(s.wrQ)
+		if s.partQ != nil {
+			close(s.partQ)
+		}
 		s.workers.Wait()
 	}
 	return s.writeErr()
