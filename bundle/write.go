@@ -153,6 +153,9 @@ func Write(ctx context.Context, dir, name string, m *Manifest, key minisign.Priv
 			return nil, err
 		}
 		if err := copyBlob(ctx, tw, blobs, b, buf); err != nil {
+			if werr := out.writeErr(); werr != nil {
+				err = werr // the bundle file's disk, not the blob
+			}
 			return nil, fmt.Errorf("bundle %s: %w", file, err)
 		}
 		done += b.Size

@@ -65,6 +65,7 @@ type chunk struct {
 	buf  []byte
 	file int // index into sink.files
 	f    *atomicfile.File
+	path string // what f becomes, for errors
 	refs atomic.Int32 // workers yet to finish with it
 }
 
@@ -112,7 +113,7 @@ func (s *sink) Write(p []byte) (int, error) {
 		}
 		if s.cur == nil {
 			s.cur = <-s.free
-			s.cur.buf, s.cur.file, s.cur.f = s.cur.buf[:0], last, s.files[last]
+			s.cur.buf, s.cur.file, s.cur.f, s.cur.path = s.cur.buf[:0], last, s.files[last], s.paths[last]
 		}
 		n := min(len(p), cap(s.cur.buf)-len(s.cur.buf))
 		if s.maxPart > 0 {
@@ -209,7 +210,7 @@ func (s *sink) writeFiles() {
 			}
 			if err != nil {
 				s.errMu.Lock()
-				s.werr = fmt.Errorf("bundle %s: %w", filepath.Base(f.Name()), err)
+				s.werr = fmt.Errorf("write %s: %w", c.path, err)
 				s.errMu.Unlock()
 			}
 			if off += int64(n); off-wb >= writebackChunk {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -193,6 +195,12 @@ func TestWriteOutputFailureLeavesNothing(t *testing.T) {
 				w, err := Write(context.Background(), dir, "b", testManifest(1, blobs), key, mapSource(blobs), Options{MaxPartSize: split})
 				if !errors.Is(err, errDisk) || w != nil {
 					t.Fatalf("Write: %v, %v; want %v", w, err, errDisk)
+				}
+				if be := (*BlobError)(nil); errors.As(err, &be) {
+					t.Fatalf("the disk's error is blamed on blob %s: %v", be.SHA256, err)
+				}
+				if !strings.Contains(err.Error(), filepath.Join(dir, "b.tar.zst")) {
+					t.Fatalf("error %q does not name the bundle file", err)
 				}
 				if seen.Load() <= failAt {
 					t.Fatalf("the stream was %d bytes, never reached byte %d", seen.Load(), failAt)
