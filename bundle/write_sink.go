@@ -65,7 +65,7 @@ type chunk struct {
 	buf  []byte
 	file int // index into sink.files
 	f    *atomicfile.File
-	path string // what f becomes, for errors
+	path string       // what f becomes, for errors
 	refs atomic.Int32 // workers yet to finish with it
 }
 
