@@ -14,6 +14,7 @@
 #
 #   scripts/bench/sync.sh [SETS]     SETS: "large small" (default), or one
 #   BENCH_DIV=10 scripts/bench/sync.sh   a tenth of the files (a quick check)
+#   BENCH_BASE=COMMIT scripts/bench/sync.sh   also time COMMIT's build, alternating
 #   BENCH_NO_SCRIPT=1 scripts/bench/sync.sh   skip the stock-tool shell script
 #                                        (18 minutes on 20,000 files)
 # 5. the request floor: a bare Go client (scripts/bench/sync-reqrate.go, 8
@@ -42,6 +43,12 @@ mkdir -p "$work/src"
 git archive HEAD | tar -x -C "$work/src"
 (cd "$work/src" && go build -o "$work/mirror" ./cmd/mirror && go build -o "$work/reqrate" scripts/bench/sync-reqrate.go)
 echo "bench: mirror built from commit $(git rev-parse --short HEAD)" >&2
+if [ -n "${BENCH_BASE:-}" ]; then
+	# BENCH_BASE=COMMIT: also time that commit's build, in the same run.
+	mkdir -p "$work/base"
+	git archive "$BENCH_BASE" | tar -x -C "$work/base"
+	(cd "$work/base" && go build -o "$work/mirror-base" ./cmd/mirror)
+fi
 
 # Data sets.
 make_set() { # name count size
@@ -126,20 +133,33 @@ CONF
 	# BENCH_RUNS (default 3) cold runs, each followed by a no-op run, and
 	# as many runs of the tar pipeline below; the table shows the medians
 	# (every run is printed on stderr) and the highest peak RSS.
-	colds="" noops="" peak=0
+	# With BENCH_BASE, the base build runs right after each run of HEAD
+	# (same files, same server, alternating).
+	colds="" noops="" peak=0 bcolds="" bnoops="" bpeak=0
 	for run in $(seq "${BENCH_RUNS:-3}"); do
-		rm -rf "$work/state-$set" "$work/out-$set"
-		sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
-		/usr/bin/time -v "$work/mirror" sync --config "$cfg" >"$work/cold.out" 2>"$work/cold.time" || { cat "$work/cold.out" "$work/cold.time"; exit 1; }
-		c=$(secs "$work/cold.time"); p=$(rss "$work/cold.time")
-		/usr/bin/time -v "$work/mirror" sync --config "$cfg" >"$work/noop.out" 2>"$work/noop.time" || { cat "$work/noop.out" "$work/noop.time"; exit 1; }
-		grep -q "nothing new" "$work/noop.out" || { echo "no-op run made a bundle:"; cat "$work/noop.out"; exit 1; }
-		o=$(secs "$work/noop.time"); q=$(rss "$work/noop.time")
-		echo "bench: $set run $run: cold $c s (peak RSS $p MiB), no-op $o s (peak RSS $q MiB), load $(cut -d' ' -f1 /proc/loadavg)" >&2
-		colds="$colds $c" noops="$noops $o"
-		peak=$(( p > peak ? p : peak )); peak=$(( q > peak ? q : peak ))
+		for bin in mirror ${BENCH_BASE:+mirror-base}; do
+			rm -rf "$work/state-$set" "$work/out-$set"
+			sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+			/usr/bin/time -v "$work/$bin" sync --config "$cfg" >"$work/cold.out" 2>"$work/cold.time" || { cat "$work/cold.out" "$work/cold.time"; exit 1; }
+			c=$(secs "$work/cold.time"); p=$(rss "$work/cold.time")
+			/usr/bin/time -v "$work/$bin" sync --config "$cfg" >"$work/noop.out" 2>"$work/noop.time" || { cat "$work/noop.out" "$work/noop.time"; exit 1; }
+			grep -q "nothing new" "$work/noop.out" || { echo "no-op run made a bundle:"; cat "$work/noop.out"; exit 1; }
+			o=$(secs "$work/noop.time"); q=$(rss "$work/noop.time")
+			echo "bench: $set run $run $bin: cold $c s (peak RSS $p MiB), no-op $o s (peak RSS $q MiB), load $(cut -d' ' -f1 /proc/loadavg)" >&2
+			if [ "$bin" = mirror ]; then
+				colds="$colds $c" noops="$noops $o"
+				peak=$(( p > peak ? p : peak )); peak=$(( q > peak ? q : peak ))
+			else
+				bcolds="$bcolds $c" bnoops="$bnoops $o"
+				bpeak=$(( p > bpeak ? p : bpeak )); bpeak=$(( q > bpeak ? q : bpeak ))
+			fi
+		done
 	done
 	cold=$(median $colds); noop=$(median $noops)
+	if [ -n "${BENCH_BASE:-}" ]; then
+		bcold=$(median $bcolds); bnoop=$(median $bnoops)
+		echo "bench: $set base $BENCH_BASE: cold $bcold s, no-op $bnoop s, peak RSS $bpeak MiB" >&2
+	fi
 
 	# The request floor: a bare client, nothing but the requests.
 	"$work/reqrate" -base "$url/$set/" -list "$work/$set.listing" -suffix .minisig >"$work/floor.sig"
@@ -175,6 +195,11 @@ SCRIPT
 	echo "bench: $set tar|zstd|sha256sum runs:$tars" >&2
 	tarz=$(median $tars)
 
+	if [ -n "${BENCH_BASE:-}" ]; then
+		awk -v set="$set (base $BENCH_BASE)" -v n=$n -v mib=$mib -v cold="$bcold" -v peak="$bpeak" -v noop="$bnoop" -v tarz="$tarz" 'BEGIN {
+			printf "| %s | %d | %d | %.2f | %.1f | %.0f | %s | %.2f | %.1f%% | - | - | %.2f | %.2f |\n",
+				set, n, mib, cold, mib/cold, n/cold, peak, noop, 100*noop/cold, tarz, tarz/cold }'
+	fi
 	awk -v set="$set" -v n=$n -v mib=$mib -v cold="$cold" -v peak="$peak" -v noop="$noop" -v script="$script" -v tarz="$tarz" 'BEGIN {
 		sc = (script == "") ? "-" : sprintf("%.2f", script); sp = (script == "") ? "-" : sprintf("%.1fx", script/cold)
 		printf "| %s | %d | %d | %.2f | %.1f | %.0f | %s | %.2f | %.1f%% | %s | %s | %.2f | %.2f |\n",
