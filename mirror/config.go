@@ -63,9 +63,12 @@ type Config struct {
 	File string
 	Dir  string
 	// Jobs is the number of parallel downloads.
-	Jobs     int
-	Operator OperatorConfig
-	Output   OutputConfig
+	Jobs int
+	// MaxFileSize bounds one downloaded package whose size the upstream
+	// does not state in a signed index (0: MaxPackageSize).
+	MaxFileSize Size
+	Operator    OperatorConfig
+	Output      OutputConfig
 	// Trust is the [trust] table, decoded for verify.NewPolicy (relative
 	// key files resolve against Dir).
 	Trust   verify.Config
@@ -153,11 +156,12 @@ func LoadConfig(path string) (*Config, error) {
 // absolute path file (used for messages and to resolve relative paths).
 func ParseConfig(file string, raw []byte) (*Config, error) {
 	var doc struct {
-		Jobs     *int             `toml:"jobs"`
-		Operator OperatorConfig   `toml:"operator"`
-		Output   OutputConfig     `toml:"output"`
-		Trust    verify.Config    `toml:"trust"`
-		Sources  []toml.Primitive `toml:"source"`
+		Jobs        *int             `toml:"jobs"`
+		MaxFileSize Size             `toml:"max_file_size"`
+		Operator    OperatorConfig   `toml:"operator"`
+		Output      OutputConfig     `toml:"output"`
+		Trust       verify.Config    `toml:"trust"`
+		Sources     []toml.Primitive `toml:"source"`
 	}
 	cerr := func(line int, field string, format string, args ...any) error {
 		return &ConfigError{File: file, Line: line, Field: field, Err: fmt.Errorf(format, args...)}
@@ -185,6 +189,10 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 		}
 		cfg.Jobs = *doc.Jobs
 	}
+	if doc.MaxFileSize < 0 || int64(doc.MaxFileSize) > MaxPackageSize {
+		return nil, cerr(lineOfKey(raw, "", 0, "max_file_size"), "max_file_size", "must be positive and at most %d bytes (a bundle's blob limit), e.g. \"8GiB\"", MaxPackageSize)
+	}
+	cfg.MaxFileSize = doc.MaxFileSize
 	if cfg.Operator.Key == "" {
 		return nil, cerr(lineOfHeader(raw, "operator", 0), "operator.key", "missing; set it to the secret key written by `mirror keygen --out DIR` (DIR/operator.key)")
 	}

@@ -134,6 +134,8 @@ func TestConfigErrors(t *testing.T) {
 		{"apt without suites", strings.Replace(strings.Replace(strings.Replace(minimalConfig, `"files"`, `"apt"`, 1), `files = ["a.tar.gz"]`, ``, 1), `signatures = ["{file}.minisig"]`, `components = ["main"]`, 1), 9, []string{"suites is empty"}},
 		{"jobs type", "jobs = \"many\"\n" + minimalConfig, 1, []string{"jobs"}},
 		{"jobs range", "jobs = 0\n" + minimalConfig, 1, []string{"jobs", "out of range"}},
+		{"max_file_size above the blob limit", "max_file_size = \"65GiB\"\n" + minimalConfig, 1, []string{"max_file_size", "at most"}},
+		{"max_file_size not a size", "max_file_size = \"huge\"\n" + minimalConfig, 1, []string{"max_file_size"}},
 		{"bad size", minimalConfig + "\n[output]\nmax_part_size = \"4 gigs\"\n", 17, []string{"max_part_size", "4GiB"}},
 		{"bad duration", minimalConfig + "\n[output]\nexpires = \"a month\"\n", 17, []string{"expires", "720h"}},
 		{"no key", strings.Replace(minimalConfig, `key = "k/operator.key"`, ``, 1), 1, []string{"operator.key", "mirror keygen"}},

@@ -168,6 +168,9 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		jobs = DefaultJobs()
 	}
 	if opt.MaxFileSize <= 0 {
+		opt.MaxFileSize = int64(cfg.MaxFileSize)
+	}
+	if opt.MaxFileSize <= 0 {
 		opt.MaxFileSize = MaxPackageSize
 	}
 	now := opt.Now()

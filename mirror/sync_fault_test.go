@@ -104,7 +104,16 @@ func TestSyncFaults(t *testing.T) {
 		}
 	})
 
-	res, err := e.sync(SyncOptions{MaxFileSize: 1 << 20})
+	// The bound comes from mirror.toml (max_file_size), as an operator sets it.
+	cfgPath := e.cfgPath
+	cfgText, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, append([]byte("max_file_size = \"1MiB\"\n"), cfgText...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.sync(SyncOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
