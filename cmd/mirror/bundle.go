@@ -143,7 +143,7 @@ func verifyAction(c *cli.Context) error {
 		return withHint(fmt.Errorf("bundle %s: %w", name, err), "the detached signature does not match the bundle file: copy both again; do not import it")
 	}
 	fmt.Fprintf(c.App.Writer, "OK %s: sequence %d (%s), id %s, signed by %s, %d blobs (%s), %s on disk, %s\n",
-		name, m.Sequence, kind(m), m.ID, pub.ID, blobs, humanBytes(m.TotalBlobSize()), humanBytes(size), how)
+		name, m.Sequence, kind(m), m.ID, pub.ID, blobs, fmtBytes(m.TotalBlobSize()), fmtBytes(size), how)
 	return nil
 }
 
@@ -243,16 +243,16 @@ func inspectAction(c *cli.Context) error {
 	for _, e := range m.Tree {
 		treeBytes += e.Size
 	}
-	pr("packages", "%d (%s)", len(m.Packages), humanBytes(pkgBytes))
+	pr("packages", "%d (%s)", len(m.Packages), fmtBytes(pkgBytes))
 	for _, p := range m.Packages {
 		keys := make([]string, len(p.Keys))
 		for i, k := range p.Keys {
 			keys[i] = safe(k)
 		}
-		fmt.Fprintf(out, "  %s:%s %s  %s  keys: %s\n", safe(p.Source), safe(p.Name), safe(p.Version), humanBytes(p.Size), strings.Join(keys, ", "))
+		fmt.Fprintf(out, "  %s:%s %s  %s  keys: %s\n", safe(p.Source), safe(p.Name), safe(p.Version), fmtBytes(p.Size), strings.Join(keys, ", "))
 	}
-	pr("tree", "%d files (%s)", len(m.Tree), humanBytes(treeBytes))
-	pr("blobs", "%d carried (%s)", len(m.Blobs), humanBytes(m.TotalBlobSize()))
+	pr("tree", "%d files (%s)", len(m.Tree), fmtBytes(treeBytes))
+	pr("blobs", "%d carried (%s)", len(m.Blobs), fmtBytes(m.TotalBlobSize()))
 	pr("rejected", "%d", len(m.Rejected))
 	for _, r := range m.Rejected {
 		fmt.Fprintf(out, "  %s:%s: %s\n", safe(r.Source), safe(r.Name), safe(r.Reason))

@@ -74,7 +74,7 @@ func importAction(c *cli.Context) error {
 			fmt.Fprintf(out, "%s: sequence %d (bundle %s) was imported before: nothing to do\n", r.Bundle, r.Sequence, r.BundleID)
 		default:
 			fmt.Fprintf(out, "%s: imported sequence %d (bundle %s, signed by %s): %d packages, %d files, %d new blobs (%s); now served\n",
-				r.Bundle, r.Sequence, r.BundleID, r.Signer, r.Packages, r.Files, r.NewBlobs, humanBytes(r.Bytes))
+				r.Bundle, r.Sequence, r.BundleID, r.Signer, r.Packages, r.Files, r.NewBlobs, fmtBytes(r.Bytes))
 		}
 	}
 	if err == nil {
@@ -131,17 +131,4 @@ func (p *importProgress) Done(mirror.ImportResult) {
 		p.bar.Finish()
 		p.bar = nil
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
