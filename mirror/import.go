@@ -415,18 +415,11 @@ func recheck(ctx context.Context, r *repo.Repo, m *bundle.Manifest) error {
 			continue
 		}
 		var sigs []verify.Signature
-		for _, s := range pkg.Signatures {
-			f, err := st.Open(s.SHA256)
+		for i := range pkg.Signatures {
+			s := &pkg.Signatures[i]
+			data, err := readBlob(st, s, verify.MaxSignatureSize)
 			if err != nil {
-				return fmt.Errorf("%w: %s: signature %s: %w", ErrRecheck, id, s.Path, err)
-			}
-			data, err := io.ReadAll(io.LimitReader(f, verify.MaxSignatureSize+1))
-			f.Close()
-			if err != nil {
-				return err
-			}
-			if len(data) > verify.MaxSignatureSize {
-				return fmt.Errorf("%w: %s: signature %s is larger than %d bytes", ErrRecheck, id, s.Path, verify.MaxSignatureSize)
+				return fmt.Errorf("%w: %s: signature %w", ErrRecheck, id, err)
 			}
 			sigs = append(sigs, verify.Signature{Name: path.Base(s.Path), Data: data})
 		}
