@@ -112,9 +112,11 @@ func (k PublicKey) String() string {
 	return base64.StdEncoding.EncodeToString(raw)
 }
 
-// File returns the public key file minisign writes.
+// File returns the public key file minisign writes, byte for byte: its
+// comment prints the key number without leading zeros (unlike String).
 func (k PublicKey) File() []byte {
-	return []byte("untrusted comment: minisign public key " + k.ID.String() + "\n" + k.String() + "\n")
+	id := fmt.Sprintf("%X", binary.LittleEndian.Uint64(k.ID[:]))
+	return []byte("untrusted comment: minisign public key " + id + "\n" + k.String() + "\n")
 }
 
 // Signature is a parsed minisign signature file.
