@@ -77,7 +77,7 @@ func keygenAction(c *cli.Context) error {
 		return err
 	}
 	if pass != nil {
-		fmt.Fprintf(stderr, "mirror: encrypting %s (scrypt, 1 GiB of memory, a few seconds)\n", keyPath)
+		fmt.Fprintf(stderr, "mirror: encrypting %s (scrypt, 128 MiB of memory, a few seconds)\n", keyPath)
 	}
 	if err := k.Write(dir, pass); err != nil {
 		var fe *operator.FileError

@@ -43,10 +43,24 @@ const (
 	MaxKDFMemLimit = DefaultKDFMemLimit
 )
 
-// minisign's scrypt limits for new keys (libsodium's "sensitive" limits).
+// minisign's scrypt limits for new keys (libsodium's "sensitive" limits):
+// N = 2^20, r = 8, p = 1, 1 GiB of memory.
 const (
 	DefaultKDFOpsLimit = 33554432
 	DefaultKDFMemLimit = 1073741824
+)
+
+// The scrypt limits MarshalPrivate writes: minisign's work with an eighth of
+// its memory. libsodium turns them into N = 2^17, r = 8, p = 8: the same
+// 2^21 salsa20/8 block mixes as minisign's limits (so about the same time
+// for each passphrase guess) in 128 MiB instead of 1 GiB, so that a cron
+// run of `mirror sync` that signs a bundle stays within its memory budget.
+// What is given up is memory-hardness: a guess costs an attacker 128 MiB
+// of memory for the same time instead of 1 GiB. The limits are stored in
+// the key file, and the stock minisign reads them from there.
+const (
+	NewKeyKDFOpsLimit = DefaultKDFOpsLimit
+	NewKeyKDFMemLimit = 128 << 20
 )
 
 // ErrPassphrase is returned when the passphrase does not decrypt a secret
@@ -84,7 +98,7 @@ func currentKDF() kdfLimits {
 	if l := newKeyKDF.Load(); l != nil {
 		return *l
 	}
-	return kdfLimits{DefaultKDFOpsLimit, DefaultKDFMemLimit}
+	return kdfLimits{NewKeyKDFOpsLimit, NewKeyKDFMemLimit}
 }
 
 // scryptParams turns libsodium's opslimit and memlimit into scrypt's N

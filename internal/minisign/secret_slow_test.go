@@ -39,27 +39,41 @@ func TestParseStockEncryptedKey(t *testing.T) {
 	}
 }
 
-// TestStockReadsDefaultEncryptedKey: a key we encrypt with minisign's
-// default limits (as mirror keygen does) is read by `minisign -S`.
+// TestStockReadsDefaultEncryptedKey: a key we encrypt with the limits
+// MarshalPrivate writes (what mirror keygen does: 128 MiB) and one with
+// minisign's own (1 GiB) are both read by `minisign -S`.
 func TestStockReadsDefaultEncryptedKey(t *testing.T) {
-	t.Parallel()
-	restore := SetKDFLimitsForTest(DefaultKDFOpsLimit, DefaultKDFMemLimit)
-	k, _ := GenerateKey(rand.Reader)
-	data, err := k.MarshalPrivate([]byte("default limits"), rand.Reader)
-	restore()
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct {
+		name     string
+		ops, mem uint64
+		stored   []byte // opslimit and memlimit as the key file holds them
+	}{
+		{"ours", NewKeyKDFOpsLimit, NewKeyKDFMemLimit, []byte{0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0x08, 0, 0, 0, 0}},
+		{"minisign", DefaultKDFOpsLimit, DefaultKDFMemLimit, []byte{0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 0}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			restore := SetKDFLimitsForTest(tt.ops, tt.mem)
+			k, _ := GenerateKey(rand.Reader)
+			data, err := k.MarshalPrivate([]byte("default limits"), rand.Reader)
+			restore()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := blob(t, data)
+			if !bytes.Equal(b[38:54], tt.stored) {
+				t.Errorf("scrypt limits in the key %x, want %x", b[38:54], tt.stored)
+			}
+			dir := t.TempDir()
+			keyPath, msg := filepath.Join(dir, "ours.key"), filepath.Join(dir, "msg")
+			os.WriteFile(keyPath, data, 0o600)
+			os.WriteFile(msg, []byte("default limits\n"), 0o644)
+			if out, err := runMinisignPTY(t, "default limits", "-S", "-s", keyPath, "-m", msg, "-t", "defaults"); err != nil {
+				t.Fatalf("minisign -S: %v\n%s", err, out)
+			}
+			checkStockSignature(t, k.Public(), msg, "defaults")
+			if _, err := ParsePrivateKey(data, []byte("default limits")); err != nil {
+				t.Errorf("we do not read our own key back: %v", err)
+			}
+		})
 	}
-	b := blob(t, data)
-	if !bytes.Equal(b[38:54], []byte{0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 0}) {
-		t.Errorf("scrypt limits in the key %x, want minisign's defaults", b[38:54])
-	}
-	dir := t.TempDir()
-	keyPath, msg := filepath.Join(dir, "ours.key"), filepath.Join(dir, "msg")
-	os.WriteFile(keyPath, data, 0o600)
-	os.WriteFile(msg, []byte("default limits\n"), 0o644)
-	if out, err := runMinisignPTY(t, "default limits", "-S", "-s", keyPath, "-m", msg, "-t", "defaults"); err != nil {
-		t.Fatalf("minisign -S: %v\n%s", err, out)
-	}
-	checkStockSignature(t, k.Public(), msg, "defaults")
 }

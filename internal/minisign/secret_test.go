@@ -22,6 +22,8 @@ func TestScryptParams(t *testing.T) {
 		r, p     uint64
 	}{
 		{DefaultKDFOpsLimit, DefaultKDFMemLimit, 20, 8, 1},
+		// Ours: the same N*p (2^20) in an eighth of the memory (128 MiB).
+		{NewKeyKDFOpsLimit, NewKeyKDFMemLimit, 17, 8, 8},
 		{32768, 1 << 20, 10, 8, 1},
 		{524288, 16777216, 14, 8, 1}, // libsodium's "interactive" limits
 		{1, 1 << 30, 10, 8, 1},       // opslimit raised to 32768, first branch
