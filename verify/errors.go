@@ -37,6 +37,10 @@ var (
 	// ErrUnsupported: an algorithm, key size or digest this package refuses
 	// (SHA-1, MD5, DSA, RSA below 2048 bits, ssh-rsa SHA-1, ...).
 	ErrUnsupported = errors.New("unsupported algorithm")
+	// ErrWrongFile: a minisign signature whose trusted comment names
+	// another file (`file:NAME`, which minisign writes by default) than the
+	// one it is served with: a validly signed file substituted for another.
+	ErrWrongFile = errors.New("signature made for another file")
 	// ErrMalformed: a signature, package name or document that cannot be
 	// parsed or exceeds a limit.
 	ErrMalformed = errors.New("malformed input")

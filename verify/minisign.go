@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mirror-tool/mirror/internal/minisign"
 )
@@ -74,6 +76,13 @@ func (p *Policy) parseMinisign(s Signature, f *feed) *check {
 			c.key, c.ref = x.mk.key, miniRef(x.mk)
 			err := x.v.Verify()
 			if err == nil {
+				// The trusted comment is authenticated now (its global
+				// signature verified with the file's).
+				signed, file := minisignComment(sig.TrustedComment)
+				if s.File != "" && file != "" && file != s.File {
+					return ErrWrongFile, fmt.Sprintf("its trusted comment says it was made for %q, but the file is served as %q: a validly signed file put in another's place, or a copy under another name (publish it under its signed name)", file, s.File)
+				}
+				c.signed = signed
 				return nil, ""
 			}
 			detail = strings.TrimPrefix(err.Error(), minisign.ErrBadSignature.Error()+": ")
@@ -88,4 +97,26 @@ func (p *Policy) parseMinisign(s Signature, f *feed) *check {
 
 func miniRef(mk *miniKey) KeyRef {
 	return KeyRef{Name: mk.key.info.Name, Scheme: SchemeMinisign, ID: mk.pub.ID.String()}
+}
+
+// minisignComment reads what minisign's default trusted comment states,
+// "timestamp:UNIX\tfile:NAME" (0.10 and later add "\thashed"): when the
+// signature was made and the file's name. A comment the signer wrote
+// itself (-t) may hold neither: zero values.
+func minisignComment(c string) (signed time.Time, file string) {
+	for _, f := range strings.Split(c, "\t") {
+		k, v, ok := strings.Cut(f, ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "timestamp":
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 && n < 1<<40 {
+				signed = time.Unix(n, 0).UTC()
+			}
+		case "file":
+			file = v
+		}
+	}
+	return signed, file
 }

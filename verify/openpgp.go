@@ -244,7 +244,11 @@ func (p *Policy) pgpCheck(name string, sig *packet.Signature, f *feed, now time.
 				reason, detail = ErrBadSignature, "the file or the signature was changed, or the signature is for another file"
 				continue
 			}
-			return pgpValidity(cand, sig, now)
+			reason, detail = pgpValidity(cand, sig, now)
+			if reason == nil {
+				c.signed = sig.CreationTime
+			}
+			return reason, detail
 		}
 		return reason, detail
 	}

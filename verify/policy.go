@@ -29,6 +29,11 @@ const (
 type Signature struct {
 	Name string // e.g. "hello.tar.gz.asc", for messages
 	Data []byte
+	// File is the name the signed file is served under (its last path
+	// element), when the caller knows it. A minisign signature whose
+	// trusted comment names another file (`file:NAME`, as minisign writes
+	// by default) then fails with ErrWrongFile. "" checks no name.
+	File string
 }
 
 // Evidence is what Verify found: one Result per signature (an OpenPGP file
@@ -44,6 +49,11 @@ type Result struct {
 	Key       KeyRef `json:"key"`              // zero Name when no trusted key was identified
 	Err       error  `json:"-"`                // nil when valid; wraps one of the Err* reasons
 	Reason    string `json:"reason,omitempty"` // Err's message, for JSON
+	// Signed is when the signature says it was made, when the signed data
+	// says so (an OpenPGP signature's creation time; the `timestamp:` of a
+	// minisign trusted comment); zero otherwise (SSH signatures carry no
+	// time). It is the signer's claim, authenticated by the signature.
+	Signed time.Time `json:"signed,omitzero"`
 }
 
 // Verdict is the decision for one package.
@@ -55,6 +65,9 @@ type Verdict struct {
 	Failures  []SignatureFailure `json:"failures"`  // signatures that did not count, with why
 	Err       error              `json:"-"`         // nil when accepted; else the decisive reason
 	Reason    string             `json:"reason,omitempty"`
+	// Signed is the newest Result.Signed among the signatures that
+	// counted (Passed); zero when none of them carries a time.
+	Signed time.Time `json:"signed,omitzero"`
 }
 
 // SignatureFailure is one signature that did not count for a package.
@@ -94,6 +107,7 @@ type check struct {
 	ref    KeyRef
 	reason error
 	detail string
+	signed time.Time // the signature's own claim of when it was made
 	finish func() (reason error, detail string)
 }
 
@@ -192,6 +206,9 @@ func (p *Policy) Verify(ctx context.Context, file io.Reader, sigs []Signature, n
 			c.reason, c.detail = c.key.window(now)
 		}
 		r := Result{Signature: c.sig, Key: c.ref}
+		if c.reason == nil {
+			r.Signed = c.signed
+		}
 		if c.reason != nil {
 			r.Err = &SignatureError{Signature: c.sig, Key: c.ref, Reason: c.reason, Detail: c.detail}
 			r.Reason = r.Err.Error()
@@ -223,7 +240,7 @@ func (p *Policy) parse(s Signature, f *feed, now time.Time) []*check {
 // rank orders reasons from the most to the least telling, to pick the
 // decisive one when no key passed.
 var rank = []error{ErrNotAllowed, ErrKeyRevoked, ErrKeyExpired, ErrKeyNotYetValid, ErrSignatureExpired,
-	ErrBadSignature, ErrUnsupported, ErrUnknownKey, ErrMalformed}
+	ErrWrongFile, ErrBadSignature, ErrUnsupported, ErrUnknownKey, ErrMalformed}
 
 func rankOf(err error) int {
 	for i, r := range rank {
@@ -267,6 +284,9 @@ func (p *Policy) Decide(pkg string, ev *Evidence) Verdict {
 			if !seen[r.Key.Name] {
 				seen[r.Key.Name] = true
 				v.Passed = append(v.Passed, r.Key)
+			}
+			if r.Signed.After(v.Signed) {
+				v.Signed = r.Signed
 			}
 		}
 	}
