@@ -476,7 +476,7 @@ func (r *run) saveUpstreams(next *state.State) error {
 // sameVerdict compares two remembered verdicts field by field (a typed
 // reflect.DeepEqual: the no-op run compares 20,000 of them).
 func sameVerdict(a, b state.Verified) bool {
-	return a.File == b.File && a.Sigs == b.Sigs && a.Trust == b.Trust && a.At.Equal(b.At) && a.At.Location() == b.At.Location() &&
+	return a.File == b.File && a.Sigs == b.Sigs && a.Trust == b.Trust && a.At.Equal(b.At) && a.At.Location() == b.At.Location() && a.Signed.Equal(b.Signed) &&
 		slices.Equal(a.Keys, b.Keys) && maps.Equal(a.Schemes, b.Schemes)
 }
 

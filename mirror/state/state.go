@@ -59,6 +59,11 @@ type Verified struct {
 	Keys    []string          `json:"keys"`
 	Schemes map[string]string `json:"schemes"`
 	At      time.Time         `json:"at"`
+	// Signed is the newest signing time the accepted signatures stated
+	// for this package, or for an earlier version of it (zero when none
+	// stated one): sync refuses a changed file whose signatures are older,
+	// an upstream rollback.
+	Signed time.Time `json:"signed,omitzero"`
 }
 
 // State is the sync state. The zero value (after New) is a fresh state with
