@@ -52,6 +52,10 @@ type SyncOptions struct {
 	Since string
 	// Progress receives progress; nil discards it.
 	Progress Progress
+	// AcceptRollback names packages ("source:path", path.Match globs)
+	// whose upstream may go back to an older signed release in this run
+	// (otherwise refused as ErrUpstreamRollback).
+	AcceptRollback []string
 	// Passphrase returns the operator key's passphrase; it is called only
 	// when a bundle is about to be signed and the key is encrypted.
 	Passphrase func() ([]byte, error)
@@ -302,6 +306,11 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	// the configuration (or rejected now) drop out, so the state stays
 	// bounded by the package set.
 	next.Upstreams = r.records
+	for _, p := range res.Packages {
+		if p.Status == StatusRejected {
+			r.carryVerified(p.Source + ":" + p.Name)
+		}
+	}
 	next.Verified = r.verified
 	m, digest, err := r.manifest(items, res, trustText)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/mirror-tool/mirror/internal/operator"
 	"github.com/mirror-tool/mirror/mirror/lock"
 	"github.com/mirror-tool/mirror/mirror/state"
+	"github.com/mirror-tool/mirror/verify"
 )
 
 // TestAttackUpstreamKeysIgnored: the upstream offers its own keys (a KEYS
@@ -232,12 +233,108 @@ func TestAttackRollbackFilesSource(t *testing.T) {
 		t.Fatalf("rel/v1/x.tar.gz is published (%s) though the current list names other content", h)
 	}
 	// And the old list itself, with the old file, is a consistent old
-	// state again: accepted (the list's signature carries no sequence).
+	// state, but its OpenPGP signature is older than the list mirrored
+	// last: refused as a rollback, none of its files taken.
 	os.WriteFile(filepath.Join(e.up, "rel/v1/SHA256SUMS.asc"), oldList, 0o644)
 	e.touch(filepath.Join(e.up, "rel/v1/SHA256SUMS.asc"))
 	res = e.mustSync(SyncOptions{})
-	if rej := rejectedOf(res); len(rej) != 0 {
+	if rej := rejectedOf(res); !strings.Contains(rej["rel:v1/SHA256SUMS.asc"], ErrUpstreamRollback.Error()) || len(rej) != 1 {
 		t.Fatalf("old list with its own file: rejected = %v", rej)
+	}
+	// Refused again on the next run: the mark survives a refusal.
+	if rej := rejectedOf(e.mustSync(SyncOptions{})); !strings.Contains(rej["rel:v1/SHA256SUMS.asc"], ErrUpstreamRollback.Error()) {
+		t.Fatalf("second run on the old list: rejected = %v", rej)
+	}
+}
+
+// TestAttackRollbackSignedTime: with signatures that state when they were
+// made (the stock minisign's default trusted comment, OpenPGP), a hostile
+// mirror can no longer put an old release back under its name, nor serve
+// one validly signed file under another's name; the operator can accept a
+// real upstream rollback for one run with AcceptRollback.
+func TestAttackRollbackSignedTime(t *testing.T) {
+	e := newSyncEnv(t)
+	e.putRel("x.tar.gz", "x v1")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	e.putStock("a/one.tar.gz", "one v1", "rel-a")
+	e.putStock("a/two.tar.gz", "two v1", "rel-a")
+	e.putStock("b/three.tar.gz", "three v1", "rel-b")
+	read := func(p string) []byte {
+		b, err := os.ReadFile(filepath.Join(e.up, "tools", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	serve := func(name string, body, sig []byte) {
+		p := filepath.Join(e.up, "tools", name)
+		os.WriteFile(p, body, 0o644)
+		os.WriteFile(p+".minisig", sig, 0o644)
+		e.touch(p, p+".minisig")
+	}
+	oldOne, oldSig := read("a/one.tar.gz"), read("a/one.tar.gz.minisig")
+	if res := e.mustSync(SyncOptions{}); res.Rejected != 0 || res.Bundle == nil {
+		t.Fatalf("first sync %+v", res)
+	}
+	e.putStock("a/one.tar.gz", "one v2", "rel-a")
+	if res := e.mustSync(SyncOptions{}); res.Rejected != 0 {
+		t.Fatalf("v2 sync: %v", rejectedOf(res))
+	}
+	newOne, newSig := read("a/one.tar.gz"), read("a/one.tar.gz.minisig")
+
+	// Rollback: one v1 with its own valid signature, back under its name.
+	// Substitution: two's name serves one v2 with one v2's signature.
+	serve("a/one.tar.gz", oldOne, oldSig)
+	serve("a/two.tar.gz", newOne, newSig)
+	for run := 1; run <= 2; run++ { // the second run: still refused
+		res := e.mustSync(SyncOptions{})
+		rej := rejectedOf(res)
+		if !strings.Contains(rej["tools:a/one.tar.gz"], ErrUpstreamRollback.Error()) ||
+			!strings.Contains(rej["tools:a/two.tar.gz"], verify.ErrWrongFile.Error()) || len(rej) != 2 {
+			t.Fatalf("run %d: rejected = %v", run, rej)
+		}
+		if res.Bundle != nil {
+			m, _ := e.openBundle(res.Bundle)
+			tree := treeOf(m)
+			if _, ok := tree["tools/a/one.tar.gz"]; ok {
+				t.Fatalf("run %d: the rolled-back file is published", run)
+			}
+			if _, ok := tree["tools/a/two.tar.gz"]; ok {
+				t.Fatalf("run %d: the substituted file is published", run)
+			}
+		}
+	}
+
+	// The upstream really goes back to v1: the operator says so for one
+	// run; v1 is then the mark, and v2 (newer) is accepted again later.
+	serve("a/two.tar.gz", []byte("two v1"), nil)
+	e.putStock("a/two.tar.gz", "two v1", "rel-a")
+	res := e.mustSync(SyncOptions{AcceptRollback: []string{"tools:a/one.*"}})
+	if rej := rejectedOf(res); len(rej) != 0 {
+		t.Fatalf("accepted rollback: rejected = %v", rej)
+	}
+	if m, _ := e.openBundle(res.Bundle); treeOf(m)["tools/a/one.tar.gz"] != sumOf("one v1") {
+		t.Fatal("the accepted rollback is not published")
+	}
+	serve("a/one.tar.gz", newOne, newSig)
+	if rej := rejectedOf(e.mustSync(SyncOptions{})); len(rej) != 0 {
+		t.Fatalf("v2 again after the accepted rollback: rejected = %v", rej)
+	}
+
+	// The checksum list: an older clearsigned list (OpenPGP creation
+	// time) is refused; the list newer than the mark is taken.
+	oldList, _ := os.ReadFile(filepath.Join(e.up, "rel/v1/SHA256SUMS.asc"))
+	e.putRel("x.tar.gz", "x v2")
+	e.sums("x.tar.gz")
+	if rej := rejectedOf(e.mustSync(SyncOptions{})); len(rej) != 0 {
+		t.Fatalf("new list: rejected = %v", rej)
+	}
+	os.WriteFile(filepath.Join(e.up, "rel/v1/SHA256SUMS.asc"), oldList, 0o644)
+	e.putRel("x.tar.gz", "x v1")
+	e.touch(filepath.Join(e.up, "rel/v1/SHA256SUMS.asc"))
+	if rej := rejectedOf(e.mustSync(SyncOptions{})); !strings.Contains(rej["rel:v1/SHA256SUMS.asc"], ErrUpstreamRollback.Error()) {
+		t.Fatalf("old list: rejected = %v", rej)
 	}
 }
 

@@ -47,6 +47,8 @@ type syncEnv struct {
 
 	clock time.Time // upstream mtimes: every write moves it on by 2s
 
+	lastSigned int64 // unix second of the last timed signature (nextSecond)
+
 	mu      sync.Mutex
 	faults  map[string]http.HandlerFunc
 	hits    map[string]int
@@ -256,9 +258,42 @@ func (e *syncEnv) sums(names ...string) {
 	list := filepath.Join(e.dir, "SHA256SUMS")
 	os.WriteFile(list, out, 0o644)
 	os.Remove(filepath.Join(v1, "SHA256SUMS.asc"))
+	e.nextSecond()
 	runTool(e.t, e.gpgEnv(), "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--local-user", "sums@example.org",
 		"--clearsign", "--output", filepath.Join(v1, "SHA256SUMS.asc"), list)
+	e.lastSigned = time.Now().Unix()
 	e.touch(filepath.Join(v1, "SHA256SUMS.asc"))
+}
+
+// nextSecond waits, when needed, until the wall clock is past the second of
+// the last timed signature: signature times have one-second resolution, and
+// a newer release must be signed at a later second than the older one, as
+// it is upstream.
+func (e *syncEnv) nextSecond() {
+	for time.Now().Unix() <= e.lastSigned {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// putStock writes tools/NAME upstream signed by key with the stock
+// minisign's default trusted comment ("timestamp:...\tfile:NAME"), and
+// lists it.
+func (e *syncEnv) putStock(name, content, key string) {
+	e.t.Helper()
+	p := filepath.Join(e.up, "tools", name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	os.Remove(p + ".minisig")
+	e.nextSecond()
+	runTool(e.t, nil, "minisign", "-S", "-s", filepath.Join(e.dir, "secret", key+".key"), "-m", p, "-x", p+".minisig")
+	e.lastSigned = time.Now().Unix()
+	e.touch(p, p+".minisig")
+	e.listing[name] = true
+	e.writeListing()
 }
 
 func (e *syncEnv) fault(path string, h http.HandlerFunc) {

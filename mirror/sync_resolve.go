@@ -170,6 +170,8 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 	var listPath string
 	var ev *verify.Evidence
 	var listDocs []*small
+	var listVerdict state.Verified
+	var listKeyName string
 	if fc.Checksums != "" {
 		listURL, sigURL, dir := fc.ChecksumsURLs()
 		listPath = fc.Publish(listURL)
@@ -187,14 +189,23 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 			s.path = fc.Publish(sigURL)
 			sig = &s
 		}
+		lk := listKey(src, listPath)
 		plain, e, why := r.verifyList(ctx, doc, sig)
 		if why == "" {
 			if sums, err = files.ParseChecksums(plain, dir); err != nil {
 				why = fmt.Sprintf("checksum list %s: %v", listPath, err)
 			}
 		}
+		var listSigned time.Time
+		if why == "" {
+			listSigned, why = r.notRolledBack(lk, doc.sha, evidenceSigned(e))
+			if why != "" {
+				why = fmt.Sprintf("checksum list %s: %s", listPath, why)
+			}
+		}
 		if why != "" {
 			// Nothing from an unverifiable list is taken.
+			r.carryVerified(lk)
 			return nil, []PackageResult{rejected(src, fc.Checksums, why+"; none of its files were taken")}, nil
 		}
 		ev = e
@@ -206,6 +217,9 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 			list.sigs = []bundle.PackageSignature{{Path: doc.path, SHA256: doc.sha, Scheme: scheme + suffixClearsigned}}
 		}
 		listDocs = []*small{&doc, sig}
+		listVerdict = state.Verified{File: doc.sha, Sigs: listSigsDigest(doc, sig), Trust: r.trustSHA, Keys: validKeys(ev), At: r.now, Signed: listSigned}
+		r.carryVerified(lk) // replaced below when the list is used
+		listKeyName = lk
 	}
 	pkgs, rj, err := fc.Packages(listing, sums, listPath)
 	if err != nil {
@@ -231,7 +245,11 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 	if list != nil && len(items) > 0 {
 		// The list was accepted for at least one file: it enters the cache
 		// (for conditional requests next time) and, when a file from it
-		// passes its hash check, the publish tree.
+		// passes its hash check, the publish tree; its signing time is the
+		// mark for the next run's rollback check.
+		r.mu.Lock()
+		r.verified[listKeyName] = listVerdict
+		r.mu.Unlock()
 		for _, d := range listDocs {
 			if d == nil {
 				continue
@@ -250,7 +268,7 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 // and returns the signed text and the evidence, or why it cannot be used.
 func (r *run) verifyList(ctx context.Context, doc small, sig *small) ([]byte, *verify.Evidence, string) {
 	if sig != nil {
-		ev, err := r.policy.Verify(ctx, bytes.NewReader(doc.data), []verify.Signature{{Name: path.Base(sig.path), Data: sig.data}}, r.now)
+		ev, err := r.policy.Verify(ctx, bytes.NewReader(doc.data), []verify.Signature{{Name: path.Base(sig.path), Data: sig.data, File: path.Base(doc.path)}}, r.now)
 		if err != nil {
 			return nil, nil, fmt.Sprintf("checksum list %s: %v", doc.path, err)
 		}
@@ -275,6 +293,35 @@ func evidenceScheme(ev *verify.Evidence, def string) string {
 		}
 	}
 	return def
+}
+
+// evidenceSigned is the newest signing time among the valid signatures.
+func evidenceSigned(ev *verify.Evidence) time.Time {
+	var t time.Time
+	for _, res := range ev.Results {
+		if res.Err == nil && res.Signed.After(t) {
+			t = res.Signed
+		}
+	}
+	return t
+}
+
+// validKeys names the keys that made a valid signature.
+func validKeys(ev *verify.Evidence) []string {
+	var out []string
+	for _, res := range ev.Results {
+		if res.Err == nil && !slices.Contains(out, res.Key.Name) {
+			out = append(out, res.Key.Name)
+		}
+	}
+	return out
+}
+
+func listSigsDigest(doc small, sig *small) string {
+	if sig == nil {
+		return sigsDigest([]small{doc})
+	}
+	return sigsDigest([]small{*sig})
 }
 
 func keyNames(refs []verify.KeyRef) []string {
@@ -521,7 +568,7 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		var sigKeys []string
 		if v, ok := r.reusable(it); ok {
 			sigKeys, it.schemes = v.Keys, v.Schemes
-			r.remember(it, sigKeys, v.At)
+			r.remember(it, sigKeys, v.At, v.Signed)
 		} else {
 			f, err := os.Open(p)
 			if err != nil {
@@ -529,7 +576,7 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 			}
 			sigs := make([]verify.Signature, len(it.sigs))
 			for i, s := range it.sigs {
-				sigs[i] = verify.Signature{Name: sigName(s.url), Data: s.data}
+				sigs[i] = verify.Signature{Name: sigName(s.url), Data: s.data, File: path.Base(it.pkg.Name)}
 			}
 			ev, err := r.policy.Verify(ctx, f, sigs, r.now)
 			f.Close()
@@ -540,6 +587,10 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 			if !v.Accepted {
 				return reject(v.Err.Error())
 			}
+			signed, why := r.notRolledBack(it.full(), it.fileSHA, v.Signed)
+			if why != "" {
+				return reject(why)
+			}
 			sigKeys = keyNames(v.Passed)
 			it.schemes = map[string]string{}
 			for _, res := range ev.Results {
@@ -547,7 +598,7 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 					it.schemes[res.Signature] = res.Key.Scheme
 				}
 			}
-			r.remember(it, sigKeys, r.now)
+			r.remember(it, sigKeys, r.now, signed)
 		}
 		for _, k := range sigKeys {
 			if !slices.Contains(it.keys, k) {
@@ -613,11 +664,69 @@ func (r *run) reusable(it *item) (state.Verified, bool) {
 	return v, true
 }
 
-func (r *run) remember(it *item, keys []string, at time.Time) {
-	v := state.Verified{File: it.fileSHA, Sigs: sigsDigest(it.sigs), Trust: r.trustSHA, Keys: keys, Schemes: it.schemes, At: at}
+func (r *run) remember(it *item, keys []string, at, signed time.Time) {
+	v := state.Verified{File: it.fileSHA, Sigs: sigsDigest(it.sigs), Trust: r.trustSHA, Keys: keys, Schemes: it.schemes, At: at, Signed: signed}
 	r.mu.Lock()
 	r.verified[it.full()] = v
 	r.mu.Unlock()
+}
+
+// notRolledBack refuses an upstream rollback of a package (or checksum
+// list) under key: content other than what was accepted last time, whose
+// signatures state a signing time before the newest one accepted for it
+// earlier. A stale or malicious mirror can serve an old release with its
+// own, valid signatures; the time inside them is what gives it away. It
+// returns the signing time to remember (the newer of the two), or why the
+// content is refused. Content whose signatures state no time (SSH, a
+// minisign comment the signer wrote itself) cannot be compared: it passes,
+// and the earlier time stays the mark.
+func (r *run) notRolledBack(key, sha string, signed time.Time) (time.Time, string) {
+	prev, ok := r.st.Verified[key]
+	if !ok || !prev.Signed.After(signed) {
+		return signed, "" // nothing to compare with, or not older
+	}
+	switch {
+	case prev.File == sha || signed.IsZero():
+		return prev.Signed, "" // the same content, or no time to compare: the mark stays
+	case r.acceptRollback(key):
+		return signed, "" // the operator accepted the older release: the new mark
+	}
+	return time.Time{}, fmt.Sprintf("%v: signed %s, before the version mirrored earlier (signed %s): a stale or malicious mirror serves an older, validly signed file under this name; it is left out of this bundle. If the upstream really went back, run sync once with --accept-rollback '%s'",
+		ErrUpstreamRollback, signed.UTC().Format(time.RFC3339), prev.Signed.UTC().Format(time.RFC3339), strings.TrimSuffix(key, "\tchecksums"))
+}
+
+// acceptRollback reports whether the operator accepted an older release
+// of key for this run (SyncOptions.AcceptRollback).
+func (r *run) acceptRollback(key string) bool {
+	for _, p := range r.opt.AcceptRollback {
+		if ok, _ := path.Match(p, key); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// carryVerified keeps the remembered verdict of key when this run did not
+// accept anything for it (rejected, or its checksum list failed): the next
+// run still compares with the last accepted version, so that a rollback
+// refused once is not accepted on the next try.
+func (r *run) carryVerified(key string) {
+	prev, ok := r.st.Verified[key]
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	if _, done := r.verified[key]; !done {
+		r.verified[key] = prev
+	}
+	r.mu.Unlock()
+}
+
+// listKey is where the verdict of a source's checksum list is remembered:
+// beside the packages, under a name no package can have (package names
+// hold no control characters).
+func listKey(src *SourceConfig, listPath string) string {
+	return src.Name + ":" + listPath + "\tchecksums"
 }
 
 func sigName(u string) string {

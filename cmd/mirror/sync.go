@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -29,6 +31,7 @@ func init() {
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel downloads (default: jobs in the config, else min(8, 4*CPUs))"},
 			&cli.StringFlag{Name: "since", Usage: "build the delta that the inside is missing, from the `RECEIPT` that mirror import wrote"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "progress and summary as text or json"},
+			&cli.StringSliceFlag{Name: "accept-rollback", Usage: "let the `SOURCE:PATH` package (a glob; repeatable) go back to an older signed release in this run, when its upstream really withdrew the newer one"},
 		},
 		Action: syncAction,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
@@ -51,6 +54,11 @@ func syncAction(c *cli.Context) error {
 	if c.String("since") != "" && c.Bool("full") {
 		return usageError("--since and --full exclude each other")
 	}
+	for _, p := range c.StringSlice("accept-rollback") {
+		if _, err := path.Match(p, ""); err != nil || !strings.Contains(p, ":") {
+			return usageError("--accept-rollback takes SOURCE:PATH (a glob), got %q", p)
+		}
+	}
 	cfg, err := mirror.LoadConfig(c.String("config"))
 	if err != nil {
 		return withHint(err, "fix the configuration; docs/config.md describes every field")
@@ -59,7 +67,8 @@ func syncAction(c *cli.Context) error {
 	prog := newSyncProgress(stderr, format)
 	res, err := mirror.Sync(c.Context, cfg, mirror.SyncOptions{
 		Full: c.Bool("full"), DryRun: c.Bool("dry-run"), Jobs: c.Int("jobs"), Since: c.String("since"),
-		Progress: prog, ToolVersion: version,
+		AcceptRollback: c.StringSlice("accept-rollback"),
+		Progress:       prog, ToolVersion: version,
 		Passphrase: func() ([]byte, error) {
 			return operatorPassphrase(c.Context, cfg.Operator.PassphraseFile, filepath.Base(cfg.Operator.Key), false)
 		},
