@@ -130,6 +130,8 @@ func TestSyncCLIUsage(t *testing.T) {
 		{"sync", "extra"},
 		{"sync", "--since", "r.json", "--full"},
 		{"sync", "--no-such-flag"},
+		{"sync", "--accept-rollback", "no-source-part"},
+		{"sync", "--accept-rollback", "tools:[bad"},
 	} {
 		if code, _, errs := runCLI(args...); code != exitUsage {
 			t.Errorf("%v: exit %d, want 2\n%s", args, code, errs)
