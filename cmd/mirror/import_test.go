@@ -45,7 +45,7 @@ func impBinary(t *testing.T) string {
 			return
 		}
 		impBin = filepath.Join(dir, "mirror")
-		out, err := exec.Command("go", "build", "-o", impBin, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", "mirrortesthooks", "-o", impBin, ".").CombinedOutput()
 		if err != nil {
 			impBinErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -3,16 +3,16 @@ package repo
 import (
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 )
 
-// Test hooks, read from the environment once. They exist so that the crash
-// and full-disk tests can drive the real binary; unset, they cost one
-// comparison.
+// Test hooks. A binary built with -tags mirrortesthooks (the crash and
+// full-disk tests of cmd/mirror build one) reads them from the environment
+// once (hooks_env.go); a shipped binary reads nothing (hooks_noenv.go), so
+// no environment variable kills it or fails its writes. This package's own
+// tests set them directly. Unset, they cost one comparison.
 //
 //	MIRROR_TEST_KILL_AT=step[:n]   SIGKILL this process at the n-th (default
 //	                               first) Checkpoint(step)
@@ -26,21 +26,6 @@ var (
 	enospcAfter int64 = -1
 	written     atomic.Int64
 )
-
-func loadHooks() {
-	if v := os.Getenv("MIRROR_TEST_KILL_AT"); v != "" {
-		step, n, _ := strings.Cut(v, ":")
-		killStep, killNth = step, 1
-		if k, err := strconv.ParseInt(n, 10, 64); err == nil && k > 0 {
-			killNth = k
-		}
-	}
-	if v := os.Getenv("MIRROR_TEST_ENOSPC_AFTER"); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-			enospcAfter = n
-		}
-	}
-}
 
 // Checkpoint marks a named step of an import, for the crash test.
 func Checkpoint(step string) {
