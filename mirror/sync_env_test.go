@@ -184,8 +184,16 @@ url = "%s/rel/"
 }
 
 // put writes tools/NAME upstream, signed by key with the real minisign
-// (key "" leaves the old signature), and lists it.
-func (e *syncEnv) put(name, content, key string) {
+// (key "" leaves the old signature), and lists it. The trusted comment is
+// the file's name alone (-t): no signing time, no `file:` field.
+func (e *syncEnv) put(name, content, key string) { e.putSigned(name, content, key, false) }
+
+// putStock is put with the stock minisign's default trusted comment
+// ("timestamp:...\tfile:NAME"), signed at a later second than the last
+// timed signature.
+func (e *syncEnv) putStock(name, content, key string) { e.putSigned(name, content, key, true) }
+
+func (e *syncEnv) putSigned(name, content, key string, stock bool) {
 	e.t.Helper()
 	p := filepath.Join(e.up, "tools", name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -196,7 +204,16 @@ func (e *syncEnv) put(name, content, key string) {
 	}
 	if key != "" {
 		os.Remove(p + ".minisig")
-		runTool(e.t, nil, "minisign", "-S", "-s", filepath.Join(e.dir, "secret", key+".key"), "-m", p, "-x", p+".minisig", "-t", filepath.Base(p))
+		args := []string{"-S", "-s", filepath.Join(e.dir, "secret", key+".key"), "-m", p, "-x", p + ".minisig"}
+		if stock {
+			e.nextSecond()
+		} else {
+			args = append(args, "-t", filepath.Base(p))
+		}
+		runTool(e.t, nil, "minisign", args...)
+		if stock {
+			e.lastSigned = time.Now().Unix()
+		}
 	}
 	e.touch(p)
 	if key != "" {
@@ -273,27 +290,6 @@ func (e *syncEnv) nextSecond() {
 	for time.Now().Unix() <= e.lastSigned {
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// putStock writes tools/NAME upstream signed by key with the stock
-// minisign's default trusted comment ("timestamp:...\tfile:NAME"), and
-// lists it.
-func (e *syncEnv) putStock(name, content, key string) {
-	e.t.Helper()
-	p := filepath.Join(e.up, "tools", name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
-	os.Remove(p + ".minisig")
-	e.nextSecond()
-	runTool(e.t, nil, "minisign", "-S", "-s", filepath.Join(e.dir, "secret", key+".key"), "-m", p, "-x", p+".minisig")
-	e.lastSigned = time.Now().Unix()
-	e.touch(p, p+".minisig")
-	e.listing[name] = true
-	e.writeListing()
 }
 
 func (e *syncEnv) fault(path string, h http.HandlerFunc) {
