@@ -421,7 +421,7 @@ func recheck(ctx context.Context, r *repo.Repo, m *bundle.Manifest) error {
 			if err != nil {
 				return fmt.Errorf("%w: %s: signature %w", ErrRecheck, id, err)
 			}
-			sigs = append(sigs, verify.Signature{Name: path.Base(s.Path), Data: data})
+			sigs = append(sigs, verify.Signature{Name: path.Base(s.Path), Data: data, File: path.Base(pkg.Path)})
 		}
 		f, err := st.Open(pkg.SHA256)
 		if err != nil {

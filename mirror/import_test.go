@@ -27,6 +27,7 @@ import (
 	"github.com/mirror-tool/mirror/internal/minisign"
 	"github.com/mirror-tool/mirror/mirror/repo"
 	"github.com/mirror-tool/mirror/mirror/serve"
+	"github.com/mirror-tool/mirror/verify"
 )
 
 var impT0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -475,9 +476,10 @@ func TestImportRecheck(t *testing.T) {
 	up, other := impKey(t, 7), impKey(t, 8)
 	trust := fmt.Sprintf("[[trust.key]]\nname = \"hello-release\"\nminisign = %q\nallow = [\"tools:hello\"]\n\n"+
 		"[[trust.key]]\nname = \"other\"\nminisign = %q\nallow = [\"tools:other\"]\n", up.Public().String(), other.Public().String())
+	comment := "trusted"
 	mk := func(out string, seq uint64, signer minisign.PrivateKey) []string {
 		pkg := impData(fmt.Sprint("hello", seq), 70<<10)
-		sig, err := signer.Sign(bytes.NewReader(pkg), "trusted", "untrusted")
+		sig, err := signer.Sign(bytes.NewReader(pkg), comment, "untrusted")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -517,5 +519,17 @@ func TestImportRecheck(t *testing.T) {
 	o.Recheck = false
 	if _, err := Import(context.Background(), o, bad); err != nil {
 		t.Fatalf("without --recheck the operator's signature decides: %v", err)
+	}
+	o.Recheck = true
+	// A signature whose trusted comment names another file (minisign's
+	// default form) than the one published: refused on recheck too.
+	comment = "timestamp:1700000000\tfile:other.tar.gz\thashed"
+	_, err = Import(context.Background(), o, mk(out, 3, up))
+	if !errors.Is(err, ErrRecheck) || !strings.Contains(err.Error(), verify.ErrWrongFile.Error()) {
+		t.Fatalf("signature for another file with --recheck: %v", err)
+	}
+	comment = "timestamp:1700000000\tfile:hello.tar.gz\thashed"
+	if _, err := Import(context.Background(), o, mk(out, 4, up)); err != nil {
+		t.Fatalf("signature naming the published file, with --recheck: %v", err)
 	}
 }
