@@ -142,6 +142,16 @@ func (s *Store) AdoptBatched(path string, sum string, size int64) error {
 	return nil
 }
 
+// Pending reports whether blobs adopted by AdoptBatched await a Sync (the
+// batch marker is on disk). It is a snapshot: a concurrent AdoptBatched may
+// start a batch right after it returns.
+func (s *Store) Pending() bool {
+	b := s.batch()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.marked
+}
+
 // Sync makes every blob adopted by AdoptBatched durable: one syncfs(2) of the
 // store's filesystem, then the batch's marker is removed. Without a pending
 // batch it does nothing.

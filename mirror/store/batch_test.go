@@ -235,3 +235,29 @@ func TestAdoptBatchedConcurrentWithSync(t *testing.T) {
 		t.Fatalf("%d blobs adopted, want 100", len(sums))
 	}
 }
+
+func TestPending(t *testing.T) {
+	s := newStore(t)
+	if s.Pending() {
+		t.Fatal("fresh store reports a pending batch")
+	}
+	// A blob already stored starts no batch.
+	if err := s.Put(context.Background(), strings.NewReader("kept"), sumOf([]byte("kept")), 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AdoptBatched(tmpWith(t, s, "kept"), sumOf([]byte("kept")), 4); err != nil || s.Pending() {
+		t.Fatalf("adopting a stored blob: %v, pending %v", err, s.Pending())
+	}
+	if err := s.AdoptBatched(tmpWith(t, s, "new"), sumOf([]byte("new")), 3); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Pending() || !markerExists(s) {
+		t.Fatalf("after AdoptBatched: pending %v, marker %v", s.Pending(), markerExists(s))
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Pending() || markerExists(s) {
+		t.Fatalf("after Sync: pending %v, marker %v", s.Pending(), markerExists(s))
+	}
+}
