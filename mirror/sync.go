@@ -476,7 +476,9 @@ func (r *run) operatorKey() (*operator.Key, error) {
 // saveUpstreams records what was verified in this run (cache bookkeeping,
 // no claim of shipping) when no bundle was needed.
 func (r *run) saveUpstreams(next *state.State) error {
-	if maps.Equal(next.Upstreams, r.st.Upstreams) && maps.EqualFunc(next.Verified, r.st.Verified, sameVerdict) {
+	// A state read from an older format is written in the current one
+	// once, even with nothing else to record.
+	if r.st.Format == state.Format && maps.Equal(next.Upstreams, r.st.Upstreams) && maps.EqualFunc(next.Verified, r.st.Verified, sameVerdict) {
 		return nil
 	}
 	return next.Save(r.cfg.Output.State)

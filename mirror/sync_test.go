@@ -3,6 +3,7 @@ package mirror
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -390,5 +391,56 @@ func TestSyncChecksumsAndSignatures(t *testing.T) {
 		if p.Name == "v1/x.tar.gz" && (strings.Join(p.Keys, ",") != "sums,rel-a" || len(p.Signatures) != 2) {
 			t.Fatalf("x: keys %v, signatures %+v", p.Keys, p.Signatures)
 		}
+	}
+}
+
+// TestSyncMigratesV1State: a state file in the JSON format of earlier
+// versions is read, the run with nothing new still knows every verdict
+// (nothing re-hashed, no bundle), and the state is written in the current
+// format; the next run reads that.
+func TestSyncMigratesV1State(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one", "rel-a")
+	e.put("b/two.tar.gz", "two", "rel-b")
+	e.putRel("x.tar.gz", "x")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	if res := e.mustSync(SyncOptions{}); res.Bundle == nil || res.Rejected != 0 {
+		t.Fatalf("first run = %+v", res)
+	}
+	dir := filepath.Join(e.dir, "state")
+	st, err := state.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file as mirror-sync-state/v1 wrote it: compact JSON.
+	st.Format = state.FormatV1
+	v1, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, state.FileName), v1, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := e.mustSync(SyncOptions{})
+	if !res.NothingNew || res.Bundle != nil || res.Unchanged != 3 {
+		t.Fatalf("run on the v1 state = %+v", res)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, state.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(raw), state.Format+"\n") {
+		t.Fatalf("state not migrated: starts with %.30q", raw)
+	}
+	back, err := state.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Sequence != st.Sequence || back.Digest != st.Digest || len(back.Verified) != len(st.Verified) || !maps.Equal(back.Upstreams, st.Upstreams) || !maps.Equal(back.Shipped, st.Shipped) {
+		t.Fatalf("migrated state differs:\n got %+v\nwant %+v", back, st)
+	}
+	if res := e.mustSync(SyncOptions{}); !res.NothingNew || res.Bundle != nil {
+		t.Fatalf("run on the migrated state = %+v", res)
 	}
 }

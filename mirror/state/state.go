@@ -10,13 +10,13 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"time"
 
@@ -25,10 +25,14 @@ import (
 
 // File names inside the state folder.
 const (
-	// FileName is the state file inside the state folder.
+	// FileName is the state file inside the state folder. (The name stays
+	// from v1, which was JSON; v2 is binary, see codec.go.)
 	FileName = "state.json"
-	// Format is the version line of the state file.
-	Format = "mirror-sync-state/v1"
+	// Format is the version line of the state file that Save writes.
+	Format = "mirror-sync-state/v2"
+	// FormatV1 is the JSON state of earlier versions: Load reads it, the
+	// next Save writes it as Format.
+	FormatV1 = "mirror-sync-state/v1"
 )
 
 // MaxStateSize bounds the state file read back.
@@ -37,6 +41,9 @@ const MaxStateSize = 256 << 20
 var (
 	// ErrCorrupt is returned for a state file that cannot be read back.
 	ErrCorrupt = errors.New("state file is corrupt")
+	// ErrFormat is returned for a state file of a format this version does
+	// not know (written by a newer mirror).
+	ErrFormat = errors.New("unknown state file format")
 )
 
 // Upstream is what is remembered of one upstream URL.
@@ -69,6 +76,8 @@ type Verified struct {
 // State is the sync state. The zero value (after New) is a fresh state with
 // sequence 0: the first bundle is sequence 1.
 type State struct {
+	// Format is the format of the file the state was read from (Format
+	// for a new state); Save writes Format.
 	Format string `json:"format"`
 	// Sequence is the sequence number of the last bundle written and
 	// recorded; 0 when none.
@@ -96,7 +105,8 @@ func New() *State {
 	return &State{Format: Format, Shipped: map[string]uint64{}, Upstreams: map[string]Upstream{}, Verified: map[string]Verified{}}
 }
 
-// Load reads the state in dir. A missing state file is a fresh state.
+// Load reads the state in dir. A missing state file is a fresh state. Both
+// Format and FormatV1 files are read; any other is refused (ErrFormat).
 func Load(dir string) (*State, error) {
 	path := filepath.Join(dir, FileName)
 	f, err := os.Open(path)
@@ -111,39 +121,71 @@ func Load(dir string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read state %s: %w", path, err)
 	}
-	s := New()
-	if err := json.Unmarshal(data, s); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v (move it away to start over with a full bundle)", ErrCorrupt, path, err)
+	s, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if s.Format != Format {
-		return nil, fmt.Errorf("%w: %s: format %q, want %q", ErrCorrupt, path, s.Format, Format)
-	}
-	if s.Shipped == nil {
-		s.Shipped = map[string]uint64{}
-	}
-	if s.Upstreams == nil {
-		s.Upstreams = map[string]Upstream{}
-	}
-	if s.Verified == nil {
-		s.Verified = map[string]Verified{}
+	return s, nil
+}
+
+// Parse parses the bytes of a state file of either format (Load without
+// the file).
+func Parse(data []byte) (*State, error) {
+	var s *State
+	switch {
+	case bytes.HasPrefix(data, magicV2):
+		var err error
+		if s, err = decode(data); err != nil {
+			return nil, fmt.Errorf("%w: %v (move it away to start over with a full bundle)", ErrCorrupt, err)
+		}
+	case bytes.HasPrefix(data, []byte("mirror-sync-state/")):
+		line, _, _ := bytes.Cut(data, []byte("\n"))
+		return nil, fmt.Errorf("%w %.64q: this version reads %s and %s (is the state from a newer mirror?)", ErrFormat, line, Format, FormatV1)
+	default:
+		s = New()
+		if err := json.Unmarshal(data, s); err != nil {
+			return nil, fmt.Errorf("%w: %v (move it away to start over with a full bundle)", ErrCorrupt, err)
+		}
+		if s.Format != FormatV1 {
+			return nil, fmt.Errorf("%w %.64q: this version reads %s and %s (is the state from a newer mirror?)", ErrFormat, s.Format, Format, FormatV1)
+		}
+		if s.Shipped == nil {
+			s.Shipped = map[string]uint64{}
+		}
+		if s.Upstreams == nil {
+			s.Upstreams = map[string]Upstream{}
+		}
+		if s.Verified == nil {
+			s.Verified = map[string]Verified{}
+		}
 	}
 	for sum, seq := range s.Shipped {
 		if !validSHA256(sum) || seq == 0 || seq > s.Sequence {
-			return nil, fmt.Errorf("%w: %s: shipped blob %q in sequence %d (last is %d)", ErrCorrupt, path, sum, seq, s.Sequence)
+			return nil, fmt.Errorf("%w: shipped blob %q in sequence %d (last is %d)", ErrCorrupt, sum, seq, s.Sequence)
+		}
+	}
+	for u, rec := range s.Upstreams {
+		if rec.Size < 0 {
+			return nil, fmt.Errorf("%w: upstream %q has size %d", ErrCorrupt, u, rec.Size)
 		}
 	}
 	return s, nil
 }
 
-// Save writes the state to dir atomically (temp, fsync, rename, fsync dir).
-func (s *State) Save(dir string) error {
+// Marshal returns the bytes Save writes.
+func (s *State) Marshal() ([]byte, error) {
 	s.Format = Format
-	// Compact: with 20,000 packages the state is some MiB, read every run.
-	data, err := json.Marshal(s)
+	return encode(s)
+}
+
+// Save writes the state to dir atomically (temp, fsync, rename, fsync dir),
+// always in Format.
+func (s *State) Save(dir string) error {
+	data, err := s.Marshal()
 	if err != nil {
-		return err
+		return fmt.Errorf("save state: %w", err)
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, FileName), append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, FileName), data, 0o644); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return nil
@@ -186,20 +228,34 @@ func (s *State) Missing(want []string) []string {
 	return Missing(want, func(b string) bool { _, ok := s.Shipped[b]; return ok })
 }
 
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
+// readLimited reads at most limit bytes of f (an error beyond), in one
+// allocation when f says its size.
+func readLimited(f *os.File, limit int64) ([]byte, error) {
+	size := int64(512)
+	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+		size = min(fi.Size(), limit) + 1
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
 		return nil, err
 	}
-	if int64(len(data)) > limit {
+	if int64(buf.Len()) > limit {
 		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
-var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
-func validSHA256(s string) bool { return sha256Hex.MatchString(s) }
+func validSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Missing returns the blobs of want for which have is false, sorted and
 // without duplicates.

@@ -59,9 +59,8 @@ func TestCloneIsDeep(t *testing.T) {
 func TestLoadRejectsCorrupt(t *testing.T) {
 	for name, body := range map[string]string{
 		"not json":        "{",
-		"wrong format":    `{"format":"other","sequence":1}`,
-		"future sequence": `{"format":"` + Format + `","sequence":1,"shipped":{"` + sum('a') + `":2}}`,
-		"bad sum":         `{"format":"` + Format + `","sequence":1,"shipped":{"zz":1}}`,
+		"future sequence": `{"format":"` + FormatV1 + `","sequence":1,"shipped":{"` + sum('a') + `":2}}`,
+		"bad sum":         `{"format":"` + FormatV1 + `","sequence":1,"shipped":{"zz":1}}`,
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, FileName), []byte(body), 0o644); err != nil {
