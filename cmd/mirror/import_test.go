@@ -27,6 +27,7 @@ import (
 	"github.com/mirror-tool/mirror/internal/minisign"
 	"github.com/mirror-tool/mirror/mirror"
 	"github.com/mirror-tool/mirror/mirror/repo"
+	"github.com/mirror-tool/mirror/mirror/store"
 )
 
 var (
@@ -207,7 +208,7 @@ func TestImportKilled(t *testing.T) {
 		switched bool
 	}{
 		{"opened", false}, {"blob:1", false}, {"blob:4", false}, {"ingested", false},
-		{"link:1", false}, {"link:9", false}, {"built", false}, {"recorded", false},
+		{"link:1", false}, {"link:9", false}, {"built", false}, {"synced", false}, {"recorded", false},
 		{"placed", false}, {"switched", true}, {"collected-generations", true}, {"collect-blob:1", true},
 		{"collected", true},
 	}
@@ -280,6 +281,11 @@ func impCheckClean(t *testing.T, dir string) {
 		if ents, _ := os.ReadDir(d); len(ents) != 0 {
 			t.Errorf("%s not empty: %v", d, ents)
 		}
+	}
+	// The store's batch marker (blobs adopted without an fsync each) is
+	// gone: the import's syncfs ran, or Open recovered the batch.
+	if _, err := os.Lstat(filepath.Join(dir, repo.StoreDir, store.UnsyncedMarker)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("store batch marker left: %v", err)
 	}
 	st, err := repo.ReadState(dir)
 	if err != nil || st.Sequence != 2 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -177,10 +178,15 @@ func (r *Repo) Publish(ctx context.Context, rec *Record, manifest []byte) error 
 			os.RemoveAll(work)
 		}
 	}()
-	if err := r.build(ctx, work, rec.Tree); err != nil {
+	dirs, err := r.build(ctx, work, rec.Tree)
+	if err != nil {
 		return fmt.Errorf("build generation %d: %w", rec.Sequence, err)
 	}
 	Checkpoint("built")
+	if err := r.syncBuilt(work, dirs); err != nil {
+		return fmt.Errorf("build generation %d: %w", rec.Sequence, err)
+	}
+	Checkpoint("synced")
 
 	gd := filepath.Join(r.dir, GenerationsDir)
 	if err := writeJSON(filepath.Join(gd, seq+".json"), rec); err != nil {
@@ -216,11 +222,12 @@ func (r *Repo) Publish(ctx context.Context, rec *Record, manifest []byte) error 
 }
 
 // build lays the tree out under work: folders, then one hard link (or
-// copy) per file, then every folder synced, deepest first.
-func (r *Repo) build(ctx context.Context, work string, tree []Entry) error {
+// copy) per file. It returns the folders made, parents before children;
+// nothing is synced yet (syncBuilt).
+func (r *Repo) build(ctx context.Context, work string, tree []Entry) ([]string, error) {
 	root, err := os.OpenRoot(work)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer root.Close()
 	dirs := map[string]bool{}
@@ -228,27 +235,52 @@ func (r *Repo) build(ctx context.Context, work string, tree []Entry) error {
 	for i, e := range tree {
 		if i%256 == 0 {
 			if err := ctx.Err(); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if d := path.Dir(e.Path); d != "." && !dirs[d] {
 			if err := root.MkdirAll(d, 0o755); err != nil {
-				return err
+				return nil, err
 			}
+			var made []string
 			for x := d; x != "." && !dirs[x]; x = path.Dir(x) {
 				dirs[x] = true
-				order = append(order, x)
+				made = append(made, x)
 			}
+			slices.Reverse(made)
+			order = append(order, made...)
 		}
 		dst := filepath.Join(work, filepath.FromSlash(e.Path))
 		if err := r.place(root, r.blobs.Path(e.SHA256), e, dst); err != nil {
-			return err
+			return nil, err
 		}
 		Checkpoint("link")
 	}
-	// Deepest first, then the top.
-	for i := len(order) - 1; i >= 0; i-- {
-		if err := atomicfile.SyncDir(filepath.Join(work, filepath.FromSlash(order[i]))); err != nil {
+	return order, nil
+}
+
+// syncBuilt makes the blobs this import adopted (Ingest: store.AdoptBatched)
+// and the tree built under work durable, before the generation is placed
+// and switched. When the tree lives on the store's filesystem and a batch
+// is pending, the store's one syncfs(2) covers both; otherwise the store
+// syncs its batch (if any) and one syncfs of the tree's filesystem covers
+// the tree (its folders and links; copies were fsynced by place). Without
+// syncfs the folders are synced one by one, deepest first.
+func (r *Repo) syncBuilt(work string, dirs []string) error {
+	pending := r.blobs.Pending()
+	if err := r.blobs.Sync(); err != nil {
+		return err
+	}
+	if pending && sameFS(r.blobs.Dir(), work) {
+		return nil
+	}
+	if err := syncFS(work); err == nil {
+		return nil
+	} else if !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := atomicfile.SyncDir(filepath.Join(work, filepath.FromSlash(dirs[i]))); err != nil {
 			return err
 		}
 	}

@@ -27,9 +27,15 @@ var (
 	written     atomic.Int64
 )
 
+// onCheckpoint, set by this package's tests only, observes every step.
+var onCheckpoint func(step string)
+
 // Checkpoint marks a named step of an import, for the crash test.
 func Checkpoint(step string) {
 	hookOnce.Do(loadHooks)
+	if onCheckpoint != nil {
+		onCheckpoint(step)
+	}
 	if killStep == "" || step != killStep {
 		return
 	}

@@ -10,14 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 )
-
-// IngestWorkers is how many blobs are synced and moved into the store at
-// once: fsync latency, not bandwidth, bounds a stream of small blobs (32
-// against 8: 3.08 s against 3.82 s for 2,000 x 256 KiB, hyperfine, 5 runs
-// each, same run; see docs/BENCHMARKS.md).
-const IngestWorkers = 32
 
 // tmpPrefix names the temporary blob files of an import inside the store's
 // temporary folder; Open removes them (the repository lock says no other
@@ -45,81 +38,43 @@ var ErrBlobMismatch = errors.New("blob does not match its SHA-256 or size")
 
 // Ingest streams blobs into the repository's store. Add reads one blob to
 // a temporary file in the store's temporary folder, hashing and counting
-// it; only a blob whose hash and size match is handed to a pool that syncs
-// it and moves it under its name (store.Adopt). Call Wait at the end.
+// it; only a blob whose hash and size match is moved under its name, with
+// store.AdoptBatched: no fsync of its own. The blobs of an import become
+// durable at once in Publish, by one syncfs(2) that also covers the
+// generation built from them, before anything is switched. Until then the
+// store's batch marker is on disk, so a crash in between cannot leave a
+// torn blob behind: Open re-hashes that batch (store.Recover) and drops
+// what does not match. Call Wait at the end.
 type Ingest struct {
-	r      *Repo
-	ctx    context.Context
-	cancel context.CancelFunc
-	jobs   chan adoptJob
-	wg     sync.WaitGroup
-	buf    []byte
+	r   *Repo
+	ctx context.Context
+	buf []byte
+	err error // sticky: the first failure
 
-	mu       sync.Mutex
-	err      error
 	NewBlobs int   // blobs stored by this ingest
 	Bytes    int64 // their bytes
 }
 
-type adoptJob struct {
-	path string
-	sum  string
-	size int64
-}
-
 // Ingest starts streaming blobs into the store.
 func (r *Repo) Ingest(ctx context.Context) *Ingest {
-	ctx, cancel := context.WithCancel(ctx)
-	in := &Ingest{r: r, ctx: ctx, cancel: cancel, jobs: make(chan adoptJob, IngestWorkers), buf: make([]byte, 256<<10)}
-	for range IngestWorkers {
-		in.wg.Add(1)
-		go in.worker()
-	}
-	return in
-}
-
-func (in *Ingest) fail(err error) {
-	in.mu.Lock()
-	if in.err == nil {
-		in.err = err
-	}
-	in.mu.Unlock()
-	in.cancel()
-}
-
-func (in *Ingest) firstErr() error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.err
-}
-
-func (in *Ingest) worker() {
-	defer in.wg.Done()
-	for j := range in.jobs {
-		if in.ctx.Err() != nil {
-			os.Remove(j.path)
-			continue
-		}
-		if err := in.r.blobs.Adopt(j.path, j.sum, j.size); err != nil {
-			os.Remove(j.path)
-			in.fail(fmt.Errorf("store blob %s: %w", j.sum, err))
-			continue
-		}
-		in.mu.Lock()
-		in.NewBlobs++
-		in.Bytes += j.size
-		in.mu.Unlock()
-		Checkpoint("blob")
-	}
+	return &Ingest{r: r, ctx: ctx, buf: make([]byte, 256<<10)}
 }
 
 // Add reads the blob sum of size bytes from src to its end. A blob already
 // stored is read through all the same (src may check its hash at the end)
-// and not written.
+// and not written. After a failure every later Add returns that error.
 func (in *Ingest) Add(sum string, size int64, src io.Reader) error {
-	if err := in.firstErr(); err != nil {
+	if in.err != nil {
+		return in.err
+	}
+	if err := in.add(sum, size, src); err != nil {
+		in.err = err
 		return err
 	}
+	return nil
+}
+
+func (in *Ingest) add(sum string, size int64, src io.Reader) error {
 	if err := in.ctx.Err(); err != nil {
 		return err
 	}
@@ -167,26 +122,22 @@ func (in *Ingest) Add(sum string, size int64, src io.Reader) error {
 		}
 		return fmt.Errorf("store blob %s: %w", sum, err)
 	}
-	select {
-	case in.jobs <- adoptJob{path: f.Name(), sum: sum, size: size}:
-		return nil
-	case <-in.ctx.Done():
+	// Checked: only now does the blob get its name.
+	if err := in.r.blobs.AdoptBatched(f.Name(), sum, size); err != nil {
 		os.Remove(f.Name())
-		if err := in.firstErr(); err != nil {
-			return err
-		}
-		return in.ctx.Err()
+		return fmt.Errorf("store blob %s: %w", sum, err)
 	}
+	in.NewBlobs++
+	in.Bytes += size
+	Checkpoint("blob")
+	return nil
 }
 
-// Wait waits for every blob handed over to be in the store and returns the
-// first error. It must be called exactly once, after the last Add (also
-// when an Add failed: it stops the workers).
+// Wait returns the first error of the ingest. The blobs are visible in the
+// store; they are durable after the next Publish (or Sync of the store).
+// Call it once, after the last Add (also when an Add failed).
 func (in *Ingest) Wait() error {
-	close(in.jobs)
-	in.wg.Wait()
-	in.cancel()
-	return in.firstErr()
+	return in.err
 }
 
 // readErr remembers the error of the source, to tell it from a write error.

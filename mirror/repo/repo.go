@@ -73,8 +73,9 @@ type Repo struct {
 }
 
 // Open opens (creating it when missing) the repository at dir for writing,
-// takes its lock, removes what an interrupted import left behind and
-// repairs state.json and receipt.json from the current generation.
+// takes its lock, removes what an interrupted import left behind
+// (temporary files, a generation never switched, blobs of an unsynced batch
+// that do not match their name) and repairs state.json and receipt.json from the current generation.
 func Open(ctx context.Context, dir string) (*Repo, error) {
 	for _, d := range []string{dir, filepath.Join(dir, GenerationsDir), filepath.Join(dir, TmpDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -127,6 +128,12 @@ func (r *Repo) recover(ctx context.Context) error {
 	}
 	if err := r.cleanIngestTmp(); err != nil {
 		return err
+	}
+	// An import killed between its ingest and its syncfs (Publish) left
+	// the store's batch marker: re-hash that batch and drop torn blobs
+	// before anything (Has, a generation) trusts them.
+	if _, err := r.blobs.Recover(ctx); err != nil {
+		return fmt.Errorf("repository %s: %w", r.dir, err)
 	}
 	cur, err := Current(r.dir)
 	if err != nil && !errors.Is(err, ErrNotRepository) {
