@@ -1,8 +1,11 @@
 package mirror
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path"
 	"runtime"
 	"sort"
@@ -89,16 +92,71 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 	}
 	sort.Slice(m.Blobs, func(i, j int) bool { return m.Blobs[i].SHA256 < m.Blobs[j].SHA256 })
 
-	d, err := json.Marshal(struct {
-		Sources  []bundle.Source
-		Trust    string
-		Packages []bundle.Package
-		Tree     []bundle.Entry
-	}{m.Sources, m.Trust.SHA256, m.Packages, m.Tree})
+	d, err := setDigest(m.Sources, m.Trust.SHA256, m.Packages, m.Tree)
 	if err != nil {
 		return nil, "", err
 	}
-	return m, sha256Hex(d), nil
+	return m, d, nil
+}
+
+// digestFields is what setDigest hashes: the JSON of this struct.
+type digestFields struct {
+	Sources  []bundle.Source
+	Trust    string
+	Packages []bundle.Package
+	Tree     []bundle.Entry
+}
+
+// setDigest returns the SHA-256 (hex) of the JSON encoding of digestFields
+// (what the state's Digest has always held), hashing the encoding element
+// by element instead of building it whole: on 20,000 packages the whole
+// encoding is some MiB, built by doubling a buffer (TestSetDigestIsJSON
+// checks that the bytes are the same).
+func setDigest(sources []bundle.Source, trust string, pkgs []bundle.Package, tree []bundle.Entry) (string, error) {
+	h := sha256.New()
+	put := func(v any) error {
+		b, err := json.Marshal(v)
+		h.Write(b)
+		return err
+	}
+	h.Write([]byte(`{"Sources":`))
+	if err := put(sources); err != nil {
+		return "", err
+	}
+	h.Write([]byte(`,"Trust":`))
+	if err := put(trust); err != nil {
+		return "", err
+	}
+	h.Write([]byte(`,"Packages":`))
+	if err := putSlice(h, pkgs, put); err != nil {
+		return "", err
+	}
+	h.Write([]byte(`,"Tree":`))
+	if err := putSlice(h, tree, put); err != nil {
+		return "", err
+	}
+	h.Write([]byte(`}`))
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// putSlice writes a slice as encoding/json does (null when nil), one
+// element at a time.
+func putSlice[T any](w io.Writer, s []T, put func(any) error) error {
+	if s == nil {
+		_, err := w.Write([]byte("null"))
+		return err
+	}
+	w.Write([]byte("["))
+	for i := range s {
+		if i > 0 {
+			w.Write([]byte(","))
+		}
+		if err := put(&s[i]); err != nil {
+			return err
+		}
+	}
+	_, err := w.Write([]byte("]"))
+	return err
 }
 
 // clipText keeps a manifest text field within the format's limit.
