@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -457,6 +458,12 @@ func (r *run) operatorKey() (*operator.Key, error) {
 	}
 	var pass []byte
 	if enc {
+		// Decrypting takes scrypt's memory (128 MiB with keygen's
+		// limits) on top of the run's heap: give the run's garbage back
+		// to the system first and scrypt's buffer right after, so the
+		// peak is the live heap plus scrypt, not plus both's garbage.
+		debug.FreeOSMemory()
+		defer debug.FreeOSMemory()
 		get := r.opt.Passphrase
 		if get == nil {
 			get = func() ([]byte, error) { return operator.Passphrase(os.Getenv, r.cfg.Operator.PassphraseFile) }
