@@ -386,8 +386,11 @@ func (d *download) hashAll(ctx context.Context) (Result, error) {
 // do sends req, cancelling it when no response headers arrive within the
 // client's timeout.
 func (c *Client) do(actx context.Context, cancel context.CancelCauseFunc, req *http.Request) (*http.Response, error) {
-	errTimeout := fmt.Errorf("no response within %v: %w", c.opt.Timeout, context.DeadlineExceeded)
-	t := time.AfterFunc(c.opt.Timeout, func() { cancel(errTimeout) })
+	// The error is made only when the timer fires: a sync of many small
+	// files sends tens of thousands of requests.
+	t := time.AfterFunc(c.opt.Timeout, func() {
+		cancel(fmt.Errorf("no response within %v: %w", c.opt.Timeout, context.DeadlineExceeded))
+	})
 	resp, err := c.hc.Do(req)
 	t.Stop()
 	if err != nil {
@@ -408,11 +411,10 @@ func (c *Client) copyBody(actx context.Context, cancel context.CancelCauseFunc, 
 	if need < 1 {
 		need = 1
 	}
-	stall := fmt.Errorf("less than %d bytes in %v: %w", need, c.opt.StallTimeout, ErrStalled)
 	var watchdog *time.Timer
 	watchdog = time.AfterFunc(c.opt.StallTimeout, func() {
 		if window.Swap(0) < need {
-			cancel(stall)
+			cancel(fmt.Errorf("less than %d bytes in %v: %w", need, c.opt.StallTimeout, ErrStalled))
 			return
 		}
 		watchdog.Reset(c.opt.StallTimeout)

@@ -212,11 +212,13 @@ func newTransport(opt Options) (*http.Transport, error) {
 	}
 	dialer := &net.Dialer{Timeout: opt.Timeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            dialer.DialContext,
-		TLSClientConfig:        tlsConf,
-		TLSHandshakeTimeout:    opt.Timeout,
-		ResponseHeaderTimeout:  opt.Timeout,
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         dialer.DialContext,
+		TLSClientConfig:     tlsConf,
+		TLSHandshakeTimeout: opt.Timeout,
+		// No ResponseHeaderTimeout: Client.do's timer already bounds
+		// the wait for the headers (from before the dial), and the
+		// transport's would be a second timer on every request.
 		ExpectContinueTimeout:  time.Second,
 		IdleConnTimeout:        90 * time.Second,
 		MaxIdleConns:           64,
