@@ -142,6 +142,22 @@ type SyncResult struct {
 	NothingNew bool          `json:"nothing_new"`
 	DryRun     bool          `json:"dry_run"`
 	Elapsed    time.Duration `json:"elapsed_ns"`
+	// CacheCollected is what left the cache after the state was saved:
+	// superseded versions and files gone from the package set.
+	CacheCollected CacheCollected `json:"cache_collected"`
+	// CacheError says why collecting the cache failed (the run itself
+	// succeeded; the next run tries again).
+	CacheError string `json:"cache_error,omitempty"`
+}
+
+// collect removes what the saved state no longer needs from the cache and
+// reports it in res.
+func (res *SyncResult) collect(cache *store.Store, next *state.State, tree []bundle.Blob) {
+	c, err := collectCache(cache, next, tree)
+	res.CacheCollected = c
+	if err != nil {
+		res.CacheError = err.Error()
+	}
 }
 
 // Errors of Sync that callers branch on.
@@ -392,6 +408,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		return nil, fmt.Errorf("%w: bundle %s was written but the state was not updated (the next run rewrites sequence %d): %w", ErrSync, name, m.Sequence, err)
 	}
 	hook("state-saved")
+	res.collect(cache, next, all)
 	res.Bundle = &BundleResult{Path: w.Paths[0], Paths: w.Paths, Size: w.Size, SHA256: w.SHA256,
 		Sequence: m.Sequence, BaseSequence: m.BaseSequence, Blobs: len(m.Blobs), BlobBytes: total}
 	res.Elapsed = time.Since(start)

@@ -92,6 +92,11 @@ func syncAction(c *cli.Context) error {
 		}
 		fmt.Fprintln(out, summaryLine(res))
 	}
+	if res.CacheError != "" {
+		fmt.Fprintf(stderr, "mirror: warning: %s (the bundle and state are complete; the next run tries again)\n", res.CacheError)
+	} else if res.CacheCollected.Blobs > 0 && format == "text" {
+		fmt.Fprintf(stderr, "mirror: cache: removed %d superseded files (%s)\n", res.CacheCollected.Blobs, fmtBytes(res.CacheCollected.Bytes))
+	}
 	if res.Rejected > 0 {
 		return errRejected
 	}
