@@ -63,12 +63,15 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 	// run revalidates InRelease with one conditional request and reads
 	// unchanged indexes from here) and the tree (as evidence under
 	// SOURCE/_upstream/, or as the served files when the upstream's
-	// signature is kept).
+	// signature is kept). Like the downloads they enter without an fsync
+	// each: the run's one cache.Sync makes them durable before the state
+	// records them, and a run killed before it leaves the batch marker, so
+	// the next run's cache.Recover re-hashes them.
 	if !r.opt.DryRun {
 		for _, s := range sel.Suites {
 			for _, f := range append(append([]apt.File{}, s.Signed...), s.Indexes...) {
 				sum := sha256Hex(f.Data)
-				if err := r.cache.Put(ctx, bytes.NewReader(f.Data), sum, int64(len(f.Data))); err != nil {
+				if err := r.cache.PutBatched(ctx, bytes.NewReader(f.Data), sum, int64(len(f.Data))); err != nil {
 					return nil, nil, err
 				}
 				u := src.Apt.URLOf("dists/" + s.Name + "/" + f.Path)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ import (
 	"github.com/mirror-tool/mirror/internal/operator"
 	"github.com/mirror-tool/mirror/mirror/serve"
 	"github.com/mirror-tool/mirror/mirror/source/apt"
+	"github.com/mirror-tool/mirror/mirror/store"
 )
 
 // aptEnv is the fixture archive (fixtures/apt, made by
@@ -548,5 +550,65 @@ func TestImportRecheckApt(t *testing.T) {
 	out, err := Import(context.Background(), ImportOptions{Repo: filepath.Join(e.dir, "repo"), Pub: e.op.Public(), Recheck: true}, res.Bundle.Paths[:len(res.Bundle.Paths)-1])
 	if err != nil || len(out) != 1 || out[0].Packages != 7 {
 		t.Fatalf("import --recheck: %+v %v", out, err)
+	}
+}
+
+// The release files and indexes of an apt source enter the cache like the
+// downloads, without an fsync each (store.PutBatched), and are made durable
+// by the run's one cache.Sync: a completed run leaves no batch marker. A run
+// that died before that may leave one torn under its name: the next run
+// drops it (cache.Recover), fetches it again and mirrors as before.
+func TestSyncAptRecoversTornCache(t *testing.T) {
+	needTools(t, "gpg", "gpgv")
+	e := newAptEnv(t, []string{"debian:*"}, "stable")
+	first := e.sync()
+	if first.Bundle == nil || first.Rejected != 0 {
+		t.Fatalf("first run: bundle %v, rejected %v", first.Bundle, rejectedOf(first))
+	}
+	cache := filepath.Join(e.dir, "state", CacheDir)
+	marker := filepath.Join(cache, store.UnsyncedMarker)
+	if _, err := os.Lstat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a completed run left the batch marker: %v", err)
+	}
+	inRelease, err := os.ReadFile(filepath.Join(e.repo, "dists", "stable", "InRelease"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := filepath.Join(cache, "sha256", sumOf(string(inRelease))[:2], sumOf(string(inRelease)))
+	if _, err := os.Lstat(blob); err != nil {
+		t.Fatalf("the verified InRelease is not in the cache: %v", err)
+	}
+	// The crash: the batch marker on disk, the InRelease torn.
+	os.Chmod(blob, 0o644)
+	if err := os.Truncate(blob, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.resetHits()
+	cfg, err := LoadConfig(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Sync(context.Background(), cfg, SyncOptions{Fetch: testFetchOptions(), Full: true})
+	if err != nil {
+		t.Fatalf("run after the crash: %v", err)
+	}
+	if res.Bundle == nil || res.Rejected != 0 {
+		t.Fatalf("run after the crash: bundle %v, rejected %v", res.Bundle, rejectedOf(res))
+	}
+	if hits := e.resetHits(); hits["/dists/stable/InRelease"] == 0 {
+		t.Fatalf("the torn InRelease was not fetched again: %v", hits)
+	}
+	if got, err := os.ReadFile(blob); err != nil || !bytes.Equal(got, inRelease) {
+		t.Fatalf("cached InRelease after recovery: %d bytes, %v; want the upstream's %d", len(got), err, len(inRelease))
+	}
+	if _, err := os.Lstat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("marker left after the run: %v", err)
+	}
+	m, blobs := e.bundle(res)
+	if !bytes.Equal(blobs[treeOf(m)["debian/_upstream/dists/stable/InRelease"]], inRelease) {
+		t.Fatal("the bundle does not carry the upstream InRelease as evidence")
 	}
 }

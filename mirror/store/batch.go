@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -138,6 +139,50 @@ func (s *Store) AdoptBatched(path string, sum string, size int64) error {
 	}
 	if err := os.Rename(path, dst); err != nil {
 		return fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// PutBatched is Put with AdoptBatched's durability: the bytes read from r
+// are checked against sum and, when size >= 0, against size while they are
+// written (a *MismatchError and nothing stored on a mismatch), then renamed
+// into place without an fsync; they are durable after the next Sync. When
+// the blob is already stored, PutBatched returns nil without reading r.
+func (s *Store) PutBatched(ctx context.Context, r io.Reader, sum string, size int64) error {
+	if _, err := s.path(sum); err != nil {
+		return err
+	}
+	if ok, err := s.Has(sum); err != nil || ok {
+		return err
+	}
+	limit := int64(-1)
+	if size >= 0 {
+		limit = size
+	}
+	t, err := s.write(ctx, r, limit)
+	if err != nil {
+		var tl *tooLarge
+		if errors.As(err, &tl) {
+			return &MismatchError{Want: sum, Size: tl.n, WantSize: size}
+		}
+		return err
+	}
+	defer t.abort()
+	if size >= 0 && t.size != size {
+		return &MismatchError{Want: sum, Size: t.size, WantSize: size}
+	}
+	if t.sum != sum {
+		return &MismatchError{Want: sum, Got: t.sum, Size: t.size, WantSize: size}
+	}
+	f := t.f
+	t.f = nil
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("store %s: write: %w", s.dir, err)
+	}
+	if err := s.AdoptBatched(f.Name(), sum, t.size); err != nil {
+		os.Remove(f.Name())
+		return err
 	}
 	return nil
 }

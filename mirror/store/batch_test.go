@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 )
 
 // tmpWith writes content to a new file in the store's temporary folder.
@@ -259,5 +261,53 @@ func TestPending(t *testing.T) {
 	}
 	if s.Pending() || markerExists(s) {
 		t.Fatalf("after Sync: pending %v, marker %v", s.Pending(), markerExists(s))
+	}
+}
+
+func TestPutBatched(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	good := []byte("a release file")
+	sum := sumOf(good)
+	// Mismatches store nothing, start no batch and leave no temporary file.
+	for _, tc := range []struct {
+		name string
+		data string
+		size int64
+	}{
+		{"other bytes", "a release fil!", int64(len(good))},
+		{"short", "a release", int64(len(good))},
+		{"long", "a release file, longer", int64(len(good))},
+		{"long, size unknown", "a release file, longer", -1},
+	} {
+		err := s.PutBatched(ctx, strings.NewReader(tc.data), sum, tc.size)
+		if !errors.Is(err, ErrMismatch) {
+			t.Errorf("%s: %v, want ErrMismatch", tc.name, err)
+		}
+		if ok, _ := s.Has(sum); ok || s.Pending() {
+			t.Fatalf("%s: stored %v, pending %v", tc.name, ok, s.Pending())
+		}
+	}
+	if err := s.PutBatched(ctx, strings.NewReader("x"), "ABC", 1); !errors.Is(err, ErrBadSum) {
+		t.Errorf("bad name: %v", err)
+	}
+	if ents, _ := os.ReadDir(s.TempDir()); len(ents) != 0 {
+		t.Fatalf("temporary files left: %v", ents)
+	}
+	if err := s.PutBatched(ctx, bytes.NewReader(good), sum, int64(len(good))); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(s.Path(sum)); err != nil || !bytes.Equal(got, good) {
+		t.Fatalf("stored %q %v", got, err)
+	}
+	if !s.Pending() || !markerExists(s) {
+		t.Fatal("PutBatched did not mark its batch")
+	}
+	// Stored already: r is not read.
+	if err := s.PutBatched(ctx, iotest.ErrReader(errors.New("must not be read")), sum, int64(len(good))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil || markerExists(s) {
+		t.Fatalf("Sync: %v, marker %v", err, markerExists(s))
 	}
 }
