@@ -24,9 +24,14 @@
 # (the upstream files were just written).
 #
 # RUNS (default 3) alternating pairs are timed on the same archive, each
-# from empty state, so that both tools see the same machine load.
+# from empty state, so that both tools see the same machine load. A last
+# row gives the median of every column.
 #
-#   scripts/bench/apt.sh [N] [SIZE_KIB] [RUNS]
+# BENCH_BASE=COMMIT also builds that commit's mirror and times it in every
+# run beside HEAD's (HEAD first in odd runs, the base first in even ones),
+# as extra rows marked "base", with their own median row.
+#
+#   [BENCH_BASE=COMMIT] scripts/bench/apt.sh [N] [SIZE_KIB] [RUNS]
 # Needs: go, nginx, aptly, dpkg-deb, apt-ftparchive, gpg, /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -49,6 +54,12 @@ mkdir -p "$work/src"
 git archive HEAD | tar -x -C "$work/src"
 (cd "$work/src" && go build -o "$work/mirror" ./cmd/mirror)
 echo "bench: mirror built from commit $(git rev-parse --short HEAD)" >&2
+if [ -n "${BENCH_BASE:-}" ]; then
+	mkdir -p "$work/base"
+	git archive "$BENCH_BASE" | tar -x -C "$work/base"
+	(cd "$work/base" && go build -o "$work/mirror-base" ./cmd/mirror)
+	echo "bench: base mirror built from commit $(git rev-parse --short "$BENCH_BASE")" >&2
+fi
 
 # The throwaway archive key (and the aptly publishing key).
 export GNUPGHOME=$work/gnupg
@@ -117,25 +128,27 @@ rss() { awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$1"; 
 
 "$work/mirror" keygen --out "$work/op" --unencrypted 2>/dev/null >/dev/null
 echo "bench: $n packages x $size_kib KiB ($mib MiB upstream); nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); aptly $(aptly version | awk '{print $3}')" >&2
-echo "| run | aptly wall s | aptly CPU s | aptly peak RSS MiB | mirror wall s | mirror CPU s | mirror peak RSS MiB | sync wall s | sync RSS MiB | import wall s | import RSS MiB | load avg |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-for r in $(seq 1 "$runs"); do
-# aptly.
-cat >"$work/aptly.conf" <<CONF
-{ "rootDir": "$work/aptly", "downloadConcurrency": 8, "architectures": ["amd64"], "gpgProvider": "gpg" }
-CONF
-cat >"$work/aptly.sh" <<SCRIPT
+# One timed run of a mirror build ($1: binary, $2: label for the row).
+time_mirror() {
+	local bin=$1 label=$2
+	cat >"$work/mirror.sh" <<SCRIPT
 set -e
-aptly -config=$work/aptly.conf mirror create -keyring=$work/trusted.gpg -architectures=amd64 -filter='Name (% p00*)' -filter-with-deps bench $url/ stable main
-aptly -config=$work/aptly.conf mirror update -keyring=$work/trusted.gpg bench
-aptly -config=$work/aptly.conf snapshot create snap from mirror bench
-aptly -config=$work/aptly.conf publish snapshot -gpg-key=publisher@bench.invalid -distribution=stable snap
+/usr/bin/time -v -o $work/sync.time $bin sync --config $work/mirror.toml
+/usr/bin/time -v -o $work/import.time $bin import --pub $work/op/operator.pub --repo $work/repo $work/out/*.tar.zst
 SCRIPT
-/usr/bin/time -v bash "$work/aptly.sh" >"$work/aptly.out" 2>"$work/aptly.time" || { cat "$work/aptly.out" "$work/aptly.time"; exit 1; }
-find "$work/aptly/public/pool" -name '*.deb' -printf '%f\n' | sort >"$work/aptly.debs"
-aptly_n=$(wc -l <"$work/aptly.debs")
+	/usr/bin/time -v bash "$work/mirror.sh" >"$work/mirror.out" 2>"$work/mirror.time" || { cat "$work/mirror.out" "$work/mirror.time"; exit 1; }
+	find -L "$work/repo/current/bench/pool" -name '*.deb' -printf '%f\n' | sort >"$work/mirror.debs"
+	mirror_n=$(wc -l <"$work/mirror.debs")
+	if ! cmp -s "$work/aptly.debs" "$work/mirror.debs"; then
+		echo "bench: aptly published $aptly_n .debs, mirror$label $mirror_n: not the same set" >&2
+		diff "$work/aptly.debs" "$work/mirror.debs" | head >&2
+		exit 1
+	fi
+	[ "$r" = 1 ] && echo "bench: aptly and mirror$label published the same $mirror_n .debs" >&2
+	echo "| $r$label | $aptly_row | $(secs "$work/mirror.time") | $(cpu "$work/mirror.time") | $(rss "$work/mirror.time") | $(secs "$work/sync.time") | $(rss "$work/sync.time") | $(secs "$work/import.time") | $(rss "$work/import.time") | $(cut -d' ' -f1 /proc/loadavg) |" | tee -a "$work/rows$label"
+	rm -rf "$work/out" "$work/state" "$work/repo"
+}
 
-# mirror.
 cat >"$work/mirror.toml" <<CONF
 jobs = 8
 [operator]
@@ -157,21 +170,53 @@ architectures = ["amd64"]
 packages = ["p00*"]
 with_dependencies = true
 CONF
-cat >"$work/mirror.sh" <<SCRIPT
+cat >"$work/aptly.conf" <<CONF
+{ "rootDir": "$work/aptly", "downloadConcurrency": 8, "architectures": ["amd64"], "gpgProvider": "gpg" }
+CONF
+cat >"$work/aptly.sh" <<SCRIPT
 set -e
-/usr/bin/time -v -o $work/sync.time $work/mirror sync --config $work/mirror.toml
-/usr/bin/time -v -o $work/import.time $work/mirror import --pub $work/op/operator.pub --repo $work/repo $work/out/*.tar.zst
+aptly -config=$work/aptly.conf mirror create -keyring=$work/trusted.gpg -architectures=amd64 -filter='Name (% p00*)' -filter-with-deps bench $url/ stable main
+aptly -config=$work/aptly.conf mirror update -keyring=$work/trusted.gpg bench
+aptly -config=$work/aptly.conf snapshot create snap from mirror bench
+aptly -config=$work/aptly.conf publish snapshot -gpg-key=publisher@bench.invalid -distribution=stable snap
 SCRIPT
-/usr/bin/time -v bash "$work/mirror.sh" >"$work/mirror.out" 2>"$work/mirror.time" || { cat "$work/mirror.out" "$work/mirror.time"; exit 1; }
-find -L "$work/repo/current/bench/pool" -name '*.deb' -printf '%f\n' | sort >"$work/mirror.debs"
-mirror_n=$(wc -l <"$work/mirror.debs")
-if ! cmp -s "$work/aptly.debs" "$work/mirror.debs"; then
-	echo "bench: aptly published $aptly_n .debs, mirror $mirror_n: not the same set" >&2
-	diff "$work/aptly.debs" "$work/mirror.debs" | head >&2
-	exit 1
-fi
-[ "$r" = 1 ] && echo "bench: both published the same $mirror_n .debs" >&2
 
-echo "| $r | $(secs "$work/aptly.time") | $(cpu "$work/aptly.time") | $(rss "$work/aptly.time") | $(secs "$work/mirror.time") | $(cpu "$work/mirror.time") | $(rss "$work/mirror.time") | $(secs "$work/sync.time") | $(rss "$work/sync.time") | $(secs "$work/import.time") | $(rss "$work/import.time") | $(cut -d' ' -f1 /proc/loadavg) |"
-rm -rf "$work/aptly" "$work/out" "$work/state" "$work/repo"
+echo "bench: load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "| run | aptly wall s | aptly CPU s | aptly peak RSS MiB | mirror wall s | mirror CPU s | mirror peak RSS MiB | sync wall s | sync RSS MiB | import wall s | import RSS MiB | load avg |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+: >"$work/rows"
+for r in $(seq 1 "$runs"); do
+	/usr/bin/time -v bash "$work/aptly.sh" >"$work/aptly.out" 2>"$work/aptly.time" || { cat "$work/aptly.out" "$work/aptly.time"; exit 1; }
+	find "$work/aptly/public/pool" -name '*.deb' -printf '%f\n' | sort >"$work/aptly.debs"
+	aptly_n=$(wc -l <"$work/aptly.debs")
+	aptly_row="$(secs "$work/aptly.time") | $(cpu "$work/aptly.time") | $(rss "$work/aptly.time")"
+	rm -rf "$work/aptly"
+	if [ -z "${BENCH_BASE:-}" ]; then
+		time_mirror "$work/mirror" ""
+	elif [ $((r % 2)) -eq 1 ]; then
+		time_mirror "$work/mirror" ""
+		time_mirror "$work/mirror-base" " base"
+	else
+		time_mirror "$work/mirror-base" " base"
+		time_mirror "$work/mirror" ""
+	fi
 done
+# Medians of every column (the load column too).
+median_row() {
+	awk -F'|' -v label="$2" '
+		{ for (c = 3; c <= NF - 1; c++) v[c, NR] = $c + 0; n = NR; cols = NF - 1 }
+		END {
+			printf "| median%s |", label
+			for (c = 3; c <= cols; c++) {
+				k = 0
+				for (i = 1; i <= n; i++) a[++k] = v[c, i]
+				for (i = 2; i <= k; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+				m = (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+				printf " %s |", m
+			}
+			printf "\n"
+		}' "$1"
+}
+median_row "$work/rows" ""
+[ -n "${BENCH_BASE:-}" ] && median_row "$work/rows base" " base"
+true
