@@ -318,7 +318,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		return res, nil
 	}
 
-	next := st.Clone()
+	next := st.CloneShipped()
 	// What was seen upstream is what this run verified: URLs no longer in
 	// the configuration (or rejected now) drop out, so the state stays
 	// bounded by the package set.

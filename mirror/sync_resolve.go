@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path"
@@ -43,9 +44,12 @@ type run struct {
 	smalls   map[string][]byte         // verified signatures by SHA-256, for the bundle
 	verified map[string]state.Verified // accepted verdicts of this run
 	trustSHA string
-	extras   []extra       // checksum lists and their signatures
-	apt      []aptRun      // apt sources' selections (sync_apt.go)
-	key      *operator.Key // the operator key, once loaded (operatorKey)
+	extras   []extra  // checksum lists and their signatures
+	apt      []aptRun // apt sources' selections (sync_apt.go)
+	items    []*item  // the pipeline's items (sigData)
+	sigOnce  sync.Once
+	sigIndex map[string][]byte // accepted items' signatures by SHA-256, made on first use
+	key      *operator.Key     // the operator key, once loaded (operatorKey)
 }
 
 // small is a small upstream document (signature, checksum list) in memory.
@@ -130,10 +134,32 @@ func (r *run) openBlob(sum string) (io.ReadCloser, error) {
 	r.mu.Lock()
 	data, ok := r.smalls[sum]
 	r.mu.Unlock()
+	if !ok {
+		data, ok = r.sigData(sum)
+	}
 	if ok {
 		return io.NopCloser(bytes.NewReader(data)), nil
 	}
 	return r.cache.Open(sum)
+}
+
+// sigData returns the signature with SHA-256 sum of an accepted item. The
+// index is made when the bundle writer first asks, not during the pipeline:
+// a run with nothing new never needs it.
+func (r *run) sigData(sum string) ([]byte, bool) {
+	r.sigOnce.Do(func() {
+		r.sigIndex = map[string][]byte{}
+		for _, it := range r.items {
+			if it.rejected != "" {
+				continue
+			}
+			for _, s := range it.sigs {
+				r.sigIndex[s.sha] = s.data
+			}
+		}
+	})
+	d, ok := r.sigIndex[sum]
+	return d, ok
 }
 
 func (r *run) record(u string, rec state.Upstream) {
@@ -401,6 +427,13 @@ func (r *run) getSmall(ctx context.Context, c *fetch.Client, u string, max int64
 // (network failures other than 404, I/O errors); rejections are recorded in
 // the items.
 func (r *run) pipeline(ctx context.Context, items []*item) error {
+	// Sized for what the items will record (a package and at least one
+	// signature each), instead of growing 20,000-entry maps step by step.
+	r.mu.Lock()
+	r.records = withRoom(r.records, 2*len(items))
+	r.verified = withRoom(r.verified, len(items))
+	r.items = items
+	r.mu.Unlock()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	dl := make(chan *item)
@@ -410,9 +443,22 @@ func (r *run) pipeline(ctx context.Context, items []*item) error {
 		dwg.Add(1)
 		go func() {
 			defer dwg.Done()
+			// Each request's context derives from this worker's, not
+			// from the shared ctx, so that registering and dropping it
+			// does not contend with the other workers.
+			wctx, wcancel := context.WithCancel(ctx)
+			defer wcancel()
 			for it := range dl {
-				if err := r.fetchItem(ctx, it); err != nil {
+				if err := r.fetchItem(wctx, it); err != nil {
 					cancel(err)
+					continue
+				}
+				if it.partialPath == "" {
+					// Nothing downloaded (a cached file, a rejection, a
+					// dry run): checked here, without the hand-over to
+					// the verify pool, which is there to overlap the
+					// checks of fresh downloads with the network.
+					r.verifyDone(wctx, it, cancel)
 					continue
 				}
 				vq <- it
@@ -427,13 +473,7 @@ func (r *run) pipeline(ctx context.Context, items []*item) error {
 		go func() {
 			defer vwg.Done()
 			for it := range vq {
-				if ctx.Err() == nil {
-					if err := r.verifyItem(ctx, it); err != nil {
-						cancel(err)
-						continue
-					}
-				}
-				r.opt.Progress.Package(it.result(r.st))
+				r.verifyDone(ctx, it, cancel)
 			}
 		}()
 	}
@@ -456,6 +496,28 @@ feed:
 		return fmt.Errorf("%w: %w", ErrSync, err)
 	}
 	return nil
+}
+
+// withRoom returns m, or a copy of it with room for n more entries.
+func withRoom[K comparable, V any](m map[K]V, n int) map[K]V {
+	if n <= 0 {
+		return m
+	}
+	c := make(map[K]V, len(m)+n)
+	maps.Copy(c, m)
+	return c
+}
+
+// verifyDone verifies a fetched item (unless the run is being cancelled) and
+// reports it.
+func (r *run) verifyDone(ctx context.Context, it *item, cancel context.CancelCauseFunc) {
+	if ctx.Err() == nil {
+		if err := r.verifyItem(ctx, it); err != nil {
+			cancel(err)
+			return
+		}
+	}
+	r.opt.Progress.Package(it.result(r.st))
 }
 
 // fetchItem fetches the signatures and, unless the cache holds the file,
@@ -614,9 +676,8 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		hook("adopted")
 	}
 	// Signatures are fetched whole every run, so they stay in memory for
-	// the bundle (no cache write, no fsync per signature).
+	// the bundle (no cache write, no fsync per signature; sigData).
 	for _, s := range it.sigs {
-		r.keepSmall(s.sha, s.data)
 		r.record(s.url, state.Upstream{SHA256: s.sha, Size: int64(len(s.data))})
 	}
 	r.record(it.pkg.URL, state.Upstream{SHA256: it.fileSHA, Size: it.fileSize})

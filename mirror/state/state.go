@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -207,6 +208,15 @@ func (s *State) Clone() *State {
 		c.Verified[k] = v
 	}
 	return c
+}
+
+// CloneShipped is Clone without Upstreams and Verified (left empty): what a
+// run starts its next state from, since it replaces both with what it
+// verified itself (copying 60,000 entries only to drop them cost a no-op
+// run of 20,000 packages 10 ms).
+func (s *State) CloneShipped() *State {
+	return &State{Format: s.Format, Sequence: s.Sequence, Bundle: s.Bundle, Digest: s.Digest,
+		Shipped: maps.Clone(s.Shipped), Upstreams: map[string]Upstream{}, Verified: map[string]Verified{}}
 }
 
 // Record marks blobs as shipped in bundle seq and makes seq the last

@@ -71,3 +71,19 @@ func TestLoadRejectsCorrupt(t *testing.T) {
 		}
 	}
 }
+
+func TestCloneShipped(t *testing.T) {
+	s := New()
+	s.Record(1, []string{sum('a')})
+	s.Bundle, s.Digest = "b", "d"
+	s.Upstreams["u"] = Upstream{SHA256: sum('a')}
+	s.Verified["v"] = Verified{File: sum('a')}
+	c := s.CloneShipped()
+	c.Record(2, []string{sum('b')})
+	if s.Sequence != 1 || len(s.Shipped) != 1 || len(s.Upstreams) != 1 || len(s.Verified) != 1 {
+		t.Fatalf("clone changed the original: %+v", s)
+	}
+	if c.Bundle != "b" || c.Digest != "d" || c.Format != s.Format || len(c.Shipped) != 2 || c.Shipped[sum('a')] != 1 || len(c.Upstreams) != 0 || len(c.Verified) != 0 || c.Upstreams == nil || c.Verified == nil {
+		t.Fatalf("CloneShipped = %+v", c)
+	}
+}
