@@ -3,6 +3,8 @@ package mirror
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -92,6 +94,7 @@ type item struct {
 	rejected    string
 	keys        []string
 	schemes     map[string]string // signature URL → scheme
+	sigsDigest  string            // sigsSum
 }
 
 // listInfo is a verified checksum list of a source.
@@ -689,13 +692,26 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 	return nil
 }
 
-// sigsDigest identifies a package's signature files.
+// sigsDigest identifies a package's signature files: the SHA-256 of a
+// line "URL SHA256" per signature.
 func sigsDigest(sigs []small) string {
-	var b strings.Builder
+	h := sha256.New()
 	for _, s := range sigs {
-		b.WriteString(s.url + " " + s.sha + "\n")
+		io.WriteString(h, s.url)
+		io.WriteString(h, " ")
+		io.WriteString(h, s.sha)
+		io.WriteString(h, "\n")
 	}
-	return sha256Hex([]byte(b.String()))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// sigsSum is sigsDigest(it.sigs), computed once (reusable and remember
+// both need it).
+func (it *item) sigsSum() string {
+	if it.sigsDigest == "" {
+		it.sigsDigest = sigsDigest(it.sigs)
+	}
+	return it.sigsDigest
 }
 
 // reusable returns the remembered verdict for a cached file when it still
@@ -707,7 +723,7 @@ func (r *run) reusable(it *item) (state.Verified, bool) {
 		return state.Verified{}, false
 	}
 	v, ok := r.st.Verified[it.full()]
-	if !ok || v.File != it.fileSHA || v.Sigs != sigsDigest(it.sigs) || v.Trust != r.trustSHA || len(v.Keys) == 0 || r.now.Before(v.At) {
+	if !ok || v.File != it.fileSHA || v.Sigs != it.sigsSum() || v.Trust != r.trustSHA || len(v.Keys) == 0 || r.now.Before(v.At) {
 		return state.Verified{}, false
 	}
 	for _, s := range v.Schemes {
@@ -726,7 +742,7 @@ func (r *run) reusable(it *item) (state.Verified, bool) {
 }
 
 func (r *run) remember(it *item, keys []string, at, signed time.Time) {
-	v := state.Verified{File: it.fileSHA, Sigs: sigsDigest(it.sigs), Trust: r.trustSHA, Keys: keys, Schemes: it.schemes, At: at, Signed: signed}
+	v := state.Verified{File: it.fileSHA, Sigs: it.sigsSum(), Trust: r.trustSHA, Keys: keys, Schemes: it.schemes, At: at, Signed: signed}
 	r.mu.Lock()
 	r.verified[it.full()] = v
 	r.mu.Unlock()
