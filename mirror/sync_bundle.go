@@ -8,7 +8,7 @@ import (
 	"io"
 	"path"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/mirror-tool/mirror/bundle"
@@ -26,8 +26,8 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 		Expires:     r.now.UTC().Add(r.cfg.Output.Expires.D()),
 		ToolVersion: r.opt.ToolVersion,
 		Trust:       bundle.Trust{SHA256: sha256Hex([]byte(trustText)), File: trustText},
-		Packages:    []bundle.Package{},
-		Tree:        []bundle.Entry{},
+		Packages:    make([]bundle.Package, 0, len(items)),
+		Tree:        make([]bundle.Entry, 0, 2*len(items)),
 		Rejected:    []bundle.Rejected{},
 	}
 	if m.ToolVersion == "" {
@@ -36,7 +36,7 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 	for _, s := range r.cfg.Sources {
 		m.Sources = append(m.Sources, bundle.Source{Name: s.Name, Type: s.Type, URL: s.URL})
 	}
-	tree := map[string]bundle.Entry{}
+	tree := make(map[string]bundle.Entry, 2*len(items))
 	add := func(p, sum string, size int64) error {
 		if old, ok := tree[p]; ok && (old.SHA256 != sum || old.Size != size) {
 			return fmt.Errorf("%w: two different files for publish path %s", ErrSync, p)
@@ -80,17 +80,18 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 			m.Rejected = append(m.Rejected, bundle.Rejected{Source: p.Source, Name: clipText(p.Name), Reason: clipText(p.Reason)})
 		}
 	}
-	sort.Slice(m.Packages, func(i, j int) bool { return m.Packages[i].Path < m.Packages[j].Path })
-	sizes := map[string]int64{}
+	slices.SortFunc(m.Packages, func(a, b bundle.Package) int { return strings.Compare(a.Path, b.Path) })
+	sizes := make(map[string]int64, len(tree))
 	for _, e := range tree {
 		m.Tree = append(m.Tree, e)
 		sizes[e.SHA256] = e.Size
 	}
-	sort.Slice(m.Tree, func(i, j int) bool { return m.Tree[i].Path < m.Tree[j].Path })
+	slices.SortFunc(m.Tree, func(a, b bundle.Entry) int { return strings.Compare(a.Path, b.Path) })
+	m.Blobs = make([]bundle.Blob, 0, len(sizes))
 	for sum, size := range sizes {
 		m.Blobs = append(m.Blobs, bundle.Blob{SHA256: sum, Size: size})
 	}
-	sort.Slice(m.Blobs, func(i, j int) bool { return m.Blobs[i].SHA256 < m.Blobs[j].SHA256 })
+	slices.SortFunc(m.Blobs, func(a, b bundle.Blob) int { return strings.Compare(a.SHA256, b.SHA256) })
 
 	d, err := setDigest(m.Sources, m.Trust.SHA256, m.Packages, m.Tree)
 	if err != nil {
