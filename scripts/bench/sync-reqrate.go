@@ -7,11 +7,17 @@
 // requests per second and the wall time: a sync of N packages with one
 // signature each needs 2N such requests cold and N on a no-op.
 //
-//	go run scripts/bench/sync-reqrate.go -base http://127.0.0.1:8080/set/ -list LISTING [-j 8] [-suffix .minisig]
+//	go run scripts/bench/sync-reqrate.go -base http://127.0.0.1:8080/set/ -list LISTING [-j 8] [-suffix .minisig] [-fetch]
+//
+// With -fetch, the requests go through mirror's own client
+// (mirror/fetch.Client.Get, bodies bounded to 1 MiB, as sync fetches
+// signatures) instead of the bare one: the difference is the fetch client's
+// per-request cost.
 package main
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +27,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mirror-tool/mirror/mirror/fetch"
 )
 
 func main() {
@@ -28,6 +36,7 @@ func main() {
 	list := flag.String("list", "", "file with one path per line")
 	jobs := flag.Int("j", 8, "parallel connections")
 	suffix := flag.String("suffix", "", "appended to every path")
+	viaFetch := flag.Bool("fetch", false, "use mirror/fetch.Client.Get instead of a bare net/http client")
 	flag.Parse()
 	f, err := os.Open(*list)
 	if err != nil {
@@ -43,6 +52,12 @@ func main() {
 	}
 	f.Close()
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *jobs, DisableCompression: true}}
+	fc, err := fetch.New(fetch.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx := context.Background()
 	ch := make(chan string)
 	var errs, bytes atomic.Int64
 	var wg sync.WaitGroup
@@ -54,6 +69,14 @@ func main() {
 			defer wg.Done()
 			b := buf()
 			for p := range ch {
+				if *viaFetch {
+					body, _, _, err := fc.Get(ctx, *base+p, 1<<20, fetch.Validators{})
+					if err != nil {
+						errs.Add(1)
+					}
+					bytes.Add(int64(len(body)))
+					continue
+				}
 				resp, err := c.Get(*base + p)
 				if err != nil {
 					errs.Add(1)
@@ -74,7 +97,11 @@ func main() {
 	close(ch)
 	wg.Wait()
 	d := time.Since(start)
-	fmt.Printf("%d requests in %.2f s: %.0f requests/s, %.1f MiB, %d errors\n",
+	client := "bare net/http"
+	if *viaFetch {
+		client = "mirror/fetch"
+	}
+	fmt.Printf("%s: %d requests in %.2f s: %.0f requests/s, %.1f MiB, %d errors\n", client,
 		len(paths), d.Seconds(), float64(len(paths))/d.Seconds(), float64(bytes.Load())/(1<<20), errs.Load())
 	if errs.Load() > 0 {
 		os.Exit(1)
