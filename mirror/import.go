@@ -121,6 +121,7 @@ func GroupBundles(paths []string) [][]string {
 type pending struct {
 	paths []string
 	m     *bundle.Manifest
+	rd    *bundle.Reader // still open from the first pass (a single bundle), or nil
 }
 
 // Import imports bundles into the repository at opts.Repo: each checked
@@ -149,7 +150,9 @@ func Import(ctx context.Context, opts ImportOptions, paths []string) ([]ImportRe
 	repo.Checkpoint("opened")
 
 	// First pass: check each signature and read the manifests, to order
-	// the bundles. The second pass opens them again (and checks again).
+	// the bundles. The second pass opens them again (and checks again),
+	// except a single bundle, whose reader stays open: it has read nothing
+	// past its checked manifest yet.
 	var todo []pending
 	var errs []error
 	for _, g := range groups {
@@ -161,8 +164,13 @@ func Import(ctx context.Context, opts ImportOptions, paths []string) ([]ImportRe
 			errs = append(errs, logRefusal(r, opts, g[0], nil, err))
 			continue
 		}
-		todo = append(todo, pending{paths: g, m: rd.Manifest()})
-		rd.Close()
+		p := pending{paths: g, m: rd.Manifest()}
+		if len(groups) == 1 {
+			p.rd = rd
+		} else {
+			rd.Close()
+		}
+		todo = append(todo, p)
 	}
 	slices.SortStableFunc(todo, func(a, b pending) int {
 		switch {
@@ -280,9 +288,12 @@ func admit(r *repo.Repo, opts ImportOptions, m *bundle.Manifest) (already bool, 
 
 func importOne(ctx context.Context, r *repo.Repo, opts ImportOptions, p pending) (ImportResult, error) {
 	name := p.paths[0]
-	rd, err := bundle.Open(ctx, p.paths, opts.Pub, opts.Limits)
-	if err != nil {
-		return ImportResult{}, logRefusal(r, opts, name, nil, err)
+	rd := p.rd
+	if rd == nil {
+		var err error
+		if rd, err = bundle.Open(ctx, p.paths, opts.Pub, opts.Limits); err != nil {
+			return ImportResult{}, logRefusal(r, opts, name, nil, err)
+		}
 	}
 	defer rd.Close()
 	m := rd.Manifest()
