@@ -178,12 +178,20 @@ func (r *Repo) Publish(ctx context.Context, rec *Record, manifest []byte) error 
 			os.RemoveAll(work)
 		}
 	}()
+	// The blobs this import adopted (Ingest: store.AdoptBatched) become
+	// durable first, and the store's batch marker goes, before the tree
+	// links them: a link changes a blob's inode change time, so a batch
+	// window that covered the build would make store.Recover, after a
+	// crash, re-hash every blob of the tree instead of only the new ones.
+	if err := r.blobs.Sync(); err != nil {
+		return fmt.Errorf("build generation %d: %w", rec.Sequence, err)
+	}
 	dirs, err := r.build(ctx, work, rec.Tree)
 	if err != nil {
 		return fmt.Errorf("build generation %d: %w", rec.Sequence, err)
 	}
 	Checkpoint("built")
-	if err := r.syncBuilt(work, dirs); err != nil {
+	if err := syncTree(work, dirs); err != nil {
 		return fmt.Errorf("build generation %d: %w", rec.Sequence, err)
 	}
 	Checkpoint("synced")
@@ -223,7 +231,7 @@ func (r *Repo) Publish(ctx context.Context, rec *Record, manifest []byte) error 
 
 // build lays the tree out under work: folders, then one hard link (or
 // copy) per file. It returns the folders made, parents before children;
-// nothing is synced yet (syncBuilt).
+// nothing is synced yet (syncTree).
 func (r *Repo) build(ctx context.Context, work string, tree []Entry) ([]string, error) {
 	root, err := os.OpenRoot(work)
 	if err != nil {
@@ -259,21 +267,10 @@ func (r *Repo) build(ctx context.Context, work string, tree []Entry) ([]string, 
 	return order, nil
 }
 
-// syncBuilt makes the blobs this import adopted (Ingest: store.AdoptBatched)
-// and the tree built under work durable, before the generation is placed
-// and switched. When the tree lives on the store's filesystem and a batch
-// is pending, the store's one syncfs(2) covers both; otherwise the store
-// syncs its batch (if any) and one syncfs of the tree's filesystem covers
-// the tree (its folders and links; copies were fsynced by place). Without
-// syncfs the folders are synced one by one, deepest first.
-func (r *Repo) syncBuilt(work string, dirs []string) error {
-	pending := r.blobs.Pending()
-	if err := r.blobs.Sync(); err != nil {
-		return err
-	}
-	if pending && sameFS(r.blobs.Dir(), work) {
-		return nil
-	}
+// syncTree makes the tree built under work durable (its folders and links;
+// copies were fsynced by place) with one syncfs(2) of its file system;
+// without syncfs, folder by folder, deepest first.
+func syncTree(work string, dirs []string) error {
 	if err := syncFS(work); err == nil {
 		return nil
 	} else if !errors.Is(err, errors.ErrUnsupported) {

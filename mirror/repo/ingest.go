@@ -40,11 +40,11 @@ var ErrBlobMismatch = errors.New("blob does not match its SHA-256 or size")
 // a temporary file in the store's temporary folder, hashing and counting
 // it; only a blob whose hash and size match is moved under its name, with
 // store.AdoptBatched: no fsync of its own. The blobs of an import become
-// durable at once in Publish, by one syncfs(2) that also covers the
-// generation built from them, before anything is switched. Until then the
-// store's batch marker is on disk, so a crash in between cannot leave a
-// torn blob behind: Open re-hashes that batch (store.Recover) and drops
-// what does not match. Call Wait at the end.
+// durable at once in Publish, by one syncfs(2) before the generation is
+// built from them (a second one covers the tree before it is switched).
+// Until then the store's batch marker is on disk, so a crash in between
+// cannot leave a torn blob behind: Open re-hashes that batch
+// (store.Recover) and drops what does not match. Call Wait at the end.
 type Ingest struct {
 	r   *Repo
 	ctx context.Context

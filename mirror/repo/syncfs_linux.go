@@ -3,7 +3,6 @@ package repo
 import (
 	"fmt"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,14 +19,4 @@ func syncFS(dir string) error {
 		return fmt.Errorf("syncfs %s: %w", dir, err)
 	}
 	return nil
-}
-
-// sameFS reports whether a and b are on one filesystem (one device); false
-// when either cannot be examined.
-func sameFS(a, b string) bool {
-	var sa, sb syscall.Stat_t
-	if syscall.Stat(a, &sa) != nil || syscall.Stat(b, &sb) != nil {
-		return false
-	}
-	return sa.Dev == sb.Dev
 }
