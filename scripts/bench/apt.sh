@@ -31,11 +31,7 @@
 # run beside HEAD's (HEAD first in odd runs, the base first in even ones),
 # as extra rows marked "base", with their own median row.
 #
-# BENCH_NICE=N runs every timed command (aptly's and mirror's alike) under
-# `nice -n N`; a negative N (root only) gives them precedence over the
-# other load of a shared machine for the CPU (not for the disk).
-#
-#   [BENCH_BASE=COMMIT] [BENCH_NICE=N] scripts/bench/apt.sh [N] [SIZE_KIB] [RUNS]
+#   [BENCH_BASE=COMMIT] scripts/bench/apt.sh [N] [SIZE_KIB] [RUNS]
 # Needs: go, nginx, aptly, dpkg-deb, apt-ftparchive, gpg, /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -140,7 +136,7 @@ set -e
 /usr/bin/time -v -o $work/sync.time $bin sync --config $work/mirror.toml
 /usr/bin/time -v -o $work/import.time $bin import --pub $work/op/operator.pub --repo $work/repo $work/out/*.tar.zst
 SCRIPT
-	$nice /usr/bin/time -v bash "$work/mirror.sh" >"$work/mirror.out" 2>"$work/mirror.time" || { cat "$work/mirror.out" "$work/mirror.time"; exit 1; }
+	/usr/bin/time -v bash "$work/mirror.sh" >"$work/mirror.out" 2>"$work/mirror.time" || { cat "$work/mirror.out" "$work/mirror.time"; exit 1; }
 	find -L "$work/repo/current/bench/pool" -name '*.deb' -printf '%f\n' | sort >"$work/mirror.debs"
 	mirror_n=$(wc -l <"$work/mirror.debs")
 	if ! cmp -s "$work/aptly.debs" "$work/mirror.debs"; then
@@ -185,17 +181,12 @@ aptly -config=$work/aptly.conf snapshot create snap from mirror bench
 aptly -config=$work/aptly.conf publish snapshot -gpg-key=publisher@bench.invalid -distribution=stable snap
 SCRIPT
 
-nice=""
-if [ -n "${BENCH_NICE:-}" ]; then
-	nice="nice -n $BENCH_NICE"
-	echo "bench: every timed command runs under $nice" >&2
-fi
 echo "bench: load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo "| run | aptly wall s | aptly CPU s | aptly peak RSS MiB | mirror wall s | mirror CPU s | mirror peak RSS MiB | sync wall s | sync RSS MiB | import wall s | import RSS MiB | load avg |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 : >"$work/rows"
 for r in $(seq 1 "$runs"); do
-	$nice /usr/bin/time -v bash "$work/aptly.sh" >"$work/aptly.out" 2>"$work/aptly.time" || { cat "$work/aptly.out" "$work/aptly.time"; exit 1; }
+	/usr/bin/time -v bash "$work/aptly.sh" >"$work/aptly.out" 2>"$work/aptly.time" || { cat "$work/aptly.out" "$work/aptly.time"; exit 1; }
 	find "$work/aptly/public/pool" -name '*.deb' -printf '%f\n' | sort >"$work/aptly.debs"
 	aptly_n=$(wc -l <"$work/aptly.debs")
 	aptly_row="$(secs "$work/aptly.time") | $(cpu "$work/aptly.time") | $(rss "$work/aptly.time")"
