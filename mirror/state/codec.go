@@ -88,6 +88,12 @@ const (
 
 var magicV2 = []byte(Format + "\n")
 
+// maxPrealloc bounds the room made up front for a count read from the file
+// (a count is only checked against the bytes left, which allow 64 million
+// entries in a MaxStateSize file): a damaged count cannot make the reader
+// allocate gigabytes before it fails. 20,000 packages make 40,000 entries.
+const maxPrealloc = 1 << 17
+
 type encoder struct {
 	b    []byte
 	last [numSlots]string
@@ -444,7 +450,7 @@ func decode(data []byte) (*State, error) {
 			s.Digest = d.str(slotDigest)
 		case tagShipped:
 			n := d.count(4)
-			s.Shipped = make(map[string]uint64, n)
+			s.Shipped = make(map[string]uint64, min(n, maxPrealloc))
 			prev := ""
 			for i := range n {
 				k := d.key(prev, i == 0)
@@ -453,7 +459,7 @@ func decode(data []byte) (*State, error) {
 			}
 		case tagUpstreams:
 			n := d.count(4)
-			s.Upstreams = make(map[string]Upstream, n)
+			s.Upstreams = make(map[string]Upstream, min(n, maxPrealloc))
 			prev := ""
 			for i := range n {
 				k := d.key(prev, i == 0)
@@ -462,7 +468,7 @@ func decode(data []byte) (*State, error) {
 			}
 		case tagVerified:
 			n := d.count(4)
-			s.Verified = make(map[string]Verified, n)
+			s.Verified = make(map[string]Verified, min(n, maxPrealloc))
 			prev := ""
 			for i := range n {
 				k := d.key(prev, i == 0)
@@ -515,7 +521,7 @@ func (d *decoder) verified() Verified {
 			if n == 0 && d.err == nil {
 				d.fail("empty key list written")
 			}
-			v.Keys = make([]string, 0, n)
+			v.Keys = make([]string, 0, min(n, 16))
 			for range n {
 				v.Keys = append(v.Keys, d.str(slotKeyName))
 			}
@@ -524,7 +530,7 @@ func (d *decoder) verified() Verified {
 			if n == 0 && d.err == nil {
 				d.fail("empty scheme list written")
 			}
-			v.Schemes = make(map[string]string, n)
+			v.Schemes = make(map[string]string, min(n, 16))
 			prev := ""
 			for i := range n {
 				name := d.str(slotSchemeName)

@@ -3,12 +3,14 @@ package state
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -319,4 +321,23 @@ func FuzzDecodeStateBody(f *testing.F) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", s2, s)
 		}
 	})
+}
+
+// TestParseHugeCountFailsCheaply: a count the bytes left would allow (a
+// quarter of them) but that the entries do not fill is refused, without the
+// reader making room for all of them first.
+func TestParseHugeCountFailsCheaply(t *testing.T) {
+	body := []byte{tagShipped}
+	body = binary.AppendUvarint(body, 1<<22)
+	body = append(body, make([]byte, 1<<24)...) // zeros: no valid key
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s, err := Parse(withSum(body))
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrCorrupt) || s != nil {
+		t.Fatalf("Parse = %v, %v; want ErrCorrupt", s, err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Fatalf("refusing a 4M-entry count allocated %d MiB", grew>>20)
+	}
 }
