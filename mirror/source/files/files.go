@@ -319,13 +319,45 @@ func escapePath(p string) string {
 	return strings.Join(parts, "/")
 }
 
+// expand replaces the placeholders of tmpl, left to right, without
+// rescanning what it put in (as strings.Replacer does, without building
+// one per file: sync expands a template for every file of a source).
+func expand(tmpl, file string) string {
+	if !strings.Contains(tmpl, "{") {
+		return tmpl
+	}
+	var b strings.Builder
+	b.Grow(len(tmpl) + len(file))
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		if i < 0 {
+			b.WriteString(tmpl)
+			return b.String()
+		}
+		b.WriteString(tmpl[:i])
+		rest := tmpl[i:]
+		switch {
+		case strings.HasPrefix(rest, "{file}"):
+			b.WriteString(file)
+			tmpl = rest[len("{file}"):]
+		case strings.HasPrefix(rest, "{name}"):
+			b.WriteString(path.Base(file))
+			tmpl = rest[len("{name}"):]
+		case strings.HasPrefix(rest, "{dir}"):
+			b.WriteString(path.Dir(file))
+			tmpl = rest[len("{dir}"):]
+		default:
+			b.WriteByte('{')
+			tmpl = rest[1:]
+		}
+	}
+}
+
 // Expand fills a signature template for file (a clean path under the
 // source): {file} is the path, {name} its base name, {dir} its folder ("."
 // for the top). The result is a path under the source or an absolute URL.
 func Expand(tmpl, file string) (string, error) {
-	dir := path.Dir(file)
-	r := strings.NewReplacer("{file}", file, "{name}", path.Base(file), "{dir}", dir)
-	out := r.Replace(tmpl)
+	out := expand(tmpl, file)
 	if strings.ContainsAny(out, "{}") {
 		return "", fmt.Errorf("template %q: unknown placeholder (want {file}, {name} or {dir})", tmpl)
 	}
