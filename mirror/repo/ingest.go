@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // tmpPrefix names the temporary blob files of an import inside the store's
@@ -36,40 +37,97 @@ func (e *BlobError) Unwrap() error { return ErrBlobMismatch }
 // ErrBlobMismatch: a blob's bytes differ from its announced hash or size.
 var ErrBlobMismatch = errors.New("blob does not match its SHA-256 or size")
 
-// Ingest streams blobs into the repository's store. Add reads one blob to
-// a temporary file in the store's temporary folder, hashing and counting
-// it; only a blob whose hash and size match is moved under its name, with
+// Ingest streams blobs into the repository's store, in two goroutines so
+// that reading the source (for a bundle: zstd, tar and the reader's own
+// SHA-256) runs beside hashing and writing the copy. Add reads a blob from
+// its source in chunks and hands them to a writer goroutine, which writes
+// them to a temporary file in the store's temporary folder while hashing
+// and counting them; only a blob whose hash and size match, and whose
+// source ended without an error, is moved under its name, with
 // store.AdoptBatched: no fsync of its own. The blobs of an import become
 // durable at once in Publish, by one syncfs(2) before the generation is
 // built from them (a second one covers the tree before it is switched).
 // Until then the store's batch marker is on disk, so a crash in between
 // cannot leave a torn blob behind: Open re-hashes that batch
-// (store.Recover) and drops what does not match. Call Wait at the end.
+// (store.Recover) and drops what does not match.
+//
+// Add returns once it has read its blob; the writer may still be checking
+// it. A failure of the writer (a mismatch, a full disk) is returned by the
+// next Add or by Wait, which must be called once at the end, also after a
+// failed Add.
 type Ingest struct {
-	r   *Repo
-	ctx context.Context
-	buf []byte
-	err error // sticky: the first failure
+	r    *Repo
+	ctx  context.Context
+	msgs chan ingestMsg // to the writer
+	free chan []byte    // chunk buffers, back from the writer
+	done chan struct{}  // closed when the writer has finished
 
+	mu  sync.Mutex
+	err error // the first failure, of either goroutine
+
+	// Set by the writer; read them after Wait.
 	NewBlobs int   // blobs stored by this ingest
 	Bytes    int64 // their bytes
 }
 
+// Chunks in flight between Add and the writer: ingestChunks buffers of
+// ingestChunk bytes (2 MiB in all).
+const (
+	ingestChunk  = 256 << 10
+	ingestChunks = 8
+)
+
+type ingestOp int
+
+const (
+	opStart ingestOp = iota // a blob begins: sum, size
+	opData                  // buf holds its next bytes
+	opEnd                   // the source ended cleanly: check and adopt
+	opAbort                 // the source failed: drop the copy
+)
+
+type ingestMsg struct {
+	op   ingestOp
+	sum  string
+	size int64
+	buf  []byte
+}
+
 // Ingest starts streaming blobs into the store.
 func (r *Repo) Ingest(ctx context.Context) *Ingest {
-	return &Ingest{r: r, ctx: ctx, buf: make([]byte, 256<<10)}
+	in := &Ingest{r: r, ctx: ctx, msgs: make(chan ingestMsg, 2*ingestChunks), free: make(chan []byte, ingestChunks),
+		done: make(chan struct{})}
+	for range ingestChunks {
+		in.free <- make([]byte, ingestChunk)
+	}
+	go in.writer()
+	return in
+}
+
+func (in *Ingest) fail(err error) {
+	in.mu.Lock()
+	if in.err == nil {
+		in.err = err
+	}
+	in.mu.Unlock()
+}
+
+func (in *Ingest) firstErr() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.err
 }
 
 // Add reads the blob sum of size bytes from src to its end. A blob already
 // stored is read through all the same (src may check its hash at the end)
-// and not written. After a failure every later Add returns that error.
+// and not written. It returns the first failure of this ingest so far.
 func (in *Ingest) Add(sum string, size int64, src io.Reader) error {
-	if in.err != nil {
-		return in.err
+	if err := in.firstErr(); err != nil {
+		return err
 	}
 	if err := in.add(sum, size, src); err != nil {
-		in.err = err
-		return err
+		in.fail(err)
+		return in.firstErr()
 	}
 	return nil
 }
@@ -85,8 +143,14 @@ func (in *Ingest) add(sum string, size int64, src io.Reader) error {
 	if err != nil {
 		return err
 	}
+	rd := io.LimitReader(src, size+1)
 	if have {
-		n, err := io.CopyBuffer(io.Discard, io.LimitReader(src, size+1), in.buf)
+		buf, err := in.buffer()
+		if err != nil {
+			return err
+		}
+		n, err := io.CopyBuffer(io.Discard, rd, buf)
+		in.free <- buf
 		if err != nil {
 			return err
 		}
@@ -95,63 +159,151 @@ func (in *Ingest) add(sum string, size int64, src io.Reader) error {
 		}
 		return nil
 	}
-	f, err := os.CreateTemp(in.r.blobs.TempDir(), tmpPrefix+"*")
-	if err != nil {
-		return fmt.Errorf("store blob %s: %w", sum, err)
-	}
-	h := sha256.New()
-	w := io.MultiWriter(WrapWriter(f), h)
-	rd := &readErr{r: io.LimitReader(src, size+1)}
-	n, err := io.CopyBuffer(w, rd, in.buf)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && n != size {
-		err = &BlobError{SHA256: sum, Size: size, GotSize: n}
-	}
-	if err == nil {
-		if got := hex.EncodeToString(h.Sum(nil)); got != sum {
-			err = &BlobError{SHA256: sum, Size: size, Got: got, GotSize: n}
+	in.msgs <- ingestMsg{op: opStart, sum: sum, size: size}
+	var n int64
+	for {
+		buf, err := in.buffer()
+		if err != nil {
+			in.msgs <- ingestMsg{op: opAbort}
+			return err
+		}
+		k, rerr := io.ReadFull(rd, buf)
+		n += int64(k)
+		if k > 0 {
+			in.msgs <- ingestMsg{op: opData, buf: buf[:k]}
+		} else {
+			in.free <- buf
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			// The source's own error names the blob (a bundle's
+			// *BlobError, a damaged part, a cancelled context).
+			in.msgs <- ingestMsg{op: opAbort}
+			return rerr
+		}
+		if n > size {
+			in.msgs <- ingestMsg{op: opAbort}
+			return &BlobError{SHA256: sum, Size: size, GotSize: n}
 		}
 	}
-	if err != nil {
-		os.Remove(f.Name())
-		var be *BlobError
-		if errors.As(err, &be) || (rd.err != nil && err == rd.err) {
-			return err // the source's own error names the blob
-		}
-		return fmt.Errorf("store blob %s: %w", sum, err)
+	if n != size {
+		in.msgs <- ingestMsg{op: opAbort}
+		return &BlobError{SHA256: sum, Size: size, GotSize: n}
 	}
-	// Checked: only now does the blob get its name.
-	if err := in.r.blobs.AdoptBatched(f.Name(), sum, size); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("store blob %s: %w", sum, err)
-	}
-	in.NewBlobs++
-	in.Bytes += size
-	Checkpoint("blob")
+	in.msgs <- ingestMsg{op: opEnd}
 	return nil
 }
 
-// Wait returns the first error of the ingest. The blobs are visible in the
-// store; they are durable after the next Publish (or Sync of the store).
-// Call it once, after the last Add (also when an Add failed).
-func (in *Ingest) Wait() error {
-	return in.err
-}
-
-// readErr remembers the error of the source, to tell it from a write error.
-type readErr struct {
-	r   io.Reader
-	err error
-}
-
-func (r *readErr) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if err != nil && err != io.EOF {
-		r.err = err
+// buffer waits for a free chunk buffer.
+func (in *Ingest) buffer() ([]byte, error) {
+	select {
+	case b := <-in.free:
+		return b[:cap(b)], nil
+	case <-in.ctx.Done():
+		return nil, in.ctx.Err()
 	}
-	return n, err
+}
+
+// writer writes, hashes and checks the blobs Add hands over, one after
+// another, and adopts each that passed.
+func (in *Ingest) writer() {
+	defer close(in.done)
+	var (
+		f    *os.File
+		w    io.Writer
+		h    = sha256.New()
+		cur  ingestMsg // the blob being written
+		n    int64
+		werr error // this blob failed: its remaining chunks are dropped
+	)
+	drop := func() {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+			f = nil
+		}
+	}
+	defer drop()
+	for m := range in.msgs {
+		switch m.op {
+		case opStart:
+			drop()
+			cur, n, werr = m, 0, nil
+			h.Reset()
+			if in.firstErr() != nil {
+				werr = errSkipped
+				continue
+			}
+			var err error
+			if f, err = os.CreateTemp(in.r.blobs.TempDir(), tmpPrefix+"*"); err != nil {
+				werr = fmt.Errorf("store blob %s: %w", cur.sum, err)
+				in.fail(werr)
+				continue
+			}
+			w = WrapWriter(f)
+		case opData:
+			if werr == nil {
+				if _, err := w.Write(m.buf); err != nil {
+					werr = fmt.Errorf("store blob %s: %w", cur.sum, err)
+					in.fail(werr)
+					drop()
+				} else {
+					h.Write(m.buf)
+					n += int64(len(m.buf))
+				}
+			}
+			in.free <- m.buf
+		case opAbort:
+			drop()
+		case opEnd:
+			if werr != nil {
+				drop()
+				continue
+			}
+			err := f.Close()
+			name := f.Name()
+			f = nil
+			if err == nil && n != cur.size {
+				err = &BlobError{SHA256: cur.sum, Size: cur.size, GotSize: n}
+			}
+			if err == nil {
+				if got := hex.EncodeToString(h.Sum(nil)); got != cur.sum {
+					err = &BlobError{SHA256: cur.sum, Size: cur.size, Got: got, GotSize: n}
+				}
+			}
+			// Checked: only now does the blob get its name.
+			if err == nil {
+				err = in.r.blobs.AdoptBatched(name, cur.sum, cur.size)
+			}
+			if err != nil {
+				os.Remove(name)
+				var be *BlobError
+				if !errors.As(err, &be) {
+					err = fmt.Errorf("store blob %s: %w", cur.sum, err)
+				}
+				in.fail(err)
+				continue
+			}
+			in.NewBlobs++
+			in.Bytes += cur.size
+			Checkpoint("blob")
+		}
+	}
+}
+
+// errSkipped marks a blob the writer did not write because the ingest had
+// already failed; it is never returned.
+var errSkipped = errors.New("skipped after an earlier failure")
+
+// Wait waits until the writer has checked and stored every blob handed
+// over, and returns the first failure. Call it exactly once, after the last
+// Add (also when an Add failed).
+func (in *Ingest) Wait() error {
+	close(in.msgs)
+	<-in.done
+	return in.firstErr()
 }
 
 // cleanIngestTmp removes temporary blob files an interrupted import left.

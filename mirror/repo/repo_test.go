@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -211,9 +213,13 @@ func TestIngestRefusesMismatch(t *testing.T) {
 		{"short", "the real", int64(len(a.data))},
 		{"long", "the real content!", int64(len(a.data))},
 	} {
+		// Add fails on a size it sees while reading; the writer's hash
+		// check fails after Add returned, and Wait reports it.
 		in := r.Ingest(context.Background())
 		err := in.Add(a.sum, tc.size, strings.NewReader(tc.data))
-		in.Wait()
+		if werr := in.Wait(); err == nil {
+			err = werr
+		}
 		if !errors.Is(err, ErrBlobMismatch) {
 			t.Errorf("%s: %v, want ErrBlobMismatch", tc.name, err)
 		}
@@ -239,7 +245,9 @@ func TestIngestFullDisk(t *testing.T) {
 	big := mkblob(strings.Repeat("x", 1000))
 	in := r.Ingest(context.Background())
 	err := in.Add(big.sum, 1000, bytes.NewReader(big.data))
-	in.Wait()
+	if werr := in.Wait(); err == nil {
+		err = werr // the writer failed after Add returned
+	}
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Add on a full disk: %v, want ENOSPC", err)
 	}
@@ -478,5 +486,85 @@ func TestOpenRecoversTornBatch(t *testing.T) {
 	}
 	if got := served(t, dir); got["a"] != string(a.data) || got["b"] != string(b.data) {
 		t.Fatalf("served %v", got)
+	}
+}
+
+// Ingest reads in Add and writes in a goroutine of its own: blobs of every
+// size around the chunk boundaries arrive whole; a blob that fails its hash
+// check in the writer becomes no file, and the Adds after it fail; a source
+// that fails part way leaves nothing behind.
+func TestIngestPipeline(t *testing.T) {
+	dir := t.TempDir()
+	r := open(t, dir)
+	defer r.Close()
+	var blobs []blob
+	for i, n := range []int{0, 1, ingestChunk - 1, ingestChunk, ingestChunk + 1, 3*ingestChunk + 7, ingestChunks*ingestChunk + 5} {
+		data := bytes.Repeat([]byte{byte('a' + i)}, n)
+		blobs = append(blobs, mkblob(string(data)))
+	}
+	in := r.Ingest(context.Background())
+	for _, b := range blobs {
+		if err := in.Add(b.sum, int64(len(b.data)), bytes.NewReader(b.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := in.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if in.NewBlobs != len(blobs) {
+		t.Fatalf("%d new blobs, want %d", in.NewBlobs, len(blobs))
+	}
+	for _, b := range blobs {
+		got, err := os.ReadFile(r.Store().Path(b.sum))
+		if err != nil || !bytes.Equal(got, b.data) {
+			t.Fatalf("blob of %d bytes: %d bytes stored, %v", len(b.data), len(got), err)
+		}
+	}
+
+	// The writer's hash check fails after Add returned: the blob never
+	// gets a name, and the ingest stops.
+	bad := mkblob(strings.Repeat("b", 3*ingestChunk))
+	forged := bytes.Repeat([]byte("B"), 3*ingestChunk)
+	after := mkblob("after the failure")
+	in = r.Ingest(context.Background())
+	err := in.Add(bad.sum, int64(len(forged)), bytes.NewReader(forged))
+	for i := 0; err == nil && i < 100; i++ {
+		time.Sleep(5 * time.Millisecond) // until the writer has checked it
+		err = in.Add(after.sum, int64(len(after.data)), bytes.NewReader(after.data))
+	}
+	if werr := in.Wait(); err == nil {
+		err = werr
+	}
+	if !errors.Is(err, ErrBlobMismatch) {
+		t.Fatalf("forged blob: %v, want ErrBlobMismatch", err)
+	}
+	if ok, _ := r.Store().Has(bad.sum); ok {
+		t.Fatal("forged blob stored")
+	}
+
+	// A source failing part way: its own error, no file.
+	cut := mkblob(strings.Repeat("c", 2*ingestChunk))
+	src := io.MultiReader(bytes.NewReader(cut.data[:ingestChunk+3]), iotest.ErrReader(errors.New("the medium failed")))
+	in = r.Ingest(context.Background())
+	err = in.Add(cut.sum, int64(len(cut.data)), src)
+	in.Wait()
+	if err == nil || !strings.Contains(err.Error(), "the medium failed") {
+		t.Fatalf("failing source: %v", err)
+	}
+	if ok, _ := r.Store().Has(cut.sum); ok {
+		t.Fatal("blob of a failed source stored")
+	}
+	if ents, _ := os.ReadDir(r.Store().TempDir()); len(ents) != 0 {
+		t.Fatalf("temporary files left: %v", ents)
+	}
+
+	// A cancelled context stops Add.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	in = r.Ingest(ctx)
+	err = in.Add(after.sum, int64(len(after.data)), bytes.NewReader(after.data))
+	in.Wait()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
 	}
 }
