@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"time"
 
 	"github.com/mirror-tool/mirror/bundle"
@@ -50,6 +51,12 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: source %q: %w", ErrSync, src.Name, err)
 	}
+	// Decoding a Packages.xz takes the dictionary its header asks for (8
+	// MiB for xz's default preset, however small the index), garbage from
+	// here on: give it back to the system now, or it adds to the peak that
+	// the downloads and the bundle writer make later (apt bench: peak RSS
+	// 37-38 MiB in 5 of 25 runs without this, 33 MiB in 25 of 25 with it).
+	debug.FreeOSMemory()
 	for _, s := range sel.Suites {
 		if err := r.notOlder(src, s); err != nil {
 			return nil, nil, fmt.Errorf("%w: source %q: %w", ErrSync, src.Name, err)
