@@ -478,6 +478,11 @@ func ParseListing(data []byte) ([]string, error) {
 			continue
 		}
 		l = strings.TrimPrefix(l, "./")
+		if strings.TrimSpace(l) != l {
+			// "./ x": a line is trimmed, so a name that starts or ends
+			// with white space cannot be written in a listing at all.
+			return nil, fmt.Errorf("%w: line %d: the path starts or ends with white space", ErrListing, line)
+		}
 		if _, err := CleanPath(l); err != nil {
 			return nil, fmt.Errorf("%w: line %d: %v", ErrListing, line, err)
 		}
