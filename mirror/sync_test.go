@@ -419,7 +419,10 @@ func TestSyncMigratesV1State(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, state.FileName), v1, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, state.V1FileName), v1, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, state.FileName)); err != nil {
 		t.Fatal(err)
 	}
 	res := e.mustSync(SyncOptions{})
@@ -432,6 +435,9 @@ func TestSyncMigratesV1State(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(raw), state.Format+"\n") {
 		t.Fatalf("state not migrated: starts with %.30q", raw)
+	}
+	if _, err := os.Stat(filepath.Join(dir, state.V1FileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the v1 %s is still there after the migration: %v", state.V1FileName, err)
 	}
 	back, err := state.Load(dir)
 	if err != nil {

@@ -26,9 +26,13 @@ import (
 
 // File names inside the state folder.
 const (
-	// FileName is the state file inside the state folder. (The name stays
-	// from v1, which was JSON; v2 is binary, see codec.go.)
-	FileName = "state.json"
+	// FileName is the state file inside the state folder (binary: see
+	// codec.go).
+	FileName = "sync.state"
+	// V1FileName is where FormatV1 (JSON) kept the state: Load reads it
+	// when FileName does not exist, and Save removes it once FileName is
+	// written.
+	V1FileName = "state.json"
 	// Format is the version line of the state file that Save writes.
 	Format = "mirror-sync-state/v2"
 	// FormatV1 is the JSON state of earlier versions: Load reads it, the
@@ -112,6 +116,10 @@ func Load(dir string) (*State, error) {
 	path := filepath.Join(dir, FileName)
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
+		path = filepath.Join(dir, V1FileName)
+		f, err = os.Open(path)
+	}
+	if errors.Is(err, os.ErrNotExist) {
 		return New(), nil
 	}
 	if err != nil {
@@ -188,6 +196,11 @@ func (s *State) Save(dir string) error {
 	}
 	if err := atomicfile.WriteFile(filepath.Join(dir, FileName), data, 0o644); err != nil {
 		return fmt.Errorf("save state: %w", err)
+	}
+	// The state of an earlier version goes once the new file is durable
+	// (a crash in between leaves both, and Load prefers FileName).
+	if err := os.Remove(filepath.Join(dir, V1FileName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("save state: remove the earlier %s: %w", V1FileName, err)
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ func TestLoadRejectsCorrupt(t *testing.T) {
 		"bad sum":         `{"format":"` + FormatV1 + `","sequence":1,"shipped":{"zz":1}}`,
 	} {
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, FileName), []byte(body), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, V1FileName), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if s, err := Load(dir); !errors.Is(err, ErrCorrupt) || s != nil {
@@ -85,5 +85,38 @@ func TestCloneShipped(t *testing.T) {
 	}
 	if c.Bundle != "b" || c.Digest != "d" || c.Format != s.Format || len(c.Shipped) != 2 || c.Shipped[sum('a')] != 1 || len(c.Upstreams) != 0 || len(c.Verified) != 0 || c.Upstreams == nil || c.Verified == nil {
 		t.Fatalf("CloneShipped = %+v", c)
+	}
+}
+
+// TestLoadPrefersNewFile: after a crash between writing FileName and
+// removing the v1 file both exist, and the newer one (FileName) is read;
+// the next Save removes the v1 file.
+func TestLoadPrefersNewFile(t *testing.T) {
+	dir := t.TempDir()
+	old := `{"format":"` + FormatV1 + `","sequence":1,"shipped":{"` + sum('a') + `":1}}`
+	if err := os.WriteFile(filepath.Join(dir, V1FileName), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Load(dir); err != nil || s.Sequence != 1 {
+		t.Fatalf("v1 file alone: %+v, %v", s, err)
+	}
+	s := New()
+	s.Record(2, []string{sum('b')})
+	data, err := s.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, FileName), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir)
+	if err != nil || got.Sequence != 2 {
+		t.Fatalf("both files: loaded sequence %+v, %v; want 2 (the new file)", got, err)
+	}
+	if err := got.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, V1FileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Save left the v1 file: %v", err)
 	}
 }
