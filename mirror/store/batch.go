@@ -152,28 +152,11 @@ func (s *Store) PutBatched(ctx context.Context, r io.Reader, sum string, size in
 	if _, err := s.path(sum); err != nil {
 		return err
 	}
-	if ok, err := s.Has(sum); err != nil || ok {
-		return err
-	}
-	limit := int64(-1)
-	if size >= 0 {
-		limit = size
-	}
-	t, err := s.write(ctx, r, limit)
-	if err != nil {
-		var tl *tooLarge
-		if errors.As(err, &tl) {
-			return &MismatchError{Want: sum, Size: tl.n, WantSize: size}
-		}
+	t, err := s.writeChecked(ctx, r, sum, size)
+	if t == nil || err != nil {
 		return err
 	}
 	defer t.abort()
-	if size >= 0 && t.size != size {
-		return &MismatchError{Want: sum, Size: t.size, WantSize: size}
-	}
-	if t.sum != sum {
-		return &MismatchError{Want: sum, Got: t.sum, Size: t.size, WantSize: size}
-	}
 	f := t.f
 	t.f = nil
 	if err := f.Close(); err != nil {

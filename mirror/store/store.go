@@ -177,8 +177,22 @@ func (s *Store) Put(ctx context.Context, r io.Reader, sum string, size int64) er
 	if err != nil {
 		return err
 	}
-	if ok, err := s.Has(sum); err != nil || ok {
+	t, err := s.writeChecked(ctx, r, sum, size)
+	if t == nil || err != nil {
 		return err
+	}
+	defer t.abort()
+	return s.commit(t, dst)
+}
+
+// writeChecked writes the bytes read from r to a temporary file, checking
+// that they hash to sum and, when size >= 0, that there are exactly size of
+// them (a *MismatchError and nothing kept otherwise). It returns nil and no
+// error when the blob is stored already; the caller aborts or commits the
+// file it returns.
+func (s *Store) writeChecked(ctx context.Context, r io.Reader, sum string, size int64) (*tmpFile, error) {
+	if ok, err := s.Has(sum); err != nil || ok {
+		return nil, err
 	}
 	limit := int64(-1)
 	if size >= 0 {
@@ -188,18 +202,19 @@ func (s *Store) Put(ctx context.Context, r io.Reader, sum string, size int64) er
 	if err != nil {
 		var tl *tooLarge
 		if errors.As(err, &tl) {
-			return &MismatchError{Want: sum, Size: tl.n, WantSize: size}
+			return nil, &MismatchError{Want: sum, Size: tl.n, WantSize: size}
 		}
-		return err
+		return nil, err
 	}
-	defer t.abort()
 	if size >= 0 && t.size != size {
-		return &MismatchError{Want: sum, Size: t.size, WantSize: size}
+		t.abort()
+		return nil, &MismatchError{Want: sum, Size: t.size, WantSize: size}
 	}
 	if t.sum != sum {
-		return &MismatchError{Want: sum, Got: t.sum, Size: t.size, WantSize: size}
+		t.abort()
+		return nil, &MismatchError{Want: sum, Got: t.sum, Size: t.size, WantSize: size}
 	}
-	return s.commit(t, dst)
+	return t, nil
 }
 
 // Add stores the bytes read from r, which may be at most maxSize long
