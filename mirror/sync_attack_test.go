@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mirror-tool/mirror/internal/minisign"
 	"github.com/mirror-tool/mirror/internal/operator"
 	"github.com/mirror-tool/mirror/mirror/lock"
 	"github.com/mirror-tool/mirror/mirror/state"
@@ -515,5 +516,56 @@ func TestAttackTwoSyncsAtOnce(t *testing.T) {
 	st, err := state.Load(filepath.Join(e.dir, "state"))
 	if err != nil || st.Sequence != 1 {
 		t.Fatalf("state after both runs: %+v %v", st, err)
+	}
+}
+
+// TestRollbackMarkNotInTheFuture: a release whose minisign timestamp lies
+// years ahead (the signer's clock was wrong) does not set a mark that the
+// next, correctly dated release cannot pass; an older release is still
+// refused after it.
+func TestRollbackMarkNotInTheFuture(t *testing.T) {
+	e := newSyncEnv(t)
+	e.putRel("x.tar.gz", "x v1")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	e.putStock("a/one.tar.gz", "one v1", "rel-a")
+	e.putStock("b/three.tar.gz", "three v1", "rel-b")
+	oldOne, _ := os.ReadFile(filepath.Join(e.up, "tools/a/one.tar.gz"))
+	oldSig, _ := os.ReadFile(filepath.Join(e.up, "tools/a/one.tar.gz.minisig"))
+	if res := e.mustSync(SyncOptions{}); res.Rejected != 0 {
+		t.Fatalf("first sync: %v", rejectedOf(res))
+	}
+	// v2, signed with the same key by a clock in 2030.
+	keyData, err := os.ReadFile(filepath.Join(e.dir, "secret", "rel-a.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := minisign.ParsePrivateKey(keyData, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(e.up, "tools/a/one.tar.gz")
+	os.WriteFile(p, []byte("one v2"), 0o644)
+	future := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	sig, err := key.Sign(strings.NewReader("one v2"), fmt.Sprintf("timestamp:%d\tfile:one.tar.gz\thashed", future.Unix()), "signature from minisign secret key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p+".minisig", sig.Marshal(), 0o644)
+	e.touch(p, p+".minisig")
+	if res := e.mustSync(SyncOptions{}); res.Rejected != 0 {
+		t.Fatalf("future-dated v2: %v", rejectedOf(res))
+	}
+	// v3, signed now: newer than the mark (this run's time), accepted.
+	e.putStock("a/one.tar.gz", "one v3", "rel-a")
+	if res := e.mustSync(SyncOptions{}); res.Rejected != 0 {
+		t.Fatalf("correctly dated v3 after a future-dated v2: %v", rejectedOf(res))
+	}
+	// v1 again: older than the mark, refused.
+	os.WriteFile(p, oldOne, 0o644)
+	os.WriteFile(p+".minisig", oldSig, 0o644)
+	e.touch(p, p+".minisig")
+	if rej := rejectedOf(e.mustSync(SyncOptions{})); !strings.Contains(rej["tools:a/one.tar.gz"], ErrUpstreamRollback.Error()) {
+		t.Fatalf("v1 after v3: rejected = %v", rej)
 	}
 }

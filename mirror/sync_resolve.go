@@ -758,6 +758,12 @@ func (r *run) remember(it *item, keys []string, at, signed time.Time) {
 // minisign comment the signer wrote itself) cannot be compared: it passes,
 // and the earlier time stays the mark.
 func (r *run) notRolledBack(key, sha string, signed time.Time) (time.Time, string) {
+	// A signer whose clock ran ahead (minisign's timestamp is not checked
+	// against ours) must not set a mark that its next, correctly dated
+	// release could never pass: the mark goes no later than this run.
+	if signed.After(r.now) {
+		signed = r.now
+	}
 	prev, ok := r.st.Verified[key]
 	if !ok || !prev.Signed.After(signed) {
 		return signed, "" // nothing to compare with, or not older
