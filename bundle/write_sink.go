@@ -85,8 +85,8 @@ func newSink(dir, file string, maxPart int64) *sink {
 		s.free <- &chunk{buf: make([]byte, 0, chunkSize)}
 	}
 	s.nworkers = 3
-	go s.hashStream()
-	go s.hashDigest()
+	go s.hash(s.shaQ, s.sha)
+	go s.hash(s.b2Q, s.digest)
 	go s.writeFiles()
 	if maxPart > 0 {
 		// The parts' hashes are a fourth pass over the stream.
@@ -150,10 +150,12 @@ func (s *sink) done(c *chunk) {
 	}
 }
 
-func (s *sink) hashStream() {
+// hash feeds every chunk of q to h: the stream's SHA-256, or the BLAKE2b
+// for the detached signature.
+func (s *sink) hash(q <-chan *chunk, h hash.Hash) {
 	defer s.workers.Done()
-	for c := range s.shaQ {
-		s.sha.Write(c.buf)
+	for c := range q {
+		h.Write(c.buf)
 		s.done(c)
 	}
 }
@@ -177,14 +179,6 @@ func (s *sink) endPart() {
 	if s.partHash != nil {
 		s.sums = append(s.sums, hex.EncodeToString(s.partHash.Sum(nil)))
 		s.partHash = nil
-	}
-}
-
-func (s *sink) hashDigest() {
-	defer s.workers.Done()
-	for c := range s.b2Q {
-		s.digest.Write(c.buf)
-		s.done(c)
 	}
 }
 

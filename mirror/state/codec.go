@@ -153,37 +153,33 @@ func encode(s *State) ([]byte, error) {
 		e.uvarint(tagDigest)
 		e.str(slotDigest, s.Digest)
 	}
-	e.uvarint(tagShipped)
-	e.uvarint(uint64(len(s.Shipped)))
-	prev := ""
-	for _, k := range slices.Sorted(maps.Keys(s.Shipped)) {
-		e.key(prev, k)
-		e.uvarint(s.Shipped[k])
-		prev = k
+	encodeMap(e, tagShipped, s.Shipped, func(v uint64) error { e.uvarint(v); return nil })
+	if err := encodeMap(e, tagUpstreams, s.Upstreams, e.upstream); err != nil {
+		return nil, fmt.Errorf("upstream %w", err)
 	}
-	e.uvarint(tagUpstreams)
-	e.uvarint(uint64(len(s.Upstreams)))
-	prev = ""
-	for _, k := range slices.Sorted(maps.Keys(s.Upstreams)) {
-		e.key(prev, k)
-		if err := e.upstream(s.Upstreams[k]); err != nil {
-			return nil, fmt.Errorf("upstream %s: %w", k, err)
-		}
-		prev = k
-	}
-	e.uvarint(tagVerified)
-	e.uvarint(uint64(len(s.Verified)))
-	prev = ""
-	for _, k := range slices.Sorted(maps.Keys(s.Verified)) {
-		e.key(prev, k)
-		if err := e.verified(s.Verified[k]); err != nil {
-			return nil, fmt.Errorf("verdict for %s: %w", k, err)
-		}
-		prev = k
+	if err := encodeMap(e, tagVerified, s.Verified, e.verified); err != nil {
+		return nil, fmt.Errorf("verdict for %w", err)
 	}
 	e.uvarint(tagEnd)
 	sum := sha256.Sum256(e.b)
 	return append(e.b, sum[:]...), nil
+}
+
+// encodeMap writes section tag: the count, then m's entries in key order,
+// each key sharing its prefix with the one before, its value written by val.
+// An error names the key.
+func encodeMap[V any](e *encoder, tag uint64, m map[string]V, val func(V) error) error {
+	e.uvarint(tag)
+	e.uvarint(uint64(len(m)))
+	prev := ""
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		e.key(prev, k)
+		if err := val(m[k]); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		prev = k
+	}
+	return nil
 }
 
 func (e *encoder) upstream(u Upstream) error {
@@ -449,32 +445,11 @@ func decode(data []byte) (*State, error) {
 		case tagDigest:
 			s.Digest = d.str(slotDigest)
 		case tagShipped:
-			n := d.count(4)
-			s.Shipped = make(map[string]uint64, min(n, maxPrealloc))
-			prev := ""
-			for i := range n {
-				k := d.key(prev, i == 0)
-				s.Shipped[k] = d.uvarint()
-				prev = k
-			}
+			s.Shipped = decodeMap(d, d.uvarint)
 		case tagUpstreams:
-			n := d.count(4)
-			s.Upstreams = make(map[string]Upstream, min(n, maxPrealloc))
-			prev := ""
-			for i := range n {
-				k := d.key(prev, i == 0)
-				s.Upstreams[k] = d.upstream()
-				prev = k
-			}
+			s.Upstreams = decodeMap(d, d.upstream)
 		case tagVerified:
-			n := d.count(4)
-			s.Verified = make(map[string]Verified, min(n, maxPrealloc))
-			prev := ""
-			for i := range n {
-				k := d.key(prev, i == 0)
-				s.Verified[k] = d.verified()
-				prev = k
-			}
+			s.Verified = decodeMap(d, d.verified)
 		default:
 			d.fail("unknown section %d", tag)
 		}
@@ -483,6 +458,20 @@ func decode(data []byte) (*State, error) {
 		return nil, d.err
 	}
 	return s, nil
+}
+
+// decodeMap reads a section written by encodeMap: the count (bounded by
+// the bytes left), then each key and its value read by val.
+func decodeMap[V any](d *decoder, val func() V) map[string]V {
+	n := d.count(4)
+	m := make(map[string]V, min(n, maxPrealloc))
+	prev := ""
+	for i := range n {
+		k := d.key(prev, i == 0)
+		m[k] = val()
+		prev = k
+	}
+	return m
 }
 
 func (d *decoder) upstream() Upstream {
