@@ -58,13 +58,7 @@ func publishSuite(cfg *Config, s *Suite, accepted func(string) bool, signer Sign
 				if !accepted(p.SHA256) {
 					continue
 				}
-				if plain.Len() > 0 {
-					plain.WriteByte('\n')
-				}
-				plain.Write(p.Paragraph.Raw)
-				if n := len(p.Paragraph.Raw); n == 0 || p.Paragraph.Raw[n-1] != '\n' {
-					plain.WriteByte('\n')
-				}
+				appendParagraph(&plain, p.Paragraph.Raw)
 			}
 			if err := addIndex(comp+"/binary-"+arch+"/Packages", plain.Bytes(), &sums, add); err != nil {
 				return nil, err
@@ -82,13 +76,7 @@ func publishSuite(cfg *Config, s *Suite, accepted func(string) bool, signer Sign
 				if !ok {
 					continue
 				}
-				if plain.Len() > 0 {
-					plain.WriteByte('\n')
-				}
-				plain.Write(sp.Paragraph.Raw)
-				if n := len(sp.Paragraph.Raw); n == 0 || sp.Paragraph.Raw[n-1] != '\n' {
-					plain.WriteByte('\n')
-				}
+				appendParagraph(&plain, sp.Paragraph.Raw)
 			}
 			if err := addIndex(comp+"/source/Sources", plain.Bytes(), &sums, add); err != nil {
 				return nil, err
@@ -108,6 +96,18 @@ func publishSuite(cfg *Config, s *Suite, accepted func(string) bool, signer Sign
 	add("Release.gpg", gpg.Bytes())
 	add("InRelease", in.Bytes())
 	return out, nil
+}
+
+// appendParagraph adds one control paragraph to an index being built: a
+// blank line before it unless it is the first, and a final newline.
+func appendParagraph(b *bytes.Buffer, raw []byte) {
+	if b.Len() > 0 {
+		b.WriteByte('\n')
+	}
+	b.Write(raw)
+	if n := len(raw); n == 0 || raw[n-1] != '\n' {
+		b.WriteByte('\n')
+	}
 }
 
 // addIndex adds an index as plain, gz and xz, each with its by-hash copy
