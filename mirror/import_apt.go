@@ -2,8 +2,6 @@ package mirror
 
 import (
 	"context"
-	"fmt"
-	"io"
 
 	"github.com/mirror-tool/mirror/bundle"
 	"github.com/mirror-tool/mirror/mirror/source/apt"
@@ -23,21 +21,6 @@ func recheckApt(ctx context.Context, rc *apt.Rechecker, st *store.Store, pkg bun
 	if !apt.IsEvidence(schemes) {
 		return verify.Verdict{}, false, nil
 	}
-	load := func(sum string, max int64) ([]byte, error) {
-		f, err := st.Open(sum)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		b, err := io.ReadAll(io.LimitReader(f, max+1))
-		if err != nil {
-			return nil, err
-		}
-		if int64(len(b)) > max {
-			return nil, fmt.Errorf("blob %s is larger than %d bytes", sum, max)
-		}
-		return b, nil
-	}
-	v, err = rc.Check(ctx, pkg.Source, pkg.Name, pkg.Path, pkg.SHA256, pkg.Size, ev, load)
+	v, err = rc.Check(ctx, pkg.Source, pkg.Name, pkg.Path, pkg.SHA256, pkg.Size, ev, st.ReadAll)
 	return v, true, err
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"path"
 	"strings"
 	"time"
@@ -89,17 +88,9 @@ func recheckList(ctx context.Context, pol *verify.Policy, st *store.Store, pkg b
 
 // readBlob reads a small blob of the store, bounded by max.
 func readBlob(st *store.Store, s *bundle.PackageSignature, max int64) ([]byte, error) {
-	f, err := st.Open(s.SHA256)
+	data, err := st.ReadAll(s.SHA256, max)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Path, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Path, err)
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", s.Path, max)
 	}
 	return data, nil
 }

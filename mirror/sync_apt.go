@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime/debug"
 	"time"
 
@@ -148,16 +147,8 @@ func (r *run) notOlder(src *SourceConfig, s *apt.Suite) error {
 // cached returns the cache's copy of sum, if it holds one of at most max
 // bytes.
 func (r *run) cached(sum string, max int64) ([]byte, bool) {
-	if ok, _ := r.cache.Has(sum); !ok {
-		return nil, false
-	}
-	f, err := r.cache.Open(sum)
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil || int64(len(data)) > max || sha256Hex(data) != sum {
+	data, err := r.cache.ReadAll(sum, max)
+	if err != nil || sha256Hex(data) != sum {
 		return nil, false
 	}
 	return data, true

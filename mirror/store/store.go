@@ -282,6 +282,25 @@ func (s *Store) Adopt(path string, sum string, size int64) error {
 	return nil
 }
 
+// ReadAll returns the blob named sum, at most max bytes of it: a larger
+// blob is an error matching ErrTooLarge, and nothing is returned. It does
+// not check the content against sum (Verify does).
+func (s *Store) ReadAll(sum string, max int64) ([]byte, error) {
+	f, err := s.Open(sum)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("store %s: read %s: %w", s.dir, sum, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("store %s: blob %s is larger than %d bytes: %w", s.dir, sum, max, ErrTooLarge)
+	}
+	return data, nil
+}
+
 // Open opens the blob named sum for reading. A missing blob gives an error
 // matching ErrNotExist (and fs.ErrNotExist).
 func (s *Store) Open(sum string) (*os.File, error) {

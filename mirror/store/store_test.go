@@ -559,3 +559,25 @@ func FuzzPath(f *testing.F) {
 		}
 	})
 }
+
+func TestReadAll(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("twelve bytes")
+	sum := sha256.Sum256(data)
+	hexSum := hex.EncodeToString(sum[:])
+	if err := s.Put(context.Background(), bytes.NewReader(data), hexSum, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ReadAll(hexSum, 12); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("ReadAll(12) = %q, %v", got, err)
+	}
+	if got, err := s.ReadAll(hexSum, 11); !errors.Is(err, ErrTooLarge) || got != nil {
+		t.Fatalf("ReadAll(11) = %q, %v; want ErrTooLarge", got, err)
+	}
+	if _, err := s.ReadAll(strings.Repeat("0", 64), 100); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("missing blob: %v, want ErrNotExist", err)
+	}
+}
