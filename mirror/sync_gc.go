@@ -34,24 +34,26 @@ func collectCache(cache *store.Store, next *state.State, tree []bundle.Blob) (Ca
 	for _, b := range tree {
 		keep[b.SHA256] = true
 	}
-	var drop []string
+	type blob struct {
+		sum  string
+		size int64
+	}
+	var drop []blob
 	var c CacheCollected
-	sizes := map[string]int64{}
 	if err := cache.Walk(func(sum string, size int64) error {
 		if !keep[sum] {
-			drop = append(drop, sum)
-			sizes[sum] = size
+			drop = append(drop, blob{sum, size})
 		}
 		return nil
 	}); err != nil {
 		return c, fmt.Errorf("collect the cache: %w", err)
 	}
-	for _, sum := range drop {
-		if err := cache.Remove(sum); err != nil {
+	for _, b := range drop {
+		if err := cache.Remove(b.sum); err != nil {
 			return c, fmt.Errorf("collect the cache: %w", err)
 		}
 		c.Blobs++
-		c.Bytes += sizes[sum]
+		c.Bytes += b.size
 	}
 	return c, nil
 }

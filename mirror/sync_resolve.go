@@ -775,7 +775,7 @@ func (r *run) notRolledBack(key, sha string, signed time.Time) (time.Time, strin
 		return signed, "" // the operator accepted the older release: the new mark
 	}
 	return time.Time{}, fmt.Sprintf("%v: signed %s, before the version mirrored earlier (signed %s): a stale or malicious mirror serves an older, validly signed file under this name; it is left out of this bundle. If the upstream really went back, run sync once with --accept-rollback '%s'",
-		ErrUpstreamRollback, signed.UTC().Format(time.RFC3339), prev.Signed.UTC().Format(time.RFC3339), strings.TrimSuffix(key, "\tchecksums"))
+		ErrUpstreamRollback, signed.UTC().Format(time.RFC3339), prev.Signed.UTC().Format(time.RFC3339), strings.TrimSuffix(key, listKeySuffix))
 }
 
 // acceptRollback reports whether the operator accepted an older release
@@ -809,8 +809,10 @@ func (r *run) carryVerified(key string) {
 // beside the packages, under a name no package can have (package names
 // hold no control characters).
 func listKey(src *SourceConfig, listPath string) string {
-	return src.Name + ":" + listPath + "\tchecksums"
+	return src.Name + ":" + listPath + listKeySuffix
 }
+
+const listKeySuffix = "\tchecksums"
 
 func sigName(u string) string {
 	if pu, err := url.Parse(u); err == nil {
