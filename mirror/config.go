@@ -98,6 +98,9 @@ type SourceConfig struct {
 	CAFile    string
 	UserAgent string
 	Timeout   time.Duration
+	// NoPipelining: signatures are fetched one request at a time
+	// (`pipelining = false`), not with HTTP/1.1 pipelining.
+	NoPipelining bool
 	// Files is set for type "files".
 	Files *files.Config
 	// Apt is set for type "apt".
@@ -106,12 +109,13 @@ type SourceConfig struct {
 
 // sourceCommon are the fields of [[source]] that every type has.
 type sourceCommon struct {
-	Name      string   `toml:"name"`
-	Type      string   `toml:"type"`
-	URL       string   `toml:"url"`
-	CAFile    string   `toml:"ca_file"`
-	UserAgent string   `toml:"user_agent"`
-	Timeout   Duration `toml:"timeout"`
+	Name       string   `toml:"name"`
+	Type       string   `toml:"type"`
+	URL        string   `toml:"url"`
+	CAFile     string   `toml:"ca_file"`
+	UserAgent  string   `toml:"user_agent"`
+	Timeout    Duration `toml:"timeout"`
+	Pipelining *bool    `toml:"pipelining"`
 }
 
 // Defaults.
@@ -269,7 +273,8 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 			return nil, cerr(at("name"), label+": name", "duplicate source name")
 		}
 		names[c.Name] = true
-		sc := SourceConfig{Name: c.Name, Type: c.Type, URL: c.URL, CAFile: abs(c.CAFile), UserAgent: c.UserAgent, Timeout: time.Duration(c.Timeout)}
+		sc := SourceConfig{Name: c.Name, Type: c.Type, URL: c.URL, CAFile: abs(c.CAFile), UserAgent: c.UserAgent, Timeout: time.Duration(c.Timeout),
+			NoPipelining: c.Pipelining != nil && !*c.Pipelining}
 		if c.Timeout < 0 {
 			return nil, cerr(at("timeout"), label+": timeout", "must be positive, e.g. \"60s\"")
 		}
@@ -325,8 +330,8 @@ func expected(parent string) string {
 	case "output":
 		return "[output] has dir, state, expires and max_part_size"
 	case "source":
-		return "a files [[source]] has name, type, url, files, listing, signatures, checksums, checksums_signature, ca_file, user_agent and timeout; " +
-			"an apt [[source]] has name, type, url, suites, components, architectures, packages, with_dependencies, source_packages, keep_upstream_signatures, ca_file, user_agent and timeout"
+		return "a files [[source]] has name, type, url, files, listing, signatures, checksums, checksums_signature, ca_file, user_agent, timeout and pipelining; " +
+			"an apt [[source]] has name, type, url, suites, components, architectures, packages, with_dependencies, source_packages, keep_upstream_signatures, ca_file, user_agent, timeout and pipelining"
 	}
 	if strings.HasPrefix(parent, "trust") {
 		return "see docs/trust.md for the fields of [[trust.key]] and [[trust.rule]]"

@@ -39,6 +39,7 @@ files = ["hello/hello-2.12.tar.gz"]
 signatures = ["{file}.minisig"]
 timeout = "2m"
 user_agent = "mirror-test"
+pipelining = false
 
 [[source]]
 name = "node"
@@ -82,11 +83,11 @@ func TestLoadConfigExample(t *testing.T) {
 		t.Fatalf("sources = %+v", c.Sources)
 	}
 	s := c.Sources[0]
-	if s.Name != "tools" || s.Files == nil || s.Files.Signatures[0] != "{file}.minisig" || s.Timeout != 2*time.Minute || s.UserAgent != "mirror-test" {
+	if s.Name != "tools" || s.Files == nil || s.Files.Signatures[0] != "{file}.minisig" || s.Timeout != 2*time.Minute || s.UserAgent != "mirror-test" || !s.NoPipelining {
 		t.Fatalf("source 0 = %+v %+v", s, s.Files)
 	}
 	s = c.Sources[1]
-	if s.Files.Checksums != "v22.1.0/SHASUMS256.txt.asc" || s.Files.Listing != filepath.Join(dir, "node-listing.txt") || s.CAFile != filepath.Join(dir, "ca.pem") {
+	if s.NoPipelining || s.Files.Checksums != "v22.1.0/SHASUMS256.txt.asc" || s.Files.Listing != filepath.Join(dir, "node-listing.txt") || s.CAFile != filepath.Join(dir, "ca.pem") {
 		t.Fatalf("source 1 = %+v %+v", s, s.Files)
 	}
 }
@@ -133,6 +134,7 @@ func TestConfigErrors(t *testing.T) {
 		{"apt with files fields", strings.Replace(minimalConfig, `"files"`, `"apt"`, 1), 13, []string{"source.files", "unknown field", "an apt [[source]] has", "suites"}},
 		{"apt without suites", strings.Replace(strings.Replace(strings.Replace(minimalConfig, `"files"`, `"apt"`, 1), `files = ["a.tar.gz"]`, ``, 1), `signatures = ["{file}.minisig"]`, `components = ["main"]`, 1), 9, []string{"suites is empty"}},
 		{"jobs type", "jobs = \"many\"\n" + minimalConfig, 1, []string{"jobs"}},
+		{"pipelining type", minimalConfig + "pipelining = \"no\"\n", 15, []string{"pipelining"}},
 		{"jobs range", "jobs = 0\n" + minimalConfig, 1, []string{"jobs", "out of range"}},
 		{"max_file_size above the blob limit", "max_file_size = \"65GiB\"\n" + minimalConfig, 1, []string{"max_file_size", "at most"}},
 		{"max_file_size not a size", "max_file_size = \"huge\"\n" + minimalConfig, 1, []string{"max_file_size"}},

@@ -554,6 +554,7 @@ func (r *run) client(src *SourceConfig) (*fetch.Client, error) {
 	if src.UserAgent != "" {
 		o.UserAgent = src.UserAgent
 	}
+	o.NoPipelining = o.NoPipelining || src.NoPipelining
 	prog := r.opt.Progress
 	o.Progress = prog.Bytes
 	c, err := fetch.New(o)

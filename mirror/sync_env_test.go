@@ -52,6 +52,7 @@ type syncEnv struct {
 	mu      sync.Mutex
 	faults  map[string]http.HandlerFunc
 	hits    map[string]int
+	conns   map[string][]string // client address (one per connection) -> paths asked on it
 	listing map[string]bool
 }
 
@@ -80,7 +81,7 @@ func newSyncEnv(t *testing.T) *syncEnv {
 	needTools(t, "minisign", "gpg", "sha256sum")
 	dir := t.TempDir()
 	e := &syncEnv{t: t, dir: dir, clock: time.Now().Add(-time.Hour), up: filepath.Join(dir, "upstream"), faults: map[string]http.HandlerFunc{},
-		hits: map[string]int{}, listing: map[string]bool{}}
+		hits: map[string]int{}, conns: map[string][]string{}, listing: map[string]bool{}}
 	for _, d := range []string{"keys", "secret", "upstream/tools", "upstream/rel/v1"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			t.Fatal(err)
@@ -118,6 +119,7 @@ func newSyncEnv(t *testing.T) *syncEnv {
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		e.hits[r.URL.Path]++
+		e.conns[r.RemoteAddr] = append(e.conns[r.RemoteAddr], r.URL.Path)
 		f := e.faults[r.URL.Path]
 		e.mu.Unlock()
 		if f != nil {

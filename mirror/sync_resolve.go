@@ -83,7 +83,8 @@ type item struct {
 	// on the list, and the list (+ signature) as the package's signatures.
 	fromList *listInfo
 	sigs     []small
-	size     int64 // the size the signed index gives, 0 when unknown (apt)
+	presigs  [][]byte // signature bodies prefetched with pipelining; nil: not (yet) fetched
+	size     int64    // the size the signed index gives, 0 when unknown (apt)
 
 	partialPath string
 	fromCache   bool
@@ -420,9 +421,15 @@ func (r *run) getSmall(ctx context.Context, c *fetch.Client, u string, max int64
 		s.data, s.sha = body, rec.SHA256
 		return s, nil
 	}
-	s.data, s.sha = body, sha256Hex(body)
+	return r.smallOf(u, body, v), nil
+}
+
+// smallOf is the small document body fetched from u.
+func (r *run) smallOf(u string, body []byte, v fetch.Validators) small {
+	s := small{url: u, v: v, data: body, sha: sha256Hex(body)}
+	rec, had := r.st.Upstreams[u]
 	s.changed = !had || rec.SHA256 != s.sha
-	return s, nil
+	return s
 }
 
 // pipeline downloads (a pool of r.jobs) and verifies (a pool of GOMAXPROCS,
@@ -480,13 +487,20 @@ func (r *run) pipeline(ctx context.Context, items []*item) error {
 			}
 		}()
 	}
+	chunks := make(chan []*item, 1)
+	go r.prefetch(ctx, items, chunks)
 feed:
-	for _, it := range items {
-		select {
-		case dl <- it:
-		case <-ctx.Done():
-			break feed
+	for chunk := range chunks {
+		for _, it := range chunk {
+			select {
+			case dl <- it:
+			case <-ctx.Done():
+				break feed
+			}
 		}
+	}
+	for range chunks {
+		// The prefetcher stops at the cancellation; wait for it.
 	}
 	close(dl)
 	dwg.Wait()
@@ -499,6 +513,47 @@ feed:
 		return fmt.Errorf("%w: %w", ErrSync, err)
 	}
 	return nil
+}
+
+// prefetchChunk is how many items prefetch handles at a time: the
+// signatures of at most about three chunks are in memory at once (one
+// being fetched, one waiting, one being worked on), each chunk's bounded by
+// fetch.MaxManyBytes.
+const prefetchChunk = 2048
+
+// prefetch sends items to chunks, a chunk at a time, after fetching the
+// detached signatures of the chunk's packages with pipelining
+// (fetch.GetMany) into each item's presigs; fetchItem fetches whatever
+// GetMany left (nil) one request at a time, with retries. It stops early
+// when ctx is done, and closes chunks.
+func (r *run) prefetch(ctx context.Context, items []*item, chunks chan<- []*item) {
+	defer close(chunks)
+	for lo := 0; lo < len(items); lo += prefetchChunk {
+		chunk := items[lo:min(lo+prefetchChunk, len(items))]
+		// Items come source by source: one GetMany per run of items
+		// sharing a client.
+		for i := 0; i < len(chunk); {
+			j := i
+			var urls []string
+			for ; j < len(chunk) && chunk[j].client == chunk[i].client; j++ {
+				for _, s := range chunk[j].pkg.Signatures {
+					urls = append(urls, s.URL)
+				}
+			}
+			if len(urls) > 0 {
+				bodies := chunk[i].client.GetMany(ctx, urls, verify.MaxSignatureSize)
+				for _, it := range chunk[i:j] {
+					it.presigs, bodies = bodies[:len(it.pkg.Signatures)], bodies[len(it.pkg.Signatures):]
+				}
+			}
+			i = j
+		}
+		select {
+		case chunks <- chunk:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // withRoom returns m, or a copy of it with room for n more entries.
@@ -527,10 +582,16 @@ func (r *run) verifyDone(ctx context.Context, it *item, cancel context.CancelCau
 // the file into a partial file.
 func (r *run) fetchItem(ctx context.Context, it *item) error {
 	unchanged := true
-	for _, s := range it.pkg.Signatures {
+	for i, s := range it.pkg.Signatures {
 		// Signatures are fetched whole: a 304 would save a few hundred
 		// bytes, and a one-second Last-Modified could hide a change.
-		sm, err := r.getSmall(ctx, it.client, s.URL, verify.MaxSignatureSize, false)
+		var sm small
+		var err error
+		if i < len(it.presigs) && it.presigs[i] != nil {
+			sm = r.smallOf(s.URL, it.presigs[i], fetch.Validators{})
+		} else {
+			sm, err = r.getSmall(ctx, it.client, s.URL, verify.MaxSignatureSize, false)
+		}
 		if reason := rejection(err); reason != "" {
 			it.rejected = fmt.Sprintf("signature %s: %s", s.URL, reason)
 			return nil
@@ -542,6 +603,7 @@ func (r *run) fetchItem(ctx context.Context, it *item) error {
 		unchanged = unchanged && !sm.changed
 		it.sigs = append(it.sigs, sm)
 	}
+	it.presigs = nil
 	if want := it.pkg.SHA256; want != "" {
 		if ok, _ := r.cache.Has(want); ok {
 			if fi, err := os.Stat(r.cache.Path(want)); err == nil {

@@ -169,7 +169,7 @@ func benchPool(b *testing.B, base string, names []string, size int, st *store.St
 	}
 }
 
-func lookTool(b *testing.B, name string) string {
+func lookTool(b testing.TB, name string) string {
 	p, err := exec.LookPath(name)
 	if err != nil {
 		b.Fatalf("%s is needed for the comparison: %v", name, err)
@@ -194,6 +194,13 @@ func upstream(b *testing.B, dir string) string {
 		b.Cleanup(srv.Close)
 		return srv.URL
 	}
+	return nginxUpstream(b, dir, "")
+}
+
+// nginxUpstream serves dir with nginx over loopback (extra: more directives
+// for its http block) and returns the base URL; the server stops at the
+// end of the test.
+func nginxUpstream(b testing.TB, dir, extra string) string {
 	nginx := lookTool(b, "nginx")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -216,9 +223,10 @@ http {
 	sendfile on;
 	client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s;
 	uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
+	%s
 	server { listen %s; root %s; }
 }
-`, prefix, addr, dir)
+`, prefix, extra, addr, dir)
 	cf := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		b.Fatal(err)

@@ -139,14 +139,19 @@ type Options struct {
 	// client is shared.
 	Progress func(n int64)
 	// Transport, when set, replaces the client's own transport (tests,
-	// proxies). CAFile is then ignored.
+	// proxies). CAFile is then ignored, and GetMany pipelines nothing.
 	Transport http.RoundTripper
+	// NoPipelining turns GetMany's HTTP/1.1 pipelining off: every
+	// document is then left to Get (for servers or middleboxes that
+	// mishandle pipelined requests).
+	NoPipelining bool
 }
 
 // Client fetches from upstreams. It is safe for concurrent use.
 type Client struct {
 	opt Options
 	hc  *http.Client
+	tr  *http.Transport // the client's own transport; nil with Options.Transport
 }
 
 // New builds a client: system roots plus the optional CA file, proxies from
@@ -178,15 +183,15 @@ func New(opt Options) (*Client, error) {
 	if opt.UserAgent == "" {
 		opt.UserAgent = "mirror/" + Version
 	}
+	c := &Client{opt: opt}
 	rt := opt.Transport
 	if rt == nil {
 		tr, err := newTransport(opt)
 		if err != nil {
 			return nil, err
 		}
-		rt = tr
+		rt, c.tr = tr, tr
 	}
-	c := &Client{opt: opt}
 	c.hc = &http.Client{
 		Transport:     rt,
 		CheckRedirect: checkRedirect,

@@ -1,0 +1,356 @@
+package fetch
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Limits of GetMany.
+const (
+	// PipelineDepth is how many requests GetMany keeps in flight on one
+	// connection (apt's http method pipelines 10 by default).
+	PipelineDepth = 32
+	// PipelineConns is how many connections GetMany opens to one server
+	// at a time.
+	PipelineConns = 2
+	// MaxManyBytes bounds the bodies one GetMany call holds in memory;
+	// past it, the remaining URLs are left to Get.
+	MaxManyBytes = 16 << 20
+	// maxHeaderBytes bounds one response's status line and headers (the
+	// transport's MaxResponseHeaderBytes).
+	maxHeaderBytes = 64 << 10
+	// chunkSlack is what a chunked body may add to maxSize in framing.
+	chunkSlack = 64 << 10
+	// maxShortSessions: after this many connections in a row that the
+	// server ended after a single answer, GetMany stops pipelining to it.
+	maxShortSessions = 3
+)
+
+// GetMany fetches many small documents (detached signatures, typically)
+// from their servers with HTTP/1.1 pipelining: up to PipelineDepth requests
+// are written ahead on each of up to PipelineConns keep-alive connections
+// per server, and the answers are read back in order, so that ten thousand
+// signatures cost a few hundred write and read calls instead of ten
+// thousand round trips (apt pipelines its requests the same way).
+//
+// It returns one body per URL, in the order of urls. A nil body means that
+// GetMany did not get that document cleanly, and the caller fetches it with
+// Get, which retries, follows redirects and reports the error: an answer
+// other than 200 (404s and redirects included), a body over maxSize, a
+// connection that failed or was closed before the answer, a URL GetMany
+// does not pipeline (with a proxy from the environment, with credentials,
+// or on a client built with its own Transport or with NoPipelining), or
+// bodies past MaxManyBytes in all. GetMany itself never fails and never
+// retries; every read is bounded (maxHeaderBytes of headers, maxSize of
+// body per answer) and every answer must come within Timeout.
+//
+// An answer taken from the wrong place in the stream (a server that does
+// not keep the order) can only give a document to the wrong URL; callers
+// check what they get (signatures against the files they sign), as they
+// must with Get.
+func (c *Client) GetMany(ctx context.Context, urls []string, maxSize int64) [][]byte {
+	out := make([][]byte, len(urls))
+	if c.tr == nil || c.opt.NoPipelining || maxSize < 0 {
+		return out
+	}
+	type server struct {
+		u   *url.URL
+		idx []int
+	}
+	servers := map[string]*server{}
+	var order []*server
+	reqs := make([]*url.URL, len(urls))
+	for i, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || c.proxied(u) {
+			continue
+		}
+		reqs[i] = u
+		key := u.Scheme + "://" + u.Host
+		s := servers[key]
+		if s == nil {
+			s = &server{u: u}
+			servers[key] = s
+			order = append(order, s)
+		}
+		s.idx = append(s.idx, i)
+	}
+	var budget atomic.Int64
+	budget.Store(MaxManyBytes)
+	var wg sync.WaitGroup
+	for _, s := range order {
+		conns := min(PipelineConns, (len(s.idx)+PipelineDepth-1)/PipelineDepth)
+		per := (len(s.idx) + conns - 1) / conns
+		for lo := 0; lo < len(s.idx); lo += per {
+			p := &pipe{c: c, server: s.u, reqs: reqs, depth: PipelineDepth, idx: s.idx[lo:min(lo+per, len(s.idx))], maxSize: maxSize, out: out, budget: &budget}
+			wg.Go(func() { p.run(ctx) })
+		}
+	}
+	wg.Wait()
+	return out
+}
+
+// proxied reports whether requests to u go through a proxy (or whether that
+// cannot be told): those are left to Get.
+func (c *Client) proxied(u *url.URL) bool {
+	if c.tr.Proxy == nil {
+		return false
+	}
+	p, err := c.tr.Proxy(&http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}})
+	return err != nil || p != nil
+}
+
+// pipe fetches one share of a server's URLs, over as many connections in a
+// row as it takes.
+type pipe struct {
+	c       *Client
+	server  *url.URL
+	reqs    []*url.URL
+	idx     []int // indexes into reqs and out, in request order
+	depth   int64 // requests written ahead: PipelineDepth, or fewer for a server that ends connections sooner
+	closed  bool  // the last session ended because the server closed the connection
+	maxSize int64
+	out     [][]byte
+	budget  *atomic.Int64
+}
+
+func (p *pipe) run(ctx context.Context) {
+	short := 0
+	for len(p.idx) > 0 && ctx.Err() == nil {
+		n, again := p.session(ctx)
+		p.idx = p.idx[n:]
+		if !again || n == 0 {
+			return
+		}
+		if len(p.idx) == 0 {
+			return
+		}
+		if p.closed {
+			// The server ended the connection after n answers (a
+			// keep-alive limit): write no more than that ahead on the
+			// next ones, so that it is not sent requests it will drop.
+			p.depth = min(p.depth, int64(n))
+		}
+		if n == 1 {
+			if short++; short >= maxShortSessions {
+				return
+			}
+		} else {
+			short = 0
+		}
+	}
+}
+
+// errBound is returned by boundedReader past its allowance.
+var errBound = errors.New("answer larger than its bound")
+
+// boundedReader reads at most n more bytes (n is reset for each answer),
+// calling after (if set) after every read.
+type boundedReader struct {
+	r     io.Reader
+	n     int64
+	after func()
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, errBound
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n -= int64(n)
+	if b.after != nil {
+		b.after()
+	}
+	return n, err
+}
+
+// session runs one connection: it writes the requests of p.idx ahead (at
+// most p.depth unanswered) and reads the answers in order. It returns
+// how many of p.idx were answered (their out entries set, or left nil for
+// Get) and whether another connection may take the rest.
+func (p *pipe) session(ctx context.Context) (answered int, again bool) {
+	p.closed = false
+	conn, tcp, err := p.c.dial(ctx, p.server)
+	if err != nil {
+		return 0, false
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	w := &pipeWriter{p: p, conn: conn, sent: make(chan struct{}, len(p.idx)), poke: make(chan struct{}, 1),
+		quit: make(chan struct{}), done: make(chan struct{})}
+	defer func() {
+		close(w.quit)
+		conn.Close()
+		<-w.done
+		stop()
+	}()
+	go w.run()
+
+	br := &boundedReader{r: conn, after: quickAck(tcp)}
+	r := bufio.NewReaderSize(br, 16<<10)
+	get := &http.Request{Method: http.MethodGet}
+	for k, i := range p.idx {
+		select {
+		case <-w.sent:
+		case <-w.done:
+			select {
+			case <-w.sent:
+			default:
+				return k, k > 0 // the writer failed
+			}
+		}
+		conn.SetReadDeadline(time.Now().Add(p.c.opt.Timeout))
+		br.n = maxHeaderBytes
+		resp, err := http.ReadResponse(r, get)
+		if err != nil {
+			// A connection ended between answers is normal (a keep-alive
+			// limit); headers over the bound are not.
+			p.closed = true
+			return k, k > 0 && br.n > 0
+		}
+		if resp.StatusCode < 200 {
+			// 1xx answers are not expected for a GET: stop here rather
+			// than guess which answer belongs to which request.
+			return k, false
+		}
+		br.n += p.maxSize + chunkSlack
+		body, whole := p.body(resp)
+		w.answered.Add(1)
+		select {
+		case w.poke <- struct{}{}:
+		default:
+		}
+		if body != nil {
+			if p.budget.Add(-int64(len(body))) < 0 {
+				return k + 1, false
+			}
+			p.out[i] = body
+			if p.c.opt.Progress != nil {
+				p.c.opt.Progress(int64(len(body)))
+			}
+		}
+		if !whole {
+			return k + 1, true // the rest of this body is not read
+		}
+		if resp.Close {
+			p.closed = true
+			return k + 1, true
+		}
+	}
+	return len(p.idx), true
+}
+
+// body reads an answer's body: the document for a 200 within maxSize, nil
+// otherwise. whole reports whether the body was read to its end, so that the
+// next answer can follow on the same connection.
+func (p *pipe) body(resp *http.Response) (body []byte, whole bool) {
+	if resp.StatusCode != http.StatusOK {
+		n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody+1))
+		return nil, err == nil && n <= maxErrorBody
+	}
+	if resp.ContentLength > p.maxSize {
+		return nil, false
+	}
+	if resp.ContentLength >= 0 {
+		b := make([]byte, resp.ContentLength)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, false
+		}
+		return b, true // the body reader stops at the length
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, p.maxSize+1))
+	if err != nil || int64(len(b)) > p.maxSize {
+		return nil, false
+	}
+	return b, true
+}
+
+// pipeWriter is a session's writer: it writes one request per index of
+// p.idx while fewer than p.depth are unanswered; when the window is
+// full it flushes and waits until half of it is answered, so that requests
+// go out in batches.
+type pipeWriter struct {
+	p        *pipe
+	conn     net.Conn
+	answered atomic.Int64  // answers read (the reader adds)
+	sent     chan struct{} // one per request written
+	poke     chan struct{} // the reader read an answer
+	quit     chan struct{} // the session is over
+	done     chan struct{} // closed when run returns
+}
+
+func (w *pipeWriter) run() {
+	defer close(w.done)
+	bw := bufio.NewWriterSize(w.conn, 16<<10)
+	flush := func() bool {
+		w.conn.SetWriteDeadline(time.Now().Add(w.p.c.opt.Timeout))
+		if bw.Flush() != nil {
+			w.conn.Close() // the reader stops at once
+			return false
+		}
+		return true
+	}
+	var written int64
+	for _, i := range w.p.idx {
+		if written-w.answered.Load() >= w.p.depth {
+			if !flush() {
+				return
+			}
+			for written-w.answered.Load() > w.p.depth/2 {
+				select {
+				case <-w.poke:
+				case <-w.quit:
+					return
+				}
+			}
+		}
+		u := w.p.reqs[i]
+		req := &http.Request{Method: http.MethodGet, URL: u, Host: u.Host, Header: http.Header{"User-Agent": {w.p.c.opt.UserAgent}}}
+		if req.Write(bw) != nil {
+			w.conn.Close()
+			return
+		}
+		written++
+		w.sent <- struct{}{}
+	}
+	flush()
+}
+
+// dial opens a connection to u's server as the transport would (its dialer,
+// its TLS configuration), speaking HTTP/1.1 only. tcp is the connection
+// under TLS (conn itself for http).
+func (c *Client) dial(ctx context.Context, u *url.URL) (conn, tcp net.Conn, err error) {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.opt.Timeout)
+	defer cancel()
+	tcp, err = c.tr.DialContext(dctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+	if err != nil || u.Scheme != "https" {
+		return tcp, tcp, err
+	}
+	cfg := c.tr.TLSClientConfig.Clone()
+	cfg.ServerName = u.Hostname()
+	cfg.NextProtos = []string{"http/1.1"}
+	tc := tls.Client(tcp, cfg)
+	if err := tc.HandshakeContext(dctx); err != nil {
+		tcp.Close()
+		return nil, nil, err
+	}
+	return tc, tcp, nil
+}
