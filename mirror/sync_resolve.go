@@ -487,11 +487,6 @@ func (r *run) pipeline(ctx context.Context, items []*item) error {
 			}
 		}()
 	}
-	if !r.opt.DryRun && len(items) > 0 {
-		if err := makePartialDirs(r.partial); err != nil {
-			return fmt.Errorf("%w: %w", ErrSync, err)
-		}
-	}
 	chunks := make(chan []*item, 1)
 	go r.prefetch(ctx, items, chunks)
 feed:
@@ -661,6 +656,10 @@ func rejection(err error) string {
 		return err.Error()
 	}
 	return ""
+}
+
+func (r *run) partialFor(u string) string {
+	return r.partial + "/" + sha256Hex([]byte(u))[:40]
 }
 
 // verifyItem checks the file against its signatures or its signed checksum
