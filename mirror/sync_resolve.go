@@ -528,8 +528,13 @@ const prefetchChunk = 2048
 // when ctx is done, and closes chunks.
 func (r *run) prefetch(ctx context.Context, items []*item, chunks chan<- []*item) {
 	defer close(chunks)
-	for lo := 0; lo < len(items); lo += prefetchChunk {
-		chunk := items[lo:min(lo+prefetchChunk, len(items))]
+	// The first chunks are small, so that the workers start early.
+	size := 128
+	for lo := 0; lo < len(items); lo += size {
+		if lo > 0 {
+			size = min(2*size, prefetchChunk)
+		}
+		chunk := items[lo:min(lo+size, len(items))]
 		// Items come source by source: one GetMany per run of items
 		// sharing a client.
 		for i := 0; i < len(chunk); {
