@@ -32,6 +32,30 @@ func benchSet(b *testing.B) (dir string, m *Manifest) {
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "mirror-bundle-bench")
 	}
+	return makeBenchSet(b, dir, benchBlobs, benchBlobSize)
+}
+
+// The small set: 20,000 blobs of 8 KiB (a sync of many small packages),
+// in BUNDLE_BENCH_SMALL_DIR or a temporary folder.
+const (
+	benchSmallBlobs    = 20000
+	benchSmallBlobSize = 8 << 10
+)
+
+func benchSmallSet(b *testing.B) (dir string, m *Manifest) {
+	b.Helper()
+	dir = os.Getenv("BUNDLE_BENCH_SMALL_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "mirror-bundle-bench-small")
+	}
+	return makeBenchSet(b, dir, benchSmallBlobs, benchSmallBlobSize)
+}
+
+// makeBenchSet fills dir (when it does not hold them already) with n
+// random blobs of size bytes named by their SHA-256, and returns the
+// manifest that carries them.
+func makeBenchSet(b *testing.B, dir string, benchBlobs, benchBlobSize int) (string, *Manifest) {
+	b.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
@@ -52,13 +76,13 @@ func benchSet(b *testing.B) (dir string, m *Manifest) {
 		}
 	}
 	sort.Strings(names)
-	m = &Manifest{Sequence: 1, Created: testTime, Expires: testTime.Add(time.Hour), ToolVersion: "bench",
+	m := &Manifest{Sequence: 1, Created: testTime, Expires: testTime.Add(time.Hour), ToolVersion: "bench",
 		Sources: []Source{{Name: "s", Type: "files", URL: "https://example.org/"}}}
 	for i, n := range names {
 		sum := filepath.Base(n)
-		p := fmt.Sprintf("s/f%04d", i)
-		m.Tree = append(m.Tree, Entry{Path: p, SHA256: sum, Size: benchBlobSize})
-		m.Blobs = append(m.Blobs, Blob{SHA256: sum, Size: benchBlobSize})
+		p := fmt.Sprintf("s/f%05d", i)
+		m.Tree = append(m.Tree, Entry{Path: p, SHA256: sum, Size: int64(benchBlobSize)})
+		m.Blobs = append(m.Blobs, Blob{SHA256: sum, Size: int64(benchBlobSize)})
 	}
 	return dir, m
 }
@@ -79,11 +103,22 @@ func BenchmarkWrite(b *testing.B) { benchWrite(b, Options{}) }
 // BenchmarkWriteSplit writes it in parts of 64 MiB (8 parts).
 func BenchmarkWriteSplit(b *testing.B) { benchWrite(b, Options{MaxPartSize: 64 << 20}) }
 
+// BenchmarkWriteSmall writes the small set (20,000 x 8 KiB) as one bundle:
+// the cost per blob rather than per byte.
+func BenchmarkWriteSmall(b *testing.B) {
+	dir, m := benchSmallSet(b)
+	benchWriteSet(b, dir, m, Options{})
+}
+
 func benchWrite(b *testing.B, opt Options) {
 	dir, m := benchSet(b)
+	benchWriteSet(b, dir, m, opt)
+}
+
+func benchWriteSet(b *testing.B, dir string, m *Manifest, opt Options) {
 	key := testKey(b, 1)
 	out := b.TempDir()
-	b.SetBytes(benchBlobs * benchBlobSize)
+	b.SetBytes(m.TotalBlobSize())
 	b.ReportAllocs()
 	defer reportCPU(b)()
 	b.ResetTimer()
@@ -94,6 +129,7 @@ func benchWrite(b *testing.B, opt Options) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
+		b.ReportMetric(float64(w.Size)/float64(m.TotalBlobSize()), "out/in")
 		for _, p := range w.Paths {
 			os.Remove(p)
 		}
