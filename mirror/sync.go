@@ -333,7 +333,9 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	if err != nil {
 		return nil, err
 	}
-	all := m.Blobs
+	// all (every blob of the tree, sorted) is built only when a bundle is
+	// made: a run with nothing new needs only the tree's unshipped sums.
+	var all []bundle.Blob
 	var carry []string
 	switch {
 	case receipt != nil:
@@ -342,12 +344,14 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		for _, b := range receipt.Blobs {
 			have[b] = true
 		}
+		all = treeBlobs(m.Tree)
 		carry = state.Missing(blobSums(all), func(b string) bool { return have[b] })
 	case opt.Full || st.Sequence == 0:
+		all = treeBlobs(m.Tree)
 		carry = blobSums(all)
 	default:
 		m.BaseSequence = st.Sequence
-		carry = st.Missing(blobSums(all))
+		carry = st.Missing(treeSums(m.Tree))
 	}
 	if len(m.Tree) == 0 {
 		// Every package was rejected: there is nothing to publish.
@@ -364,6 +368,9 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		}
 		res.Elapsed = time.Since(start)
 		return res, r.saveUpstreams(next)
+	}
+	if all == nil {
+		all = treeBlobs(m.Tree)
 	}
 	m.Blobs = pickBlobs(all, carry)
 
@@ -519,6 +526,14 @@ func blobSums(bs []bundle.Blob) []string {
 	out := make([]string, len(bs))
 	for i, b := range bs {
 		out[i] = b.SHA256
+	}
+	return out
+}
+
+func treeSums(tree []bundle.Entry) []string {
+	out := make([]string, len(tree))
+	for i, e := range tree {
+		out[i] = e.SHA256
 	}
 	return out
 }

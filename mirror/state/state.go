@@ -283,11 +283,16 @@ func validSHA256(s string) bool {
 // Missing returns the blobs of want for which have is false, sorted and
 // without duplicates.
 func Missing(want []string, have func(string) bool) []string {
-	seen := make(map[string]bool, len(want))
+	// The set of sums seen is made at the first missing one: on a run
+	// with nothing new, none is (and want holds 40,000 sums).
+	var seen map[string]bool
 	var out []string
 	for _, b := range want {
-		if seen[b] || have(b) {
+		if have(b) || seen[b] {
 			continue
+		}
+		if seen == nil {
+			seen = map[string]bool{}
 		}
 		seen[b] = true
 		out = append(out, b)
