@@ -235,7 +235,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		return nil, err
 	}
 
-	r := &run{cfg: cfg, opt: opt, st: st, cache: cache, partial: partial, policy: policy, now: now,
+	r := &run{cfg: cfg, opt: opt, st: st, cache: cache, present: cache.Index(), partial: partial, policy: policy, now: now,
 		jobs: jobs, records: map[string]state.Upstream{}, smalls: map[string][]byte{},
 		verified: map[string]state.Verified{}, trustSHA: sha256Hex([]byte(trustText))}
 	res := &SyncResult{DryRun: opt.DryRun}

@@ -2,6 +2,9 @@ package mirror
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mirror-tool/mirror/bundle"
@@ -74,5 +77,94 @@ func TestSetDigestLargeSet(t *testing.T) {
 	}
 	if got != sha256Hex(want) {
 		t.Errorf("digest %s, want the SHA-256 of json.Marshal's %d bytes", got, len(want))
+	}
+}
+
+// TestSyncRefetchesRemovedCacheBlob: a package whose cached blob was removed
+// between runs (one with detached signatures, one from the signed checksum
+// list) is fetched again in the same run, although the cache's shards were
+// read before; the run then has nothing new for the inside, and a --full
+// bundle made next carries the right content.
+func TestSyncRefetchesRemovedCacheBlob(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one v1", "rel-a")
+	e.put("b/two.tar.gz", "two v1", "rel-b")
+	e.putRel("x.tar.gz", "x v1")
+	e.putRel("y.tar.gz", "y v1")
+	e.sums("x.tar.gz", "y.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	first := e.mustSync(SyncOptions{})
+	if first.Bundle == nil || first.New != 4 {
+		t.Fatalf("first sync = %+v", first)
+	}
+	blob := func(content string) string {
+		return filepath.Join(e.dir, "state", CacheDir, "sha256", sumOf(content)[:2], sumOf(content))
+	}
+	for _, c := range []string{"one v1", "x v1"} {
+		if err := os.Remove(blob(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetched := func(res *SyncResult) map[string]bool {
+		m := map[string]bool{}
+		for _, p := range res.Packages {
+			if p.Fetched {
+				m[p.Source+":"+p.Name] = true
+			}
+		}
+		return m
+	}
+	res := e.mustSync(SyncOptions{})
+	if got := fetched(res); len(got) != 2 || !got["tools:a/one.tar.gz"] || !got["rel:v1/x.tar.gz"] {
+		t.Fatalf("fetched after the cache lost two blobs: %v", got)
+	}
+	if !res.NothingNew || res.Bundle != nil || res.Unchanged != 4 || res.Rejected != 0 {
+		t.Fatalf("the run after the loss = %+v (bundle %+v)", res, res.Bundle)
+	}
+	for _, c := range []string{"one v1", "x v1"} {
+		if b, err := os.ReadFile(blob(c)); err != nil || string(b) != c {
+			t.Fatalf("cache %s after the run: %q, %v", c, b, err)
+		}
+	}
+	if got := fetched(e.mustSync(SyncOptions{})); len(got) != 0 {
+		t.Fatalf("the next run fetched %v, want nothing", got)
+	}
+	res = e.mustSync(SyncOptions{Full: true})
+	m, blobs := e.openBundle(res.Bundle)
+	tree := treeOf(m)
+	for p, content := range map[string]string{"tools/a/one.tar.gz": "one v1", "tools/b/two.tar.gz": "two v1", "rel/v1/x.tar.gz": "x v1", "rel/v1/y.tar.gz": "y v1"} {
+		if tree[p] != sumOf(content) || string(blobs[tree[p]]) != content {
+			t.Errorf("full bundle: %s = %s (blob %q), want %q", p, tree[p], blobs[tree[p]], content)
+		}
+	}
+}
+
+// TestSigsDigest: sigsDigest (hashed from a stack buffer) is the SHA-256 of
+// a line "URL SHA256" per signature, as remembered verdicts of earlier
+// versions recorded it, also for signature URLs longer than that buffer;
+// sigsAre agrees with it.
+func TestSigsDigest(t *testing.T) {
+	long := "https://example.org/" + strings.Repeat("d/", 400) + "f.tgz.minisig"
+	for _, sigs := range [][]small{
+		nil,
+		{{url: "https://example.org/p/f.tgz.minisig", sha: sumOf("sig")}},
+		{{url: "https://example.org/p/f.tgz.asc", sha: sumOf("a")}, {url: "https://example.org/p/f.tgz.minisig", sha: sumOf("b")}},
+		{{url: long, sha: sumOf("long")}},
+	} {
+		var lines string
+		for _, s := range sigs {
+			lines += s.url + " " + s.sha + "\n"
+		}
+		want := sumOf(lines)
+		if got := sigsDigest(sigs); got != want {
+			t.Errorf("sigsDigest(%d signatures) = %s, want %s", len(sigs), got, want)
+		}
+		it := &item{sigs: sigs}
+		if it.sigsAre(sumOf("other")) || it.sigsDigest != "" {
+			t.Errorf("sigsAre accepts another digest (or kept it)")
+		}
+		if !it.sigsAre(want) || it.sigsSum() != want {
+			t.Errorf("sigsAre refuses the digest, or sigsSum %s differs", it.sigsSum())
+		}
 	}
 }

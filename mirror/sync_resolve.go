@@ -36,6 +36,7 @@ type run struct {
 	opt     SyncOptions
 	st      *state.State
 	cache   *store.Store
+	present *store.Index // cache.Index(): fetchItem's "is it cached?"
 	partial string
 	policy  *verify.Policy
 	now     time.Time
@@ -95,6 +96,7 @@ type item struct {
 	keys        []string
 	schemes     map[string]string // signature URL → scheme
 	sigsDigest  string            // sigsSum
+	shipped     int8              // result's look-up of fileSHA in the state's Shipped: 0 not made yet, 1 not shipped, 2 shipped
 }
 
 // listInfo is a verified checksum list of a source.
@@ -116,7 +118,14 @@ func (it *item) result(st *state.State) PackageResult {
 	case it.fileSHA == "":
 		pr.Status = StatusNew // dry run: would be fetched
 	default:
-		if _, ok := st.Shipped[it.fileSHA]; ok {
+		// Looked up once: verifyDone reports the item, Sync collects it.
+		if it.shipped == 0 {
+			it.shipped = 1
+			if _, ok := st.Shipped[it.fileSHA]; ok {
+				it.shipped = 2
+			}
+		}
+		if it.shipped == 2 {
 			pr.Status = StatusUnchanged
 		} else {
 			pr.Status = StatusNew
@@ -542,8 +551,12 @@ func (r *run) fetchItem(ctx context.Context, it *item) error {
 		unchanged = unchanged && !sm.changed
 		it.sigs = append(it.sigs, sm)
 	}
+	// Whether the cache holds the file is asked of r.present (one
+	// directory read per cache shard, not one lstat per package); a file
+	// it does not hold (never fetched, or removed from the cache since)
+	// is fetched below.
 	if want := it.pkg.SHA256; want != "" {
-		if ok, _ := r.cache.Has(want); ok {
+		if ok, _ := r.present.Has(want); ok {
 			if fi, err := os.Stat(r.cache.Path(want)); err == nil {
 				it.fromCache, it.fileSHA, it.fileSize = true, want, fi.Size()
 				return nil
@@ -552,7 +565,7 @@ func (r *run) fetchItem(ctx context.Context, it *item) error {
 	} else if rec, ok := r.st.Upstreams[it.pkg.URL]; ok && unchanged && len(it.sigs) > 0 {
 		// Signatures byte-identical to the last verified run: the file
 		// they sign is taken from the cache (and verified again below).
-		if ok, _ := r.cache.Has(rec.SHA256); ok {
+		if ok, _ := r.present.Has(rec.SHA256); ok {
 			it.fromCache, it.fileSHA, it.fileSize = true, rec.SHA256, rec.Size
 			return nil
 		}
@@ -609,10 +622,6 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 	if r.opt.DryRun {
 		return nil
 	}
-	p := it.partialPath
-	if p == "" {
-		p = r.cache.Path(it.fileSHA)
-	}
 	reject := func(reason string) error {
 		it.rejected = reason
 		if it.partialPath != "" {
@@ -635,6 +644,10 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 			sigKeys, it.schemes = v.Keys, v.Schemes
 			r.remember(it, sigKeys, v.At, v.Signed)
 		} else {
+			p := it.partialPath
+			if p == "" {
+				p = r.cache.Path(it.fileSHA)
+			}
 			f, err := os.Open(p)
 			if err != nil {
 				return fmt.Errorf("package %s: %w", it.full(), err)
@@ -695,14 +708,26 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 // sigsDigest identifies a package's signature files: the SHA-256 of a
 // line "URL SHA256" per signature.
 func sigsDigest(sigs []small) string {
-	h := sha256.New()
+	d := sigsDigestHex(sigs)
+	return string(d[:])
+}
+
+// sigsDigestHex is sigsDigest as hex digits in an array: a package's
+// signature lines are hashed from one small buffer (on the stack for the
+// usual one or two signatures), and nothing is allocated.
+func sigsDigestHex(sigs []small) [2 * sha256.Size]byte {
+	var stack [512]byte
+	b := stack[:0]
 	for _, s := range sigs {
-		io.WriteString(h, s.url)
-		io.WriteString(h, " ")
-		io.WriteString(h, s.sha)
-		io.WriteString(h, "\n")
+		b = append(b, s.url...)
+		b = append(b, ' ')
+		b = append(b, s.sha...)
+		b = append(b, '\n')
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return out
 }
 
 // sigsSum is sigsDigest(it.sigs), computed once (reusable and remember
@@ -714,6 +739,21 @@ func (it *item) sigsSum() string {
 	return it.sigsDigest
 }
 
+// sigsAre reports whether it's signatures have the digest want, without
+// allocating; when they do, want becomes the item's sigsSum (shared with
+// the remembered verdict instead of a copy per package).
+func (it *item) sigsAre(want string) bool {
+	if it.sigsDigest != "" {
+		return it.sigsDigest == want
+	}
+	d := sigsDigestHex(it.sigs)
+	if string(d[:]) != want {
+		return false
+	}
+	it.sigsDigest = want
+	return true
+}
+
 // reusable returns the remembered verdict for a cached file when it still
 // holds: same file, signatures and trust table, only time-independent
 // schemes (minisign, SSH: no key expiry of their own), and no trust-table
@@ -723,7 +763,7 @@ func (r *run) reusable(it *item) (state.Verified, bool) {
 		return state.Verified{}, false
 	}
 	v, ok := r.st.Verified[it.full()]
-	if !ok || v.File != it.fileSHA || v.Sigs != it.sigsSum() || v.Trust != r.trustSHA || len(v.Keys) == 0 || r.now.Before(v.At) {
+	if !ok || v.File != it.fileSHA || !it.sigsAre(v.Sigs) || v.Trust != r.trustSHA || len(v.Keys) == 0 || r.now.Before(v.At) {
 		return state.Verified{}, false
 	}
 	for _, s := range v.Schemes {
