@@ -167,15 +167,17 @@ func Parse(data []byte) (*State, error) {
 		if s.Verified == nil {
 			s.Verified = map[string]Verified{}
 		}
-	}
-	for sum, seq := range s.Shipped {
-		if !validSHA256(sum) || seq == 0 || seq > s.Sequence {
-			return nil, fmt.Errorf("%w: shipped blob %q in sequence %d (last is %d)", ErrCorrupt, sum, seq, s.Sequence)
+		// The v2 decoder makes these checks as it reads each entry
+		// (and a v2 size cannot be negative).
+		for sum, seq := range s.Shipped {
+			if !validSHA256(sum) || seq == 0 || seq > s.Sequence {
+				return nil, fmt.Errorf("%w: shipped blob %q in sequence %d (last is %d)", ErrCorrupt, sum, seq, s.Sequence)
+			}
 		}
-	}
-	for u, rec := range s.Upstreams {
-		if rec.Size < 0 {
-			return nil, fmt.Errorf("%w: upstream %q has size %d", ErrCorrupt, u, rec.Size)
+		for u, rec := range s.Upstreams {
+			if rec.Size < 0 {
+				return nil, fmt.Errorf("%w: upstream %q has size %d", ErrCorrupt, u, rec.Size)
+			}
 		}
 	}
 	return s, nil
