@@ -2,12 +2,14 @@ package mirror
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mirror-tool/mirror/bundle"
+	"github.com/mirror-tool/mirror/mirror/state"
 )
 
 // digestSeeds are strings that take each branch of appendJSONString: plain
@@ -166,5 +168,49 @@ func TestSigsDigest(t *testing.T) {
 		if !it.sigsAre(want) || it.sigsSum() != want {
 			t.Errorf("sigsAre refuses the digest, or sigsSum %s differs", it.sigsSum())
 		}
+	}
+}
+
+// TestSyncErrorOrderWithPreparedListing: the listing is read while the
+// state is (prepare), but a damaged state is still the error reported
+// first, and a missing listing is reported as before once the state is
+// fine; neither run writes a bundle.
+func TestSyncErrorOrderWithPreparedListing(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one v1", "rel-a")
+	e.putRel("x.tar.gz", "x v1")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	e.mustSync(SyncOptions{})
+	listing := filepath.Join(e.dir, "listing.txt")
+	if err := os.Rename(listing, listing+".away"); err != nil {
+		t.Fatal(err)
+	}
+	stateFile := filepath.Join(e.dir, "state", state.FileName)
+	good, err := os.ReadFile(stateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stateFile, append([]byte{}, good[:len(good)-1]...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sync(SyncOptions{}); !errors.Is(err, state.ErrCorrupt) {
+		t.Fatalf("damaged state and missing listing: %v, want state.ErrCorrupt", err)
+	}
+	if err := os.WriteFile(stateFile, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.sync(SyncOptions{})
+	if err == nil || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "listing") || !strings.Contains(err.Error(), `source "tools"`) {
+		t.Fatalf("missing listing: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.dir, "bundles")); len(ents) != 2 {
+		t.Fatalf("bundles folder after the failed runs: %v", ents)
+	}
+	if err := os.Rename(listing+".away", listing); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.mustSync(SyncOptions{}); !res.NothingNew {
+		t.Fatalf("with the listing back: %+v", res)
 	}
 }

@@ -53,6 +53,50 @@ type run struct {
 	sigOnce  sync.Once
 	sigIndex map[string][]byte // accepted items' signatures by SHA-256, made on first use
 	key      *operator.Key     // the operator key, once loaded (operatorKey)
+	// pre holds what prepare made of the files sources (read-only after).
+	pre map[*SourceConfig]*prepared
+}
+
+// prepared is what resolve needs of a files source that does not depend on
+// the state, made by prepare while the state is read: the client, the
+// local listing and, without a checksum list, the package list.
+type prepared struct {
+	client  *fetch.Client
+	listing []string
+	pkgs    []files.Package // with a checksum list: not made (its files depend on the list)
+	rej     []files.Rejected
+	// err is the first error of the above, returned by resolve where it
+	// would have happened (after the state's and the trust table's).
+	err error
+}
+
+// prepare makes the prepared part of every files source whose listing is
+// not a URL (a download waits for the state, as it did).
+func (r *run) prepare() {
+	r.pre = map[*SourceConfig]*prepared{}
+	for i := range r.cfg.Sources {
+		src := &r.cfg.Sources[i]
+		if src.Apt != nil {
+			continue
+		}
+		if _, isURL := src.Files.ListingURL(); isURL {
+			continue
+		}
+		p := &prepared{}
+		r.pre[src] = p
+		if p.client, p.err = r.client(src); p.err != nil {
+			continue
+		}
+		if src.Files.Listing != "" {
+			// Only a local file is read: nothing here uses the network.
+			if p.listing, p.err = r.listing(context.Background(), p.client, src); p.err != nil {
+				continue
+			}
+		}
+		if src.Files.Checksums == "" {
+			p.pkgs, p.rej, p.err = src.Files.Packages(p.listing, nil, "")
+		}
+	}
 }
 
 // small is a small upstream document (signature, checksum list) in memory.
@@ -192,14 +236,23 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 		return r.resolveApt(ctx, src)
 	}
 	fc := src.Files
-	client, err := r.client(src)
-	if err != nil {
-		return nil, nil, err
-	}
+	var client *fetch.Client
 	var listing []string
-	if fc.Listing != "" {
-		if listing, err = r.listing(ctx, client, src); err != nil {
+	pre := r.pre[src]
+	if pre != nil {
+		if pre.err != nil {
+			return nil, nil, pre.err
+		}
+		client, listing = pre.client, pre.listing
+	} else {
+		var err error
+		if client, err = r.client(src); err != nil {
 			return nil, nil, err
+		}
+		if fc.Listing != "" {
+			if listing, err = r.listing(ctx, client, src); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	var rej []PackageResult
@@ -259,9 +312,15 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 		r.carryVerified(lk) // replaced below when the list is used
 		listKeyName = lk
 	}
-	pkgs, rj, err := fc.Packages(listing, sums, listPath)
-	if err != nil {
-		return nil, nil, err
+	var pkgs []files.Package
+	var rj []files.Rejected
+	if pre != nil && fc.Checksums == "" {
+		pkgs, rj = pre.pkgs, pre.rej
+	} else {
+		var err error
+		if pkgs, rj, err = fc.Packages(listing, sums, listPath); err != nil {
+			return nil, nil, err
+		}
 	}
 	for _, x := range rj {
 		rej = append(rej, rejected(src, x.Name, x.Reason))
