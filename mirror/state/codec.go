@@ -408,7 +408,13 @@ func (d *decoder) field(prev uint64, max uint64) uint64 {
 	return f
 }
 
-// decode parses a v2 file (magic line included).
+var errChecksum = errors.New("checksum mismatch (the file was damaged or cut short)")
+
+// decode parses a v2 file (magic line included). A file laid out as Save
+// writes it is read on two cores (decodeSplit): the checksum and the
+// verdicts on one, the shipped set and the upstreams on the other. Any
+// other file, and any file that fails there, is read by decodeSerial,
+// whose result and error are the ones returned: the split is only faster.
 func decode(data []byte) (*State, error) {
 	if !bytes.HasPrefix(data, magicV2) {
 		return nil, errors.New("no v2 version line")
@@ -416,10 +422,147 @@ func decode(data []byte) (*State, error) {
 	if len(data) < len(magicV2)+sha256.Size {
 		return nil, fmt.Errorf("checksum: %w", errShort)
 	}
-	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
-	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
-		return nil, errors.New("checksum mismatch (the file was damaged or cut short)")
+	if s, ok := decodeSplit(data); ok {
+		return s, nil
 	}
+	return decodeSerial(data)
+}
+
+// checksumOK reports whether a v2 file (at least magic and sum long) ends
+// with the SHA-256 of what comes before.
+func checksumOK(data []byte) bool {
+	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
+	got := sha256.Sum256(body)
+	return bytes.Equal(got[:], sum)
+}
+
+// decodeSplit reads a file whose sections come in Save's order (sequence,
+// bundle, digest, shipped, upstreams, verified, end): it finds where the
+// verdicts start by skipping over the shipped set and the upstreams
+// (without building anything), reads the checksum and the verdicts on
+// another goroutine and the rest here. The verdicts' strings refer to no
+// string before their section (their slots are their own), so a decoder
+// that starts there reads them as decodeSerial does. ok is false for any
+// other layout or any error: decodeSerial then reads the file again.
+func decodeSplit(data []byte) (*State, bool) {
+	body := data[len(magicV2) : len(data)-sha256.Size]
+	// The verdicts' section: after the header sections and the two
+	// skipped ones.
+	sk := &decoder{b: body}
+	tag := sk.uvarint()
+	for _, t := range []uint64{tagSequence, tagBundle, tagDigest} {
+		if tag != t {
+			continue
+		}
+		if t == tagSequence {
+			sk.uvarint()
+		} else {
+			sk.skipStr()
+		}
+		tag = sk.uvarint()
+	}
+	if tag != tagShipped || sk.err != nil {
+		return nil, false
+	}
+	sk.skipMap(func() { sk.uvarint() })
+	if sk.uvarint() != tagUpstreams || sk.err != nil {
+		return nil, false
+	}
+	sk.skipMap(sk.skipRecord)
+	rest := len(sk.b) // the verdicts' tag and what follows
+	if sk.uvarint() != tagVerified || sk.err != nil {
+		return nil, false
+	}
+	var verified map[string]Verified
+	ok := make(chan bool, 1)
+	go func() {
+		if !checksumOK(data) {
+			ok <- false
+			return
+		}
+		dv := &decoder{b: sk.b}
+		verified = decodeMap(dv, dv.verified)
+		ok <- dv.err == nil && dv.uvarint() == tagEnd && dv.err == nil && len(dv.b) == 0
+	}()
+	d := &decoder{b: body[:len(body)-rest]}
+	s := New()
+	for d.err == nil && len(d.b) > 0 {
+		switch tag := d.uvarint(); tag {
+		case tagSequence:
+			s.Sequence = d.uvarint()
+		case tagBundle:
+			s.Bundle = d.str(slotBundle)
+		case tagDigest:
+			s.Digest = d.str(slotDigest)
+		case tagShipped:
+			s.Shipped = d.shipped()
+		case tagUpstreams:
+			s.Upstreams = decodeMap(d, d.upstream)
+		default:
+			d.fail("section %d", tag) // not reached: the skim saw the layout
+		}
+	}
+	if !<-ok || d.err != nil || d.maxShipped > s.Sequence {
+		return nil, false
+	}
+	s.Verified = verified
+	return s, true
+}
+
+// skipStr moves past a str without making it.
+func (d *decoder) skipStr() {
+	kind := d.bytes(1)
+	if d.err != nil {
+		return
+	}
+	switch kind[0] {
+	case strBytes:
+		d.bytes(d.uvarint())
+	case strHash:
+		d.bytes(sha256.Size)
+	case strRepeat:
+	default:
+		d.fail("unknown string kind %d", kind[0])
+	}
+}
+
+// skipMap moves past a section's entries (decodeMap's layout), each value
+// skipped by val.
+func (d *decoder) skipMap(val func()) {
+	n := d.count(4)
+	for range n {
+		d.uvarint() // bytes shared with the previous key
+		d.skipStr()
+		val()
+		if d.err != nil {
+			return
+		}
+	}
+}
+
+// skipRecord moves past an upstream record: fields of a str (1, 3, 4) or
+// a uvarint (2), up to the 0 that ends it.
+func (d *decoder) skipRecord() {
+	for d.err == nil {
+		switch f := d.uvarint(); f {
+		case 0:
+			return
+		case 2:
+			d.uvarint()
+		case 1, 3, 4:
+			d.skipStr()
+		default:
+			d.fail("upstream field %d", f)
+		}
+	}
+}
+
+// decodeSerial parses a v2 file (magic line included) section by section.
+func decodeSerial(data []byte) (*State, error) {
+	if !checksumOK(data) {
+		return nil, errChecksum
+	}
+	body := data[:len(data)-sha256.Size]
 	d := &decoder{b: body[len(magicV2):]}
 	s := New()
 	seen := map[uint64]bool{}
