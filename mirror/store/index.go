@@ -36,10 +36,9 @@ func (s *Store) Index() *Index { return &Index{s: s} }
 // Has reports whether the blob named sum is stored (Store.Has).
 func (x *Index) Has(sum string) (bool, error) {
 	var key [32]byte
-	if !ValidSum(sum) {
+	if !parseSum(&key, sum) {
 		return x.s.Has(sum) // the error for a malformed name
 	}
-	decodeSum(&key, sum)
 	sh := &x.shards[key[0]]
 	sh.once.Do(func() { sh.sums = x.s.listShard(sum[:2]) })
 	if _, found := slices.BinarySearchFunc(sh.sums, key, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) }); found {
@@ -67,27 +66,42 @@ func (s *Store) listShard(dir string) [][32]byte {
 	sums := make([][32]byte, 0, len(names))
 	for _, n := range names {
 		var k [32]byte
-		if !ValidSum(n) {
+		if !parseSum(&k, n) {
 			continue // not a blob (a name of another shard is never asked for here)
 		}
-		decodeSum(&k, n)
 		sums = append(sums, k)
 	}
 	slices.SortFunc(sums, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
 	return sums
 }
 
-// decodeSum decodes a name that ValidSum accepted (no allocation, unlike
-// hex.Decode of a converted string).
-func decodeSum(k *[32]byte, sum string) {
-	for i := range k {
-		k[i] = unhex(sum[2*i])<<4 | unhex(sum[2*i+1])
+// parseSum decodes a blob name into k and reports whether it is one
+// (ValidSum: 64 lowercase hex digits), in one pass through a table and
+// without allocating (unlike hex.Decode of a converted string).
+func parseSum(k *[32]byte, sum string) bool {
+	if len(sum) != 64 {
+		return false
 	}
+	var bad byte
+	for i := range k {
+		hi, lo := hexVal[sum[2*i]], hexVal[sum[2*i+1]]
+		bad |= hi | lo
+		k[i] = hi<<4 | lo&0x0f
+	}
+	return bad&0xf0 == 0
 }
 
-func unhex(c byte) byte {
-	if c <= '9' {
-		return c - '0'
+// hexVal maps a lowercase hex digit to its value and any other byte to
+// 0xff.
+var hexVal = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return c - 'a' + 10
-}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c-'a') + 10
+	}
+	return t
+}()

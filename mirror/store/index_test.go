@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -96,4 +98,29 @@ func TestIndexUnreadableShard(t *testing.T) {
 	if ok != wantOK || (err == nil) != (wantErr == nil) || ok {
 		t.Fatalf("Index.Has = %v, %v; Store.Has = %v, %v", ok, err, wantOK, wantErr)
 	}
+}
+
+// FuzzParseSum: parseSum accepts exactly what ValidSum accepts, and decodes
+// it as hex.DecodeString does.
+func FuzzParseSum(f *testing.F) {
+	seeds := []string{sumOf([]byte("a")), strings.ToUpper(sumOf([]byte("a"))), "", "0", strings.Repeat("g", 64), strings.Repeat("f", 64), strings.Repeat("0", 63) + "/"}
+	if len(seeds) == 0 {
+		f.Fatal("no seeds")
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var k [32]byte
+		ok := parseSum(&k, s)
+		if ok != ValidSum(s) {
+			t.Fatalf("parseSum(%q) = %v, ValidSum %v", s, ok, ValidSum(s))
+		}
+		if ok {
+			want, err := hex.DecodeString(s)
+			if err != nil || !bytes.Equal(k[:], want) {
+				t.Fatalf("parseSum(%q) = %x, want %x (%v)", s, k, want, err)
+			}
+		}
+	})
 }
