@@ -41,6 +41,13 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 	// sort, instead of a 40,000-entry map on 20,000 packages). Items come
 	// in listing order, mostly sorted already.
 	tree := make([]bundle.Entry, 0, 2*len(items))
+	// Every package's signatures are carved from one array (capped, so
+	// that no append reaches a neighbour's) instead of 20,000 small ones.
+	nsigs := 0
+	for _, it := range items {
+		nsigs += len(it.sigs) + len(listSigs(it))
+	}
+	sigBuf := make([]bundle.PackageSignature, 0, nsigs)
 	for _, it := range items {
 		if it.rejected != "" || it.fileSHA == "" {
 			continue
@@ -48,16 +55,17 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 		pkg := bundle.Package{Source: it.src.Name, Name: it.pkg.Name, Path: it.pkg.Path, Size: it.fileSize,
 			SHA256: it.fileSHA, Keys: it.keys}
 		tree = append(tree, bundle.Entry{Path: pkg.Path, SHA256: pkg.SHA256, Size: pkg.Size})
-		pkg.Signatures = make([]bundle.PackageSignature, 0, len(it.sigs)+len(listSigs(it)))
-		pkg.Signatures = append(pkg.Signatures, listSigs(it)...)
+		first := len(sigBuf)
+		sigBuf = append(sigBuf, listSigs(it)...)
 		for _, s := range it.sigs {
 			scheme := it.schemes[sigName(s.url)]
 			if scheme == "" {
 				scheme = schemeByName(s.url)
 			}
-			pkg.Signatures = append(pkg.Signatures, bundle.PackageSignature{Path: s.path, SHA256: s.sha, Scheme: scheme})
+			sigBuf = append(sigBuf, bundle.PackageSignature{Path: s.path, SHA256: s.sha, Scheme: scheme})
 			tree = append(tree, bundle.Entry{Path: s.path, SHA256: s.sha, Size: int64(len(s.data))})
 		}
+		pkg.Signatures = sigBuf[first:len(sigBuf):len(sigBuf)]
 		m.Packages = append(m.Packages, pkg)
 	}
 	for _, x := range r.extras {

@@ -3,7 +3,9 @@ package mirror
 import (
 	"encoding/json"
 	"errors"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -212,5 +214,41 @@ func TestSyncErrorOrderWithPreparedListing(t *testing.T) {
 	}
 	if res := e.mustSync(SyncOptions{}); !res.NothingNew {
 		t.Fatalf("with the listing back: %+v", res)
+	}
+}
+
+// FuzzSigName: sigName's fast path (plainBase) gives url.Parse and
+// path.Base's answer for every URL it takes.
+func FuzzSigName(f *testing.F) {
+	seeds := []string{"http://127.0.0.1:38123/small/p/f000001.tgz.minisig", "https://example.org/a/b.asc", "http://h/x", "http://h/", "http://h", "http://h:/x", "http://:1/x", "http://h:1:2/x",
+		"http://H/x", "http://h/a/..", "http://h/a/.", "http://h/a%2Fb", "http://h/a?b=c/d", "http://h/a#x/y", "ftp://h/x", "http://h/a b", "http://[::1]/x", "http://u@h/x"}
+	if len(seeds) == 0 {
+		f.Fatal("no seeds")
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, u string) {
+		b, ok := plainBase(u)
+		if !ok {
+			return
+		}
+		pu, err := url.Parse(u)
+		if err != nil {
+			t.Fatalf("plainBase(%q) = %q, but url.Parse fails: %v", u, b, err)
+		}
+		if want := path.Base(pu.Path); b != want {
+			t.Fatalf("plainBase(%q) = %q, want %q", u, b, want)
+		}
+	})
+}
+
+// TestPlainBaseTaken: the signature URLs of a usual files source take
+// sigName's fast path.
+func TestPlainBaseTaken(t *testing.T) {
+	for u, want := range map[string]string{"http://127.0.0.1:38123/small/p/f000001.tgz.minisig": "f000001.tgz.minisig", "https://downloads.example.org/v1.2/tool-1.2.tar.gz.asc": "tool-1.2.tar.gz.asc"} {
+		if b, ok := plainBase(u); !ok || b != want || sigName(u) != want {
+			t.Errorf("plainBase(%q) = %q, %v; sigName %q; want %q", u, b, ok, sigName(u), want)
+		}
 	}
 }

@@ -913,7 +913,53 @@ func listKey(src *SourceConfig, listPath string) string {
 
 const listKeySuffix = "\tchecksums"
 
+// plainBase is sigName without url.Parse for the common URL
+// "http(s)://HOST[:PORT]/PATH" whose host is lowercase letters, digits,
+// dots and dashes, whose port is digits, and whose path holds only
+// letters, digits and "-._~/" (nothing to unescape, no query or
+// fragment): its last element, as url.Parse and path.Base give it
+// (FuzzSigName). ok is false for any other URL.
+func plainBase(u string) (string, bool) {
+	var rest string
+	switch {
+	case strings.HasPrefix(u, "https://"):
+		rest = u[len("https://"):]
+	case strings.HasPrefix(u, "http://"):
+		rest = u[len("http://"):]
+	default:
+		return "", false
+	}
+	slash := strings.IndexByte(rest, '/')
+	if slash <= 0 {
+		return "", false
+	}
+	host, p := rest[:slash], rest[slash:]
+	colon := false
+	for i := 0; i < len(host); i++ {
+		switch c := host[i]; {
+		case c == ':' && !colon && i > 0 && i < len(host)-1:
+			colon = true
+		case '0' <= c && c <= '9', !colon && ('a' <= c && c <= 'z' || c == '.' || c == '-'):
+		default:
+			return "", false
+		}
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+			return "", false
+		}
+	}
+	b := p[strings.LastIndexByte(p, '/')+1:]
+	if b == "" || b == "." || b == ".." {
+		return "", false // path.Base cleans these: left to the slow path
+	}
+	return b, true
+}
+
 func sigName(u string) string {
+	if b, ok := plainBase(u); ok {
+		return b
+	}
 	if pu, err := url.Parse(u); err == nil {
 		return path.Base(pu.Path)
 	}
