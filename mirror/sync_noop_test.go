@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mirror-tool/mirror/bundle"
 	"github.com/mirror-tool/mirror/mirror/state"
@@ -250,5 +251,26 @@ func TestPlainBaseTaken(t *testing.T) {
 		if b, ok := plainBase(u); !ok || b != want || sigName(u) != want {
 			t.Errorf("plainBase(%q) = %q, %v; sigName %q; want %q", u, b, ok, sigName(u), want)
 		}
+	}
+}
+
+// TestRollbackMarkCapIsTheRunsSecond: a future-dated signature's mark is
+// capped at the second of the run that accepted it, so that the next
+// release, signed later in that same second (signing times have one-second
+// resolution), is not refused as a rollback; an older one still is.
+func TestRollbackMarkCapIsTheRunsSecond(t *testing.T) {
+	run1 := time.Date(2026, 11, 25, 14, 52, 24, 300_000_000, time.UTC)
+	r := &run{now: run1, st: state.New()}
+	mark, why := r.notRolledBack("tools:a/one.tar.gz", sumOf("v2"), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	if why != "" || !mark.Equal(run1.Truncate(time.Second)) {
+		t.Fatalf("future-dated v2: mark %v, %q; want the run's second", mark, why)
+	}
+	r2 := &run{now: run1.Add(time.Second), st: state.New()}
+	r2.st.Verified["tools:a/one.tar.gz"] = state.Verified{File: sumOf("v2"), Signed: mark}
+	if _, why := r2.notRolledBack("tools:a/one.tar.gz", sumOf("v3"), run1.Truncate(time.Second)); why != "" {
+		t.Fatalf("v3 signed in the same second as the run that set the mark: %s", why)
+	}
+	if _, why := r2.notRolledBack("tools:a/one.tar.gz", sumOf("v1"), run1.Add(-time.Hour)); !strings.Contains(why, ErrUpstreamRollback.Error()) {
+		t.Fatalf("v1 signed before the mark: %q, want a rollback", why)
 	}
 }

@@ -697,11 +697,13 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		}
 		return reject(fmt.Sprintf("SHA-256 %s differs from %s in %s", it.fileSHA, it.pkg.SHA256, what))
 	}
+	var verdict state.Verified
+	remembered := false
 	if len(it.sigs) > 0 {
 		var sigKeys []string
 		if v, ok := r.reusable(it); ok {
 			sigKeys, it.schemes = v.Keys, v.Schemes
-			r.remember(it, sigKeys, v.At, v.Signed)
+			verdict, remembered = r.verdict(it, sigKeys, v.At, v.Signed), true
 		} else {
 			p := it.partialPath
 			if p == "" {
@@ -735,7 +737,7 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 					it.schemes[res.Signature] = res.Key.Scheme
 				}
 			}
-			r.remember(it, sigKeys, r.now, signed)
+			verdict, remembered = r.verdict(it, sigKeys, r.now, signed), true
 		}
 		for _, k := range sigKeys {
 			if !slices.Contains(it.keys, k) {
@@ -751,16 +753,25 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		hook("adopted")
 	}
 	// Signatures are fetched whole every run, so they stay in memory for
-	// the bundle (no cache write, no fsync per signature; sigData).
+	// the bundle (no cache write, no fsync per signature; sigData). One
+	// lock for the item's records and verdict (a verdict recorded for a
+	// run that then fails is never saved).
+	var key string
+	if remembered {
+		key = it.full()
+	}
+	r.mu.Lock()
+	if remembered {
+		r.verified[key] = verdict
+	}
 	for _, s := range it.sigs {
-		r.record(s.url, state.Upstream{SHA256: s.sha, Size: int64(len(s.data))})
+		r.records[s.url] = state.Upstream{SHA256: s.sha, Size: int64(len(s.data))}
 	}
-	r.record(it.pkg.URL, state.Upstream{SHA256: it.fileSHA, Size: it.fileSize})
+	r.records[it.pkg.URL] = state.Upstream{SHA256: it.fileSHA, Size: it.fileSize}
 	if it.fromList != nil {
-		r.mu.Lock()
 		it.fromList.used = true
-		r.mu.Unlock()
 	}
+	r.mu.Unlock()
 	return nil
 }
 
@@ -840,11 +851,9 @@ func (r *run) reusable(it *item) (state.Verified, bool) {
 	return v, true
 }
 
-func (r *run) remember(it *item, keys []string, at, signed time.Time) {
-	v := state.Verified{File: it.fileSHA, Sigs: it.sigsSum(), Trust: r.trustSHA, Keys: keys, Schemes: it.schemes, At: at, Signed: signed}
-	r.mu.Lock()
-	r.verified[it.full()] = v
-	r.mu.Unlock()
+// verdict is the accepted verdict verifyItem remembers for it.
+func (r *run) verdict(it *item, keys []string, at, signed time.Time) state.Verified {
+	return state.Verified{File: it.fileSHA, Sigs: it.sigsSum(), Trust: r.trustSHA, Keys: keys, Schemes: it.schemes, At: at, Signed: signed}
 }
 
 // notRolledBack refuses an upstream rollback of a package (or checksum
@@ -859,9 +868,11 @@ func (r *run) remember(it *item, keys []string, at, signed time.Time) {
 func (r *run) notRolledBack(key, sha string, signed time.Time) (time.Time, string) {
 	// A signer whose clock ran ahead (minisign's timestamp is not checked
 	// against ours) must not set a mark that its next, correctly dated
-	// release could never pass: the mark goes no later than this run.
-	if signed.After(r.now) {
-		signed = r.now
+	// release could never pass: the mark goes no later than this run's
+	// second (signing times have one-second resolution: a release signed
+	// later in that same second states that second, and must pass).
+	if now := r.now.Truncate(time.Second); signed.After(now) {
+		signed = now
 	}
 	prev, ok := r.st.Verified[key]
 	if !ok || !prev.Signed.After(signed) {
