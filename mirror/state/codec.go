@@ -437,18 +437,19 @@ func checksumOK(data []byte) bool {
 }
 
 // decodeSplit reads a file whose sections come in Save's order (sequence,
-// bundle, digest, shipped, upstreams, verified, end): it finds where the
-// verdicts start by skipping over the shipped set and the upstreams
-// (without building anything), reads the checksum and the verdicts on
-// another goroutine and the rest here. The verdicts' strings refer to no
-// string before their section (their slots are their own), so a decoder
-// that starts there reads them as decodeSerial does. ok is false for any
-// other layout or any error: decodeSerial then reads the file again.
+// bundle, digest, shipped, upstreams, verified, end) on three goroutines:
+// a skim (which builds nothing) finds where each section starts, then the
+// checksum and the verdicts, the shipped set, and the header and the
+// upstreams are read at once, each by a decoder of its own section's
+// bytes. The sections' strings refer to no string of another section
+// (each field has its own slot), so each decoder reads its section as
+// decodeSerial does. ok is false for any other layout or any error:
+// decodeSerial then reads the file again.
 func decodeSplit(data []byte) (*State, bool) {
 	body := data[len(magicV2) : len(data)-sha256.Size]
-	// The verdicts' section: after the header sections and the two
-	// skipped ones.
 	sk := &decoder{b: body}
+	at := func() int { return len(body) - len(sk.b) }
+	headerEnd := 0
 	tag := sk.uvarint()
 	for _, t := range []uint64{tagSequence, tagBundle, tagDigest} {
 		if tag != t {
@@ -459,33 +460,48 @@ func decodeSplit(data []byte) (*State, bool) {
 		} else {
 			sk.skipStr()
 		}
+		headerEnd = at()
 		tag = sk.uvarint()
 	}
 	if tag != tagShipped || sk.err != nil {
 		return nil, false
 	}
+	shipped := at()
 	sk.skipMap(func() { sk.uvarint() })
+	shippedEnd := at()
 	if sk.uvarint() != tagUpstreams || sk.err != nil {
 		return nil, false
 	}
+	upstreams := at()
 	sk.skipMap(sk.skipRecord)
-	rest := len(sk.b) // the verdicts' tag and what follows
+	upstreamsEnd := at()
 	if sk.uvarint() != tagVerified || sk.err != nil {
 		return nil, false
 	}
-	var verified map[string]Verified
-	ok := make(chan bool, 1)
+	verified := at()
+
+	var vs map[string]Verified
+	vok := make(chan bool, 1)
 	go func() {
 		if !checksumOK(data) {
-			ok <- false
+			vok <- false
 			return
 		}
-		dv := &decoder{b: sk.b}
-		verified = decodeMap(dv, dv.verified)
-		ok <- dv.err == nil && dv.uvarint() == tagEnd && dv.err == nil && len(dv.b) == 0
+		d := &decoder{b: body[verified:]}
+		vs = decodeMap(d, d.verified)
+		vok <- d.err == nil && d.uvarint() == tagEnd && d.err == nil && len(d.b) == 0
 	}()
-	d := &decoder{b: body[:len(body)-rest]}
+	var ss map[string]uint64
+	var maxShipped uint64
+	sok := make(chan bool, 1)
+	go func() {
+		d := &decoder{b: body[shipped:shippedEnd]}
+		ss = d.shipped()
+		maxShipped = d.maxShipped
+		sok <- d.err == nil && len(d.b) == 0
+	}()
 	s := New()
+	d := &decoder{b: body[:headerEnd]}
 	for d.err == nil && len(d.b) > 0 {
 		switch tag := d.uvarint(); tag {
 		case tagSequence:
@@ -494,18 +510,18 @@ func decodeSplit(data []byte) (*State, bool) {
 			s.Bundle = d.str(slotBundle)
 		case tagDigest:
 			s.Digest = d.str(slotDigest)
-		case tagShipped:
-			s.Shipped = d.shipped()
-		case tagUpstreams:
-			s.Upstreams = decodeMap(d, d.upstream)
 		default:
 			d.fail("section %d", tag) // not reached: the skim saw the layout
 		}
 	}
-	if !<-ok || d.err != nil || d.maxShipped > s.Sequence {
+	headerOK := d.err == nil
+	d = &decoder{b: body[upstreams:upstreamsEnd]}
+	s.Upstreams = decodeMap(d, d.upstream)
+	upstreamsOK := d.err == nil && len(d.b) == 0
+	if shippedOK, verifiedOK := <-sok, <-vok; !headerOK || !upstreamsOK || !shippedOK || !verifiedOK || maxShipped > s.Sequence {
 		return nil, false
 	}
-	s.Verified = verified
+	s.Shipped, s.Verified = ss, vs
 	return s, true
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -75,4 +76,17 @@ func FuzzDecodeSplit(f *testing.F) {
 			t.Fatalf("decodeSplit:\n%+v\ndecodeSerial:\n%+v", got, want)
 		}
 	})
+}
+
+// TestValidSHA256: 64 lowercase hex digits and nothing else.
+func TestValidSHA256(t *testing.T) {
+	good := sum('a')
+	if !validSHA256(good) || !validSHA256(strings.Repeat("0123456789abcdef", 4)) {
+		t.Fatal("a SHA-256 refused")
+	}
+	for _, bad := range []string{"", good[:63], good + "0", strings.ToUpper(good), good[:63] + "g", "/" + good[1:], good[:10] + "\x00" + good[11:], good[:63] + "\xe9"} {
+		if validSHA256(bad) {
+			t.Errorf("validSHA256(%q) = true", bad)
+		}
+	}
 }
