@@ -610,11 +610,11 @@ func (r *run) fetchItem(ctx context.Context, it *item) error {
 		unchanged = unchanged && !sm.changed
 		it.sigs = append(it.sigs, sm)
 	}
-	// Whether the cache holds the file is asked of r.present (one
-	// directory read per cache shard, not one lstat per package); a file
-	// it does not hold (never fetched, or removed from the cache since)
-	// is fetched below.
 	if want := it.pkg.SHA256; want != "" {
+		// Whether the cache holds the file is asked of r.present (one
+		// directory read per cache shard, not one lstat per package); a
+		// file it does not hold (never fetched, or removed from the cache
+		// since) is fetched below.
 		if ok, _ := r.present.Has(want); ok {
 			if fi, err := os.Stat(r.cache.Path(want)); err == nil {
 				it.fromCache, it.fileSHA, it.fileSize = true, want, fi.Size()
