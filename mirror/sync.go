@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -205,8 +204,19 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	}
 	defer lk.Release()
 
-	st, err := state.Load(cfg.Output.State)
-	if err != nil {
+	// The state is read on the other core while the package lists that
+	// do not depend on it are made (local listings, sources without a
+	// checksum list: prepare); its errors still come first.
+	r := &run{cfg: cfg, opt: opt, now: now, jobs: jobs}
+	var st *state.State
+	loaded := make(chan error, 1)
+	go func() {
+		var err error
+		st, err = state.Load(cfg.Output.State)
+		loaded <- err
+	}()
+	r.prepare()
+	if err := <-loaded; err != nil {
 		return nil, err
 	}
 	var receipt *repo.Receipt
@@ -235,9 +245,9 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		return nil, err
 	}
 
-	r := &run{cfg: cfg, opt: opt, st: st, cache: cache, partial: partial, policy: policy, now: now,
-		jobs: jobs, records: map[string]state.Upstream{}, smalls: map[string][]byte{},
-		verified: map[string]state.Verified{}, trustSHA: sha256Hex([]byte(trustText))}
+	r.st, r.cache, r.present, r.partial, r.policy = st, cache, cache.Index(), partial, policy
+	r.records, r.smalls, r.verified = map[string]state.Upstream{}, map[string][]byte{}, map[string]state.Verified{}
+	r.trustSHA = sha256Hex([]byte(trustText))
 	res := &SyncResult{DryRun: opt.DryRun}
 
 	opt.Progress.Stage("resolve", len(cfg.Sources))
@@ -281,6 +291,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		return syncErr
 	}
 	defer waitCache() // no syncfs left running behind a returned error
+	res.Packages = slices.Grow(res.Packages, len(items))
 	for _, it := range items {
 		pr := it.result(st)
 		res.Packages = append(res.Packages, pr)
@@ -296,12 +307,11 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 			}
 		}
 	}
-	sort.Slice(res.Packages, func(i, j int) bool {
-		a, b := res.Packages[i], res.Packages[j]
-		if a.Source != b.Source {
-			return a.Source < b.Source
+	slices.SortFunc(res.Packages, func(a, b PackageResult) int {
+		if c := strings.Compare(a.Source, b.Source); c != 0 {
+			return c
 		}
-		return a.Name < b.Name
+		return strings.Compare(a.Name, b.Name)
 	})
 	for _, p := range res.Packages {
 		switch p.Status {
@@ -318,7 +328,10 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		return res, nil
 	}
 
-	next := st.CloneShipped()
+	// next shares the shipped set with st until a bundle is recorded (a
+	// run with nothing new only saves it, and copying 40,000 entries for
+	// that is waste): cloned right before next.Record.
+	next := &state.State{Format: st.Format, Sequence: st.Sequence, Bundle: st.Bundle, Digest: st.Digest, Shipped: st.Shipped}
 	// What was seen upstream is what this run verified: URLs no longer in
 	// the configuration (or rejected now) drop out, so the state stays
 	// bounded by the package set.
@@ -329,11 +342,18 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		}
 	}
 	next.Verified = r.verified
+	// Whether this run's records and verdicts differ from the state's
+	// (saveUpstreams, when no bundle is made) is found out on the other
+	// core while the manifest and its digest are made: both only read.
+	unchanged := make(chan bool, 1)
+	go func() { unchanged <- r.sameRecords(next) }()
 	m, digest, err := r.manifest(items, res, trustText)
 	if err != nil {
 		return nil, err
 	}
-	all := m.Blobs
+	// all (every blob of the tree, sorted) is built only when a bundle is
+	// made: a run with nothing new needs only the tree's unshipped sums.
+	var all []bundle.Blob
 	var carry []string
 	switch {
 	case receipt != nil:
@@ -342,12 +362,14 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		for _, b := range receipt.Blobs {
 			have[b] = true
 		}
+		all = treeBlobs(m.Tree)
 		carry = state.Missing(blobSums(all), func(b string) bool { return have[b] })
 	case opt.Full || st.Sequence == 0:
+		all = treeBlobs(m.Tree)
 		carry = blobSums(all)
 	default:
 		m.BaseSequence = st.Sequence
-		carry = st.Missing(blobSums(all))
+		carry = st.Missing(treeSums(m.Tree))
 	}
 	if len(m.Tree) == 0 {
 		// Every package was rejected: there is nothing to publish.
@@ -355,7 +377,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 			return nil, err
 		}
 		res.Elapsed = time.Since(start)
-		return res, r.saveUpstreams(next)
+		return res, r.saveUpstreams(next, <-unchanged)
 	}
 	if !opt.Full && receipt == nil && len(carry) == 0 && digest == st.Digest {
 		res.NothingNew = true
@@ -363,7 +385,10 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 			return nil, err
 		}
 		res.Elapsed = time.Since(start)
-		return res, r.saveUpstreams(next)
+		return res, r.saveUpstreams(next, <-unchanged)
+	}
+	if all == nil {
+		all = treeBlobs(m.Tree)
 	}
 	m.Blobs = pickBlobs(all, carry)
 
@@ -401,6 +426,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	if err := waitCache(); err != nil {
 		return nil, fmt.Errorf("%w (bundle %s was written but not recorded; the next run rewrites sequence %d)", err, name, m.Sequence)
 	}
+	next.Shipped = maps.Clone(st.Shipped)
 	next.Record(m.Sequence, carry)
 	next.Bundle = name + bundle.Suffix
 	next.Digest = digest
@@ -498,14 +524,21 @@ func (r *run) operatorKey() (*operator.Key, error) {
 }
 
 // saveUpstreams records what was verified in this run (cache bookkeeping,
-// no claim of shipping) when no bundle was needed.
-func (r *run) saveUpstreams(next *state.State) error {
-	// A state read from an older format is written in the current one
-	// once, even with nothing else to record.
-	if r.st.Format == state.Format && maps.Equal(next.Upstreams, r.st.Upstreams) && maps.EqualFunc(next.Verified, r.st.Verified, sameVerdict) {
+// no claim of shipping) when no bundle was needed; unchanged is
+// r.sameRecords(next).
+func (r *run) saveUpstreams(next *state.State, unchanged bool) error {
+	if unchanged {
 		return nil
 	}
 	return next.Save(r.cfg.Output.State)
+}
+
+// sameRecords reports whether next records the same upstreams and verdicts
+// as the state the run started from, in the current format (a state read
+// from an older format is written in the current one once, even with
+// nothing else to record).
+func (r *run) sameRecords(next *state.State) bool {
+	return r.st.Format == state.Format && maps.Equal(next.Upstreams, r.st.Upstreams) && maps.EqualFunc(next.Verified, r.st.Verified, sameVerdict)
 }
 
 // sameVerdict compares two remembered verdicts field by field (a typed
@@ -519,6 +552,14 @@ func blobSums(bs []bundle.Blob) []string {
 	out := make([]string, len(bs))
 	for i, b := range bs {
 		out[i] = b.SHA256
+	}
+	return out
+}
+
+func treeSums(tree []bundle.Entry) []string {
+	out := make([]string, len(tree))
+	for i, e := range tree {
+		out[i] = e.SHA256
 	}
 	return out
 }

@@ -5,10 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"path"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/mirror-tool/mirror/bundle"
@@ -17,9 +17,10 @@ import (
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
 
 // manifest builds the manifest of the WHOLE accepted package set and
-// publish tree (Blobs lists every blob the tree needs; the caller narrows it
-// for a delta) and the digest that tells whether anything changed since the
-// last bundle.
+// publish tree and the digest that tells whether anything changed since the
+// last bundle. Blobs is left nil: the caller sets it from treeBlobs(Tree),
+// narrowed for a delta, once it knows that a bundle is made (a run with
+// nothing new never sorts the blobs).
 func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundle.Manifest, string, error) {
 	m := &bundle.Manifest{
 		Created:     r.now.UTC(),
@@ -27,7 +28,6 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 		ToolVersion: r.opt.ToolVersion,
 		Trust:       bundle.Trust{SHA256: sha256Hex([]byte(trustText)), File: trustText},
 		Packages:    make([]bundle.Package, 0, len(items)),
-		Tree:        make([]bundle.Entry, 0, 2*len(items)),
 		Rejected:    []bundle.Rejected{},
 	}
 	if m.ToolVersion == "" {
@@ -36,43 +36,41 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 	for _, s := range r.cfg.Sources {
 		m.Sources = append(m.Sources, bundle.Source{Name: s.Name, Type: s.Type, URL: s.URL})
 	}
-	tree := make(map[string]bundle.Entry, 2*len(items))
-	add := func(p, sum string, size int64) error {
-		if old, ok := tree[p]; ok && (old.SHA256 != sum || old.Size != size) {
-			return fmt.Errorf("%w: two different files for publish path %s", ErrSync, p)
-		}
-		tree[p] = bundle.Entry{Path: p, SHA256: sum, Size: size}
-		return nil
+	// The publish tree is collected as a list and sorted; a path that
+	// comes twice must name the same file (checked on neighbours after the
+	// sort, instead of a 40,000-entry map on 20,000 packages). Items come
+	// in listing order, mostly sorted already.
+	tree := make([]bundle.Entry, 0, 2*len(items))
+	// Every package's signatures are carved from one array (capped, so
+	// that no append reaches a neighbour's) instead of 20,000 small ones.
+	nsigs := 0
+	for _, it := range items {
+		nsigs += len(it.sigs) + len(listSigs(it))
 	}
+	sigBuf := make([]bundle.PackageSignature, 0, nsigs)
 	for _, it := range items {
 		if it.rejected != "" || it.fileSHA == "" {
 			continue
 		}
 		pkg := bundle.Package{Source: it.src.Name, Name: it.pkg.Name, Path: it.pkg.Path, Size: it.fileSize,
-			SHA256: it.fileSHA, Keys: it.keys, Signatures: []bundle.PackageSignature{}}
-		if err := add(pkg.Path, pkg.SHA256, pkg.Size); err != nil {
-			return nil, "", err
-		}
-		if it.fromList != nil {
-			pkg.Signatures = append(pkg.Signatures, it.fromList.sigs...)
-		}
+			SHA256: it.fileSHA, Keys: it.keys}
+		tree = append(tree, bundle.Entry{Path: pkg.Path, SHA256: pkg.SHA256, Size: pkg.Size})
+		first := len(sigBuf)
+		sigBuf = append(sigBuf, listSigs(it)...)
 		for _, s := range it.sigs {
 			scheme := it.schemes[sigName(s.url)]
 			if scheme == "" {
 				scheme = schemeByName(s.url)
 			}
-			pkg.Signatures = append(pkg.Signatures, bundle.PackageSignature{Path: s.path, SHA256: s.sha, Scheme: scheme})
-			if err := add(s.path, s.sha, int64(len(s.data))); err != nil {
-				return nil, "", err
-			}
+			sigBuf = append(sigBuf, bundle.PackageSignature{Path: s.path, SHA256: s.sha, Scheme: scheme})
+			tree = append(tree, bundle.Entry{Path: s.path, SHA256: s.sha, Size: int64(len(s.data))})
 		}
+		pkg.Signatures = sigBuf[first:len(sigBuf):len(sigBuf)]
 		m.Packages = append(m.Packages, pkg)
 	}
 	for _, x := range r.extras {
 		if *x.used {
-			if err := add(x.path, x.sha, x.size); err != nil {
-				return nil, "", err
-			}
+			tree = append(tree, bundle.Entry{Path: x.path, SHA256: x.sha, Size: x.size})
 		}
 	}
 	for _, p := range res.Packages {
@@ -81,23 +79,52 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 		}
 	}
 	slices.SortFunc(m.Packages, func(a, b bundle.Package) int { return strings.Compare(a.Path, b.Path) })
-	sizes := make(map[string]int64, len(tree))
-	for _, e := range tree {
-		m.Tree = append(m.Tree, e)
-		sizes[e.SHA256] = e.Size
+	var err error
+	if m.Tree, err = uniqueTree(tree); err != nil {
+		return nil, "", err
 	}
-	slices.SortFunc(m.Tree, func(a, b bundle.Entry) int { return strings.Compare(a.Path, b.Path) })
-	m.Blobs = make([]bundle.Blob, 0, len(sizes))
-	for sum, size := range sizes {
-		m.Blobs = append(m.Blobs, bundle.Blob{SHA256: sum, Size: size})
-	}
-	slices.SortFunc(m.Blobs, func(a, b bundle.Blob) int { return strings.Compare(a.SHA256, b.SHA256) })
 
 	d, err := setDigest(m.Sources, m.Trust.SHA256, m.Packages, m.Tree)
 	if err != nil {
 		return nil, "", err
 	}
 	return m, d, nil
+}
+
+// listSigs is the checksum list (and its signature) an item was taken
+// from, as package signatures; nil for detached signatures only.
+func listSigs(it *item) []bundle.PackageSignature {
+	if it.fromList == nil {
+		return nil
+	}
+	return it.fromList.sigs
+}
+
+// uniqueTree sorts the publish tree by path and drops a path's repeats,
+// which must name the same file (ErrSync otherwise). It sorts in place.
+func uniqueTree(tree []bundle.Entry) ([]bundle.Entry, error) {
+	slices.SortFunc(tree, func(a, b bundle.Entry) int { return strings.Compare(a.Path, b.Path) })
+	out := tree[:0]
+	for _, e := range tree {
+		if n := len(out); n > 0 && out[n-1].Path == e.Path {
+			if out[n-1].SHA256 != e.SHA256 || out[n-1].Size != e.Size {
+				return nil, fmt.Errorf("%w: two different files for publish path %s", ErrSync, e.Path)
+			}
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// treeBlobs is the blobs a publish tree needs: each SHA-256 once, sorted.
+func treeBlobs(tree []bundle.Entry) []bundle.Blob {
+	blobs := make([]bundle.Blob, len(tree))
+	for i, e := range tree {
+		blobs[i] = bundle.Blob{SHA256: e.SHA256, Size: e.Size}
+	}
+	slices.SortFunc(blobs, func(a, b bundle.Blob) int { return strings.Compare(a.SHA256, b.SHA256) })
+	return slices.CompactFunc(blobs, func(a, b bundle.Blob) bool { return a.SHA256 == b.SHA256 })
 }
 
 // digestFields is what setDigest hashes: the JSON of this struct.
@@ -109,55 +136,151 @@ type digestFields struct {
 }
 
 // setDigest returns the SHA-256 (hex) of the JSON encoding of digestFields
-// (what the state's Digest has always held), hashing the encoding element
-// by element instead of building it whole: on 20,000 packages the whole
-// encoding is some MiB, built by doubling a buffer (TestSetDigestIsJSON
-// checks that the bytes are the same).
+// (what the state's Digest has always held). The encoding is appended by
+// hand, element by element into one reused buffer, instead of through
+// encoding/json's reflection: a no-op run of 20,000 packages computes it
+// only to compare it with the state's. TestSetDigestIsJSON and
+// FuzzSetDigestIsJSON check that the bytes are json.Marshal's.
 func setDigest(sources []bundle.Source, trust string, pkgs []bundle.Package, tree []bundle.Entry) (string, error) {
 	h := sha256.New()
-	put := func(v any) error {
-		b, err := json.Marshal(v)
-		h.Write(b)
-		return err
+	b := make([]byte, 0, 4096)
+	flush := func() {
+		if len(b) >= 3072 {
+			h.Write(b)
+			b = b[:0]
+		}
 	}
-	h.Write([]byte(`{"Sources":`))
-	if err := put(sources); err != nil {
-		return "", err
+	b = append(b, `{"Sources":`...)
+	if sources == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, s := range sources {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"name":`...)
+			b = appendJSONString(b, s.Name)
+			b = append(b, `,"type":`...)
+			b = appendJSONString(b, s.Type)
+			b = append(b, `,"url":`...)
+			b = appendJSONString(b, s.URL)
+			b = append(b, '}')
+			flush()
+		}
+		b = append(b, ']')
 	}
-	h.Write([]byte(`,"Trust":`))
-	if err := put(trust); err != nil {
-		return "", err
+	b = append(b, `,"Trust":`...)
+	b = appendJSONString(b, trust)
+	b = append(b, `,"Packages":`...)
+	if pkgs == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range pkgs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendPackageJSON(b, &pkgs[i])
+			flush()
+		}
+		b = append(b, ']')
 	}
-	h.Write([]byte(`,"Packages":`))
-	if err := putSlice(h, pkgs, put); err != nil {
-		return "", err
+	b = append(b, `,"Tree":`...)
+	if tree == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range tree {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendEntryJSON(b, &tree[i])
+			flush()
+		}
+		b = append(b, ']')
 	}
-	h.Write([]byte(`,"Tree":`))
-	if err := putSlice(h, tree, put); err != nil {
-		return "", err
-	}
-	h.Write([]byte(`}`))
+	b = append(b, '}')
+	h.Write(b)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// putSlice writes a slice as encoding/json does (null when nil), one
-// element at a time.
-func putSlice[T any](w io.Writer, s []T, put func(any) error) error {
-	if s == nil {
-		_, err := w.Write([]byte("null"))
-		return err
-	}
-	w.Write([]byte("["))
-	for i := range s {
-		if i > 0 {
-			w.Write([]byte(","))
+// appendPackageJSON appends json.Marshal(p) (field order and names of
+// bundle.Package's tags, nil slices as null).
+func appendPackageJSON(b []byte, p *bundle.Package) []byte {
+	b = append(b, `{"source":`...)
+	b = appendJSONString(b, p.Source)
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, p.Name)
+	b = append(b, `,"version":`...)
+	b = appendJSONString(b, p.Version)
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, p.Path)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, p.Size, 10)
+	b = append(b, `,"sha256":`...)
+	b = appendJSONString(b, p.SHA256)
+	b = append(b, `,"signatures":`...)
+	if p.Signatures == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, s := range p.Signatures {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"path":`...)
+			b = appendJSONString(b, s.Path)
+			b = append(b, `,"sha256":`...)
+			b = appendJSONString(b, s.SHA256)
+			b = append(b, `,"scheme":`...)
+			b = appendJSONString(b, s.Scheme)
+			b = append(b, '}')
 		}
-		if err := put(&s[i]); err != nil {
-			return err
+		b = append(b, ']')
+	}
+	b = append(b, `,"keys":`...)
+	if p.Keys == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, k := range p.Keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// appendEntryJSON appends json.Marshal(e).
+func appendEntryJSON(b []byte, e *bundle.Entry) []byte {
+	b = append(b, `{"path":`...)
+	b = appendJSONString(b, e.Path)
+	b = append(b, `,"sha256":`...)
+	b = appendJSONString(b, e.SHA256)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, e.Size, 10)
+	return append(b, '}')
+}
+
+// appendJSONString appends s quoted as json.Marshal quotes it. Printable
+// ASCII other than the characters encoding/json escapes ("\<>&) is copied
+// as it is; any other string is left to encoding/json itself, so that
+// control characters, HTML escaping, U+2028/U+2029 and invalid UTF-8 come
+// out exactly as before.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
 		}
 	}
-	_, err := w.Write([]byte("]"))
-	return err
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // clipText keeps a manifest text field within the format's limit.

@@ -36,6 +36,7 @@ type run struct {
 	opt     SyncOptions
 	st      *state.State
 	cache   *store.Store
+	present *store.Index // cache.Index(): fetchItem's "is it cached?"
 	partial string
 	policy  *verify.Policy
 	now     time.Time
@@ -52,6 +53,50 @@ type run struct {
 	sigOnce  sync.Once
 	sigIndex map[string][]byte // accepted items' signatures by SHA-256, made on first use
 	key      *operator.Key     // the operator key, once loaded (operatorKey)
+	// pre holds what prepare made of the files sources (read-only after).
+	pre map[*SourceConfig]*prepared
+}
+
+// prepared is what resolve needs of a files source that does not depend on
+// the state, made by prepare while the state is read: the client, the
+// local listing and, without a checksum list, the package list.
+type prepared struct {
+	client  *fetch.Client
+	listing []string
+	pkgs    []files.Package // with a checksum list: not made (its files depend on the list)
+	rej     []files.Rejected
+	// err is the first error of the above, returned by resolve where it
+	// would have happened (after the state's and the trust table's).
+	err error
+}
+
+// prepare makes the prepared part of every files source whose listing is
+// not a URL (a download waits for the state, as it did).
+func (r *run) prepare() {
+	r.pre = map[*SourceConfig]*prepared{}
+	for i := range r.cfg.Sources {
+		src := &r.cfg.Sources[i]
+		if src.Apt != nil {
+			continue
+		}
+		if _, isURL := src.Files.ListingURL(); isURL {
+			continue
+		}
+		p := &prepared{}
+		r.pre[src] = p
+		if p.client, p.err = r.client(src); p.err != nil {
+			continue
+		}
+		if src.Files.Listing != "" {
+			// Only a local file is read: nothing here uses the network.
+			if p.listing, p.err = r.listing(context.Background(), p.client, src); p.err != nil {
+				continue
+			}
+		}
+		if src.Files.Checksums == "" {
+			p.pkgs, p.rej, p.err = src.Files.Packages(p.listing, nil, "")
+		}
+	}
 }
 
 // small is a small upstream document (signature, checksum list) in memory.
@@ -96,6 +141,7 @@ type item struct {
 	keys        []string
 	schemes     map[string]string // signature URL → scheme
 	sigsDigest  string            // sigsSum
+	shipped     int8              // result's look-up of fileSHA in the state's Shipped: 0 not made yet, 1 not shipped, 2 shipped
 }
 
 // listInfo is a verified checksum list of a source.
@@ -117,7 +163,14 @@ func (it *item) result(st *state.State) PackageResult {
 	case it.fileSHA == "":
 		pr.Status = StatusNew // dry run: would be fetched
 	default:
-		if _, ok := st.Shipped[it.fileSHA]; ok {
+		// Looked up once: verifyDone reports the item, Sync collects it.
+		if it.shipped == 0 {
+			it.shipped = 1
+			if _, ok := st.Shipped[it.fileSHA]; ok {
+				it.shipped = 2
+			}
+		}
+		if it.shipped == 2 {
 			pr.Status = StatusUnchanged
 		} else {
 			pr.Status = StatusNew
@@ -184,14 +237,23 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 		return r.resolveApt(ctx, src)
 	}
 	fc := src.Files
-	client, err := r.client(src)
-	if err != nil {
-		return nil, nil, err
-	}
+	var client *fetch.Client
 	var listing []string
-	if fc.Listing != "" {
-		if listing, err = r.listing(ctx, client, src); err != nil {
+	pre := r.pre[src]
+	if pre != nil {
+		if pre.err != nil {
+			return nil, nil, pre.err
+		}
+		client, listing = pre.client, pre.listing
+	} else {
+		var err error
+		if client, err = r.client(src); err != nil {
 			return nil, nil, err
+		}
+		if fc.Listing != "" {
+			if listing, err = r.listing(ctx, client, src); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	var rej []PackageResult
@@ -251,9 +313,15 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 		r.carryVerified(lk) // replaced below when the list is used
 		listKeyName = lk
 	}
-	pkgs, rj, err := fc.Packages(listing, sums, listPath)
-	if err != nil {
-		return nil, nil, err
+	var pkgs []files.Package
+	var rj []files.Rejected
+	if pre != nil && fc.Checksums == "" {
+		pkgs, rj = pre.pkgs, pre.rej
+	} else {
+		var err error
+		if pkgs, rj, err = fc.Packages(listing, sums, listPath); err != nil {
+			return nil, nil, err
+		}
 	}
 	for _, x := range rj {
 		rej = append(rej, rejected(src, x.Name, x.Reason))
@@ -610,7 +678,11 @@ func (r *run) fetchItem(ctx context.Context, it *item) error {
 	}
 	it.presigs = nil
 	if want := it.pkg.SHA256; want != "" {
-		if ok, _ := r.cache.Has(want); ok {
+		// Whether the cache holds the file is asked of r.present (one
+		// directory read per cache shard, not one lstat per package); a
+		// file it does not hold (never fetched, or removed from the cache
+		// since) is fetched below.
+		if ok, _ := r.present.Has(want); ok {
 			if fi, err := os.Stat(r.cache.Path(want)); err == nil {
 				it.fromCache, it.fileSHA, it.fileSize = true, want, fi.Size()
 				return nil
@@ -619,7 +691,7 @@ func (r *run) fetchItem(ctx context.Context, it *item) error {
 	} else if rec, ok := r.st.Upstreams[it.pkg.URL]; ok && unchanged && len(it.sigs) > 0 {
 		// Signatures byte-identical to the last verified run: the file
 		// they sign is taken from the cache (and verified again below).
-		if ok, _ := r.cache.Has(rec.SHA256); ok {
+		if ok, _ := r.present.Has(rec.SHA256); ok {
 			it.fromCache, it.fileSHA, it.fileSize = true, rec.SHA256, rec.Size
 			return nil
 		}
@@ -676,10 +748,6 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 	if r.opt.DryRun {
 		return nil
 	}
-	p := it.partialPath
-	if p == "" {
-		p = r.cache.Path(it.fileSHA)
-	}
 	reject := func(reason string) error {
 		it.rejected = reason
 		if it.partialPath != "" {
@@ -696,12 +764,18 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		}
 		return reject(fmt.Sprintf("SHA-256 %s differs from %s in %s", it.fileSHA, it.pkg.SHA256, what))
 	}
+	var verdict state.Verified
+	remembered := false
 	if len(it.sigs) > 0 {
 		var sigKeys []string
 		if v, ok := r.reusable(it); ok {
 			sigKeys, it.schemes = v.Keys, v.Schemes
-			r.remember(it, sigKeys, v.At, v.Signed)
+			verdict, remembered = r.verdict(it, sigKeys, v.At, v.Signed), true
 		} else {
+			p := it.partialPath
+			if p == "" {
+				p = r.cache.Path(it.fileSHA)
+			}
 			f, err := os.Open(p)
 			if err != nil {
 				return fmt.Errorf("package %s: %w", it.full(), err)
@@ -730,7 +804,7 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 					it.schemes[res.Signature] = res.Key.Scheme
 				}
 			}
-			r.remember(it, sigKeys, r.now, signed)
+			verdict, remembered = r.verdict(it, sigKeys, r.now, signed), true
 		}
 		for _, k := range sigKeys {
 			if !slices.Contains(it.keys, k) {
@@ -746,30 +820,51 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		hook("adopted")
 	}
 	// Signatures are fetched whole every run, so they stay in memory for
-	// the bundle (no cache write, no fsync per signature; sigData).
+	// the bundle (no cache write, no fsync per signature; sigData). One
+	// lock for the item's records and verdict (a verdict recorded for a
+	// run that then fails is never saved).
+	var key string
+	if remembered {
+		key = it.full()
+	}
+	r.mu.Lock()
+	if remembered {
+		r.verified[key] = verdict
+	}
 	for _, s := range it.sigs {
-		r.record(s.url, state.Upstream{SHA256: s.sha, Size: int64(len(s.data))})
+		r.records[s.url] = state.Upstream{SHA256: s.sha, Size: int64(len(s.data))}
 	}
-	r.record(it.pkg.URL, state.Upstream{SHA256: it.fileSHA, Size: it.fileSize})
+	r.records[it.pkg.URL] = state.Upstream{SHA256: it.fileSHA, Size: it.fileSize}
 	if it.fromList != nil {
-		r.mu.Lock()
 		it.fromList.used = true
-		r.mu.Unlock()
 	}
+	r.mu.Unlock()
 	return nil
 }
 
 // sigsDigest identifies a package's signature files: the SHA-256 of a
 // line "URL SHA256" per signature.
 func sigsDigest(sigs []small) string {
-	h := sha256.New()
+	d := sigsDigestHex(sigs)
+	return string(d[:])
+}
+
+// sigsDigestHex is sigsDigest as hex digits in an array: a package's
+// signature lines are hashed from one small buffer (on the stack for the
+// usual one or two signatures), and nothing is allocated.
+func sigsDigestHex(sigs []small) [2 * sha256.Size]byte {
+	var stack [512]byte
+	b := stack[:0]
 	for _, s := range sigs {
-		io.WriteString(h, s.url)
-		io.WriteString(h, " ")
-		io.WriteString(h, s.sha)
-		io.WriteString(h, "\n")
+		b = append(b, s.url...)
+		b = append(b, ' ')
+		b = append(b, s.sha...)
+		b = append(b, '\n')
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return out
 }
 
 // sigsSum is sigsDigest(it.sigs), computed once (reusable and remember
@@ -781,6 +876,21 @@ func (it *item) sigsSum() string {
 	return it.sigsDigest
 }
 
+// sigsAre reports whether it's signatures have the digest want, without
+// allocating; when they do, want becomes the item's sigsSum (shared with
+// the remembered verdict instead of a copy per package).
+func (it *item) sigsAre(want string) bool {
+	if it.sigsDigest != "" {
+		return it.sigsDigest == want
+	}
+	d := sigsDigestHex(it.sigs)
+	if string(d[:]) != want {
+		return false
+	}
+	it.sigsDigest = want
+	return true
+}
+
 // reusable returns the remembered verdict for a cached file when it still
 // holds: same file, signatures and trust table, only time-independent
 // schemes (minisign, SSH: no key expiry of their own), and no trust-table
@@ -790,7 +900,7 @@ func (r *run) reusable(it *item) (state.Verified, bool) {
 		return state.Verified{}, false
 	}
 	v, ok := r.st.Verified[it.full()]
-	if !ok || v.File != it.fileSHA || v.Sigs != it.sigsSum() || v.Trust != r.trustSHA || len(v.Keys) == 0 || r.now.Before(v.At) {
+	if !ok || v.File != it.fileSHA || !it.sigsAre(v.Sigs) || v.Trust != r.trustSHA || len(v.Keys) == 0 || r.now.Before(v.At) {
 		return state.Verified{}, false
 	}
 	for _, s := range v.Schemes {
@@ -808,11 +918,9 @@ func (r *run) reusable(it *item) (state.Verified, bool) {
 	return v, true
 }
 
-func (r *run) remember(it *item, keys []string, at, signed time.Time) {
-	v := state.Verified{File: it.fileSHA, Sigs: it.sigsSum(), Trust: r.trustSHA, Keys: keys, Schemes: it.schemes, At: at, Signed: signed}
-	r.mu.Lock()
-	r.verified[it.full()] = v
-	r.mu.Unlock()
+// verdict is the accepted verdict verifyItem remembers for it.
+func (r *run) verdict(it *item, keys []string, at, signed time.Time) state.Verified {
+	return state.Verified{File: it.fileSHA, Sigs: it.sigsSum(), Trust: r.trustSHA, Keys: keys, Schemes: it.schemes, At: at, Signed: signed}
 }
 
 // notRolledBack refuses an upstream rollback of a package (or checksum
@@ -827,9 +935,11 @@ func (r *run) remember(it *item, keys []string, at, signed time.Time) {
 func (r *run) notRolledBack(key, sha string, signed time.Time) (time.Time, string) {
 	// A signer whose clock ran ahead (minisign's timestamp is not checked
 	// against ours) must not set a mark that its next, correctly dated
-	// release could never pass: the mark goes no later than this run.
-	if signed.After(r.now) {
-		signed = r.now
+	// release could never pass: the mark goes no later than this run's
+	// second (signing times have one-second resolution: a release signed
+	// later in that same second states that second, and must pass).
+	if now := r.now.Truncate(time.Second); signed.After(now) {
+		signed = now
 	}
 	prev, ok := r.st.Verified[key]
 	if !ok || !prev.Signed.After(signed) {
@@ -881,7 +991,53 @@ func listKey(src *SourceConfig, listPath string) string {
 
 const listKeySuffix = "\tchecksums"
 
+// plainBase is sigName without url.Parse for the common URL
+// "http(s)://HOST[:PORT]/PATH" whose host is lowercase letters, digits,
+// dots and dashes, whose port is digits, and whose path holds only
+// letters, digits and "-._~/" (nothing to unescape, no query or
+// fragment): its last element, as url.Parse and path.Base give it
+// (FuzzSigName). ok is false for any other URL.
+func plainBase(u string) (string, bool) {
+	var rest string
+	switch {
+	case strings.HasPrefix(u, "https://"):
+		rest = u[len("https://"):]
+	case strings.HasPrefix(u, "http://"):
+		rest = u[len("http://"):]
+	default:
+		return "", false
+	}
+	slash := strings.IndexByte(rest, '/')
+	if slash <= 0 {
+		return "", false
+	}
+	host, p := rest[:slash], rest[slash:]
+	colon := false
+	for i := 0; i < len(host); i++ {
+		switch c := host[i]; {
+		case c == ':' && !colon && i > 0 && i < len(host)-1:
+			colon = true
+		case '0' <= c && c <= '9', !colon && ('a' <= c && c <= 'z' || c == '.' || c == '-'):
+		default:
+			return "", false
+		}
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+			return "", false
+		}
+	}
+	b := p[strings.LastIndexByte(p, '/')+1:]
+	if b == "" || b == "." || b == ".." {
+		return "", false // path.Base cleans these: left to the slow path
+	}
+	return b, true
+}
+
 func sigName(u string) string {
+	if b, ok := plainBase(u); ok {
+		return b
+	}
 	if pu, err := url.Parse(u); err == nil {
 		return path.Base(pu.Path)
 	}

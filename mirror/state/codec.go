@@ -259,6 +259,8 @@ type decoder struct {
 	lastTime time.Time // the previous time (slotTime)
 	hadTime  bool
 	err      error
+	// maxShipped is the highest sequence of the shipped section.
+	maxShipped uint64
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -406,7 +408,13 @@ func (d *decoder) field(prev uint64, max uint64) uint64 {
 	return f
 }
 
-// decode parses a v2 file (magic line included).
+var errChecksum = errors.New("checksum mismatch (the file was damaged or cut short)")
+
+// decode parses a v2 file (magic line included). A file laid out as Save
+// writes it is read on two cores (decodeSplit): the checksum and the
+// verdicts on one, the shipped set and the upstreams on the other. Any
+// other file, and any file that fails there, is read by decodeSerial,
+// whose result and error are the ones returned: the split is only faster.
 func decode(data []byte) (*State, error) {
 	if !bytes.HasPrefix(data, magicV2) {
 		return nil, errors.New("no v2 version line")
@@ -414,10 +422,163 @@ func decode(data []byte) (*State, error) {
 	if len(data) < len(magicV2)+sha256.Size {
 		return nil, fmt.Errorf("checksum: %w", errShort)
 	}
-	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
-	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
-		return nil, errors.New("checksum mismatch (the file was damaged or cut short)")
+	if s, ok := decodeSplit(data); ok {
+		return s, nil
 	}
+	return decodeSerial(data)
+}
+
+// checksumOK reports whether a v2 file (at least magic and sum long) ends
+// with the SHA-256 of what comes before.
+func checksumOK(data []byte) bool {
+	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
+	got := sha256.Sum256(body)
+	return bytes.Equal(got[:], sum)
+}
+
+// decodeSplit reads a file whose sections come in Save's order (sequence,
+// bundle, digest, shipped, upstreams, verified, end) on three goroutines:
+// a skim (which builds nothing) finds where each section starts, then the
+// checksum and the verdicts, the shipped set, and the header and the
+// upstreams are read at once, each by a decoder of its own section's
+// bytes. The sections' strings refer to no string of another section
+// (each field has its own slot), so each decoder reads its section as
+// decodeSerial does. ok is false for any other layout or any error:
+// decodeSerial then reads the file again.
+func decodeSplit(data []byte) (*State, bool) {
+	body := data[len(magicV2) : len(data)-sha256.Size]
+	sk := &decoder{b: body}
+	at := func() int { return len(body) - len(sk.b) }
+	headerEnd := 0
+	tag := sk.uvarint()
+	for _, t := range []uint64{tagSequence, tagBundle, tagDigest} {
+		if tag != t {
+			continue
+		}
+		if t == tagSequence {
+			sk.uvarint()
+		} else {
+			sk.skipStr()
+		}
+		headerEnd = at()
+		tag = sk.uvarint()
+	}
+	if tag != tagShipped || sk.err != nil {
+		return nil, false
+	}
+	shipped := at()
+	sk.skipMap(func() { sk.uvarint() })
+	shippedEnd := at()
+	if sk.uvarint() != tagUpstreams || sk.err != nil {
+		return nil, false
+	}
+	upstreams := at()
+	sk.skipMap(sk.skipRecord)
+	upstreamsEnd := at()
+	if sk.uvarint() != tagVerified || sk.err != nil {
+		return nil, false
+	}
+	verified := at()
+
+	var vs map[string]Verified
+	vok := make(chan bool, 1)
+	go func() {
+		if !checksumOK(data) {
+			vok <- false
+			return
+		}
+		d := &decoder{b: body[verified:]}
+		vs = decodeMap(d, d.verified)
+		vok <- d.err == nil && d.uvarint() == tagEnd && d.err == nil && len(d.b) == 0
+	}()
+	var ss map[string]uint64
+	var maxShipped uint64
+	sok := make(chan bool, 1)
+	go func() {
+		d := &decoder{b: body[shipped:shippedEnd]}
+		ss = d.shipped()
+		maxShipped = d.maxShipped
+		sok <- d.err == nil && len(d.b) == 0
+	}()
+	s := New()
+	d := &decoder{b: body[:headerEnd]}
+	for d.err == nil && len(d.b) > 0 {
+		switch tag := d.uvarint(); tag {
+		case tagSequence:
+			s.Sequence = d.uvarint()
+		case tagBundle:
+			s.Bundle = d.str(slotBundle)
+		case tagDigest:
+			s.Digest = d.str(slotDigest)
+		default:
+			d.fail("section %d", tag) // not reached: the skim saw the layout
+		}
+	}
+	headerOK := d.err == nil
+	d = &decoder{b: body[upstreams:upstreamsEnd]}
+	s.Upstreams = decodeMap(d, d.upstream)
+	upstreamsOK := d.err == nil && len(d.b) == 0
+	if shippedOK, verifiedOK := <-sok, <-vok; !headerOK || !upstreamsOK || !shippedOK || !verifiedOK || maxShipped > s.Sequence {
+		return nil, false
+	}
+	s.Shipped, s.Verified = ss, vs
+	return s, true
+}
+
+// skipStr moves past a str without making it.
+func (d *decoder) skipStr() {
+	kind := d.bytes(1)
+	if d.err != nil {
+		return
+	}
+	switch kind[0] {
+	case strBytes:
+		d.bytes(d.uvarint())
+	case strHash:
+		d.bytes(sha256.Size)
+	case strRepeat:
+	default:
+		d.fail("unknown string kind %d", kind[0])
+	}
+}
+
+// skipMap moves past a section's entries (decodeMap's layout), each value
+// skipped by val.
+func (d *decoder) skipMap(val func()) {
+	n := d.count(4)
+	for range n {
+		d.uvarint() // bytes shared with the previous key
+		d.skipStr()
+		val()
+		if d.err != nil {
+			return
+		}
+	}
+}
+
+// skipRecord moves past an upstream record: fields of a str (1, 3, 4) or
+// a uvarint (2), up to the 0 that ends it.
+func (d *decoder) skipRecord() {
+	for d.err == nil {
+		switch f := d.uvarint(); f {
+		case 0:
+			return
+		case 2:
+			d.uvarint()
+		case 1, 3, 4:
+			d.skipStr()
+		default:
+			d.fail("upstream field %d", f)
+		}
+	}
+}
+
+// decodeSerial parses a v2 file (magic line included) section by section.
+func decodeSerial(data []byte) (*State, error) {
+	if !checksumOK(data) {
+		return nil, errChecksum
+	}
+	body := data[:len(data)-sha256.Size]
 	d := &decoder{b: body[len(magicV2):]}
 	s := New()
 	seen := map[uint64]bool{}
@@ -445,7 +606,7 @@ func decode(data []byte) (*State, error) {
 		case tagDigest:
 			s.Digest = d.str(slotDigest)
 		case tagShipped:
-			s.Shipped = decodeMap(d, d.uvarint)
+			s.Shipped = d.shipped()
 		case tagUpstreams:
 			s.Upstreams = decodeMap(d, d.upstream)
 		case tagVerified:
@@ -453,6 +614,9 @@ func decode(data []byte) (*State, error) {
 		default:
 			d.fail("unknown section %d", tag)
 		}
+	}
+	if d.err == nil && d.maxShipped > s.Sequence {
+		d.fail("a blob shipped in sequence %d, but the last is %d", d.maxShipped, s.Sequence)
 	}
 	if d.err != nil {
 		return nil, d.err
@@ -469,6 +633,32 @@ func decodeMap[V any](d *decoder, val func() V) map[string]V {
 	for i := range n {
 		k := d.key(prev, i == 0)
 		m[k] = val()
+		prev = k
+	}
+	return m
+}
+
+// shipped reads the shipped section (decodeMap's layout), checking each
+// entry as Parse checks a FormatV1 state's, while it is fresh in the cache
+// instead of in a second pass over 40,000 entries: the key is a SHA-256,
+// the sequence is not 0 (nor, checked by decode at the end, beyond the
+// file's sequence).
+func (d *decoder) shipped() map[string]uint64 {
+	n := d.count(4)
+	m := make(map[string]uint64, min(n, maxPrealloc))
+	prev := ""
+	for i := range n {
+		k := d.key(prev, i == 0)
+		seq := d.uvarint()
+		if d.err != nil {
+			break
+		}
+		if !validSHA256(k) || seq == 0 {
+			d.fail("shipped blob %q in sequence %d", k, seq)
+			break
+		}
+		d.maxShipped = max(d.maxShipped, seq)
+		m[k] = seq
 		prev = k
 	}
 	return m

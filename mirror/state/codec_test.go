@@ -341,3 +341,21 @@ func TestParseHugeCountFailsCheaply(t *testing.T) {
 		t.Fatalf("refusing a 4M-entry count allocated %d MiB", grew>>20)
 	}
 }
+
+// TestParseShippedBeforeSequence: the shipped entries are checked against
+// the file's sequence wherever the sequence section stands (Save writes it
+// first; a file with the sections the other way round is read the same).
+func TestParseShippedBeforeSequence(t *testing.T) {
+	shipped := func(seq byte) []byte {
+		b := []byte{tagShipped, 1, 0, strBytes, 64}
+		b = append(b, sum('a')...)
+		return append(b, seq)
+	}
+	s, err := Parse(withSum(append(shipped(2), tagSequence, 2, tagEnd)))
+	if err != nil || s.Sequence != 2 || s.Shipped[sum('a')] != 2 {
+		t.Fatalf("shipped before the sequence: %+v, %v", s, err)
+	}
+	if s, err := Parse(withSum(append(shipped(3), tagSequence, 2, tagEnd))); !errors.Is(err, ErrCorrupt) || s != nil {
+		t.Fatalf("a blob shipped after the last sequence: %+v, %v; want ErrCorrupt", s, err)
+	}
+}

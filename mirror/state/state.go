@@ -167,15 +167,17 @@ func Parse(data []byte) (*State, error) {
 		if s.Verified == nil {
 			s.Verified = map[string]Verified{}
 		}
-	}
-	for sum, seq := range s.Shipped {
-		if !validSHA256(sum) || seq == 0 || seq > s.Sequence {
-			return nil, fmt.Errorf("%w: shipped blob %q in sequence %d (last is %d)", ErrCorrupt, sum, seq, s.Sequence)
+		// The v2 decoder makes these checks as it reads each entry
+		// (and a v2 size cannot be negative).
+		for sum, seq := range s.Shipped {
+			if !validSHA256(sum) || seq == 0 || seq > s.Sequence {
+				return nil, fmt.Errorf("%w: shipped blob %q in sequence %d (last is %d)", ErrCorrupt, sum, seq, s.Sequence)
+			}
 		}
-	}
-	for u, rec := range s.Upstreams {
-		if rec.Size < 0 {
-			return nil, fmt.Errorf("%w: upstream %q has size %d", ErrCorrupt, u, rec.Size)
+		for u, rec := range s.Upstreams {
+			if rec.Size < 0 {
+				return nil, fmt.Errorf("%w: upstream %q has size %d", ErrCorrupt, u, rec.Size)
+			}
 		}
 	}
 	return s, nil
@@ -283,11 +285,16 @@ func validSHA256(s string) bool {
 // Missing returns the blobs of want for which have is false, sorted and
 // without duplicates.
 func Missing(want []string, have func(string) bool) []string {
-	seen := make(map[string]bool, len(want))
+	// The set of sums seen is made at the first missing one: on a run
+	// with nothing new, none is (and want holds 40,000 sums).
+	var seen map[string]bool
 	var out []string
 	for _, b := range want {
-		if seen[b] || have(b) {
+		if have(b) || seen[b] {
 			continue
+		}
+		if seen == nil {
+			seen = map[string]bool{}
 		}
 		seen[b] = true
 		out = append(out, b)

@@ -312,11 +312,27 @@ func (c *Config) under(u string) (string, bool) {
 }
 
 func escapePath(p string) string {
+	if plainPath(p) {
+		return p // nothing to escape (sync resolves every file of a source)
+	}
 	parts := strings.Split(p, "/")
 	for i, s := range parts {
 		parts[i] = url.PathEscape(s)
 	}
 	return strings.Join(parts, "/")
+}
+
+// plainPath reports whether every byte of p is '/' or one that
+// url.PathEscape leaves as it is (letters, digits, "-_.~"): escapePath
+// returns such a path unchanged.
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
+			return false
+		}
+	}
+	return true
 }
 
 // expand replaces the placeholders of tmpl, left to right, without
@@ -399,7 +415,9 @@ func CleanPath(p string) (string, error) {
 			return bad("control character or invalid UTF-8")
 		}
 	}
-	for _, e := range strings.Split(p, "/") {
+	for rest, more := p, true; more; {
+		var e string
+		e, rest, more = strings.Cut(rest, "/")
 		switch e {
 		case "":
 			return bad("empty element")
