@@ -20,7 +20,8 @@
 # 5. the request floor: a bare Go client (scripts/bench/sync-reqrate.go, 8
 #    keep-alive connections, bodies read and dropped) GETs every signature
 #    (what a no-op needs) and every file, from the same nginx; the same
-#    signature GETs through mirror's own fetch client (-fetch).
+#    signature GETs through mirror's own fetch client (-fetch), one at a
+#    time and pipelined as sync asks for them (-many).
 # 6. one cold sync with an encrypted operator key (made by this build's
 #    keygen, passphrase from MIRROR_PASSPHRASE_FILE, as cron runs it): wall
 #    time and peak RSS (scrypt's memory comes on top of the run's).
@@ -185,7 +186,8 @@ CONF
 	"$work/reqrate" -base "$url/$set/" -list "$work/$set.listing" -suffix .minisig >"$work/floor.sig"
 	"$work/reqrate" -base "$url/$set/" -list "$work/$set.listing" >"$work/floor.file"
 	"$work/reqrate" -fetch -base "$url/$set/" -list "$work/$set.listing" -suffix .minisig >"$work/floor.fetch"
-	echo "bench: $set request floor: signatures: $(cat "$work/floor.sig"); files: $(cat "$work/floor.file"); signatures through mirror/fetch: $(cat "$work/floor.fetch")" >&2
+	"$work/reqrate" -many -base "$url/$set/" -list "$work/$set.listing" -suffix .minisig >"$work/floor.many"
+	echo "bench: $set request floor: signatures: $(cat "$work/floor.sig"); files: $(cat "$work/floor.file"); signatures through mirror/fetch: $(cat "$work/floor.fetch"); pipelined: $(cat "$work/floor.many")" >&2
 	script=""
 	if [ -z "${BENCH_NO_SCRIPT:-}" ]; then
 	# The shell script with stock tools.
