@@ -306,8 +306,8 @@ func TestSyncAptRejects(t *testing.T) {
 		{name: "unknown key", allow: nil, suite: "stable", reject: "dists/stable", want: "unknown key"},
 		{name: "key of another source", allow: []string{"other:*"}, suite: "stable", reject: "dists/stable", want: "not allowed"},
 		{name: "expired", allow: []string{"debian:*"}, suite: "expired", reject: "dists/expired", want: "Valid-Until"},
-		{name: "index hash", allow: []string{"debian:*"}, suite: "stable", change: "dists/stable/main/binary-amd64/Packages.xz", reject: "dists/stable", want: "hash mismatch"},
-		{name: "deb hash", allow: []string{"debian:*"}, suite: "stable", change: "pool/main/l/libgreet1/libgreet1_1.0_amd64.deb", reject: "libgreet1", want: "in the Packages index debian/_upstream/dists/stable/main/binary-amd64/Packages.xz", debs: 4},
+		{name: "index hash", allow: []string{"debian:*"}, suite: "stable", change: "dists/stable/main/binary-amd64/Packages.gz", reject: "dists/stable", want: "hash mismatch"},
+		{name: "deb hash", allow: []string{"debian:*"}, suite: "stable", change: "pool/main/l/libgreet1/libgreet1_1.0_amd64.deb", reject: "libgreet1", want: "in the Packages index debian/_upstream/dists/stable/main/binary-amd64/Packages.gz", debs: 4},
 		{name: "deb larger", allow: []string{"debian:*"}, suite: "stable", grow: "pool/main/l/libgreet1/libgreet1_1.0_amd64.deb", reject: "libgreet1", want: "announces 833 bytes, limit 832", debs: 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

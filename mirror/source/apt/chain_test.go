@@ -143,11 +143,11 @@ func TestResolveRejects(t *testing.T) {
 		{name: "key for another source", suite: "stable", allow: []string{"other:*"}, want: "not allowed"},
 		{name: "expired", suite: "expired", allow: []string{"debian:*"}, want: "Valid-Until", is: ErrExpired},
 		{name: "index hash", suite: "stable", allow: []string{"debian:*"}, want: "hash mismatch", is: ErrHash,
-			change: func(t *testing.T, repo string) { tamper(t, repo, "main/binary-amd64/Packages.xz") }},
+			change: func(t *testing.T, repo string) { tamper(t, repo, "main/binary-amd64/Packages.gz") }},
 		{name: "index by-hash only", suite: "stable", allow: []string{"debian:*"}, want: "hash mismatch",
 			change: func(t *testing.T, repo string) {
 				rel, _ := ParseRelease(readFixture(t, "repo/dists/stable/Release"))
-				fs := rel.Files["main/binary-amd64/Packages.xz"]
+				fs := rel.Files["main/binary-amd64/Packages.gz"]
 				os.WriteFile(filepath.Join(repo, "dists/stable/main/binary-amd64/by-hash/SHA256", fs.SHA256), []byte("evil"), 0o644)
 			}},
 		{name: "inrelease text", suite: "stable", allow: []string{"debian:*"}, want: "bad signature",

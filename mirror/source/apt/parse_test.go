@@ -1,6 +1,7 @@
 package apt
 
 import (
+	"bytes"
 	"errors"
 	"os/exec"
 	"reflect"
@@ -142,12 +143,21 @@ func TestParseRelease(t *testing.T) {
 		t.Fatalf("release: %+v", r)
 	}
 	idx, fs, err := r.Index("main", "amd64")
-	if err != nil || idx != "main/binary-amd64/Packages.xz" {
+	if err != nil || idx != "main/binary-amd64/Packages.gz" {
 		t.Fatalf("index: %s %v", idx, err)
 	}
-	xzData := readFixture(t, "repo/dists/stable/"+idx)
-	if int64(len(xzData)) != fs.Size || sum256(xzData) != fs.SHA256 {
-		t.Fatal("the release's SHA256 entry does not describe the fixture's Packages.xz")
+	gzData := readFixture(t, "repo/dists/stable/"+idx)
+	if int64(len(gzData)) != fs.Size || sum256(gzData) != fs.SHA256 {
+		t.Fatal("the release's SHA256 entry does not describe the fixture's Packages.gz")
+	}
+	// Without a .gz the .xz is taken, then the plain file.
+	delete(r.Files, "main/binary-amd64/Packages.gz")
+	if idx, _, err := r.Index("main", "amd64"); err != nil || idx != "main/binary-amd64/Packages.xz" {
+		t.Fatalf("index without .gz: %s %v", idx, err)
+	}
+	delete(r.Files, "main/binary-amd64/Packages.xz")
+	if idx, _, err := r.Index("main", "amd64"); err != nil || idx != "main/binary-amd64/Packages" {
+		t.Fatalf("index without .gz and .xz: %s %v", idx, err)
 	}
 	if _, _, err := r.Index("main", "riscv64"); !errors.Is(err, ErrMissing) {
 		t.Fatalf("riscv64: %v", err)
@@ -229,5 +239,24 @@ func TestRelations(t *testing.T) {
 	}
 	if !g[0][0].Satisfies("1.0") || g[0][0].Satisfies("0.9") || !g[1][0].Satisfies("anything") {
 		t.Fatal("Satisfies")
+	}
+}
+
+// TestDecompressVariants: the fixture's Packages.gz and Packages.xz (made by
+// apt-ftparchive's gzip and xz) decompress to its plain Packages, whichever
+// of them a release leads Index to.
+func TestDecompressVariants(t *testing.T) {
+	plain := readFixture(t, "repo/dists/stable/main/binary-amd64/Packages")
+	for _, n := range []string{"Packages", "Packages.gz", "Packages.xz"} {
+		got, err := decompress(n, readFixture(t, "repo/dists/stable/main/binary-amd64/"+n))
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("%s: %d bytes, %v; want the %d bytes of Packages", n, len(got), err, len(plain))
+		}
+	}
+	if _, err := decompress("Packages.xz", []byte("not xz")); !errors.Is(err, ErrControl) {
+		t.Fatalf("damaged xz: %v", err)
+	}
+	if _, err := decompress("Packages.gz", []byte("not gzip")); !errors.Is(err, ErrControl) {
+		t.Fatalf("damaged gzip: %v", err)
 	}
 }

@@ -133,17 +133,23 @@ func (r *Release) Check(suite string, now time.Time) error {
 }
 
 // Index picks the Packages index for component/binary-arch: the first of
-// Packages.xz, Packages.gz, Packages that the release lists, and returns
-// its path under dists/SUITE/ and its sum.
+// Packages.gz, Packages.xz, Packages that the release lists, and returns
+// its path under dists/SUITE/ and its sum. gzip comes first: every sync
+// decodes the index, changed or not, and a Debian-sized one (45 MB of
+// text) takes about 0.06 s from gzip against 0.7 s from xz, for about 30 %
+// more bytes to download when it changes.
 func (r *Release) Index(component, arch string) (string, FileSum, error) {
 	dir := component + "/binary-" + arch + "/"
-	for _, n := range []string{"Packages.xz", "Packages.gz", "Packages"} {
+	for _, n := range indexOrder("Packages") {
 		if s, ok := r.Files[dir+n]; ok {
 			return dir + n, s, nil
 		}
 	}
-	return "", FileSum{}, fmt.Errorf("%w: no %sPackages(.xz|.gz)", ErrMissing, dir)
+	return "", FileSum{}, fmt.Errorf("%w: no %sPackages(.gz|.xz)", ErrMissing, dir)
 }
+
+// indexOrder is the order in which an index's variants are preferred.
+func indexOrder(base string) []string { return []string{base + ".gz", base + ".xz", base} }
 
 // ByHash returns the by-hash path of the file rel (under dists/SUITE/).
 func ByHash(rel, sha256 string) string {

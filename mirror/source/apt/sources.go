@@ -98,10 +98,10 @@ func SourceOf(p *Package) (name, version string) {
 // Packages.
 func (r *Release) SourcesIndex(component string) (string, FileSum, error) {
 	dir := component + "/source/"
-	for _, n := range []string{"Sources.xz", "Sources.gz", "Sources"} {
+	for _, n := range indexOrder("Sources") {
 		if s, ok := r.Files[dir+n]; ok {
 			return dir + n, s, nil
 		}
 	}
-	return "", FileSum{}, fmt.Errorf("%w: no %sSources(.xz|.gz)", ErrMissing, dir)
+	return "", FileSum{}, fmt.Errorf("%w: no %sSources(.gz|.xz)", ErrMissing, dir)
 }
