@@ -272,6 +272,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	if err := r.publishApt(ctx, items); err != nil {
 		return nil, err
 	}
+	r.keepLastGood(items)
 	// One syncfs for every blob adopted in this run. It runs while the
 	// bundle is written (which re-hashes every blob it carries, so it never
 	// needs the cache to be durable) and is waited for before the state

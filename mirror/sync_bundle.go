@@ -49,6 +49,11 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 	}
 	sigBuf := make([]bundle.PackageSignature, 0, nsigs)
 	for _, it := range items {
+		if it.kept != nil {
+			m.Packages = append(m.Packages, it.kept.pkg)
+			tree = append(tree, it.kept.tree...)
+			continue
+		}
 		if it.rejected != "" || it.fileSHA == "" {
 			continue
 		}

@@ -129,6 +129,7 @@ type item struct {
 	fromList *listInfo
 	sigs     []small
 	presigs  [][]byte // signature bodies prefetched with pipelining; nil: not (yet) fetched
+	kept     *kept    // refused, and its last verified version stays published (keepLastGood)
 	size     int64    // the size the signed index gives, 0 when unknown (apt)
 
 	partialPath string
