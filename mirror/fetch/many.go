@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -51,8 +53,10 @@ const (
 // Get, which retries, follows redirects and reports the error: an answer
 // other than 200 (404s and redirects included), a body over maxSize, a
 // connection that failed or was closed before the answer, a URL GetMany
-// does not pipeline (with a proxy from the environment, with credentials,
-// or on a client built with its own Transport or with NoPipelining), or
+// does not pipeline (plain http through a proxy, an https:// proxy, a URL
+// with credentials, a client built with its own Transport or with
+// NoPipelining; https through an http:// proxy goes through its CONNECT
+// tunnel), or
 // bodies past MaxManyBytes in all. GetMany itself never fails and never
 // retries; every read is bounded (maxHeaderBytes of headers, maxSize of
 // body per answer) and every answer must come within Timeout.
@@ -67,22 +71,30 @@ func (c *Client) GetMany(ctx context.Context, urls []string, maxSize int64) [][]
 		return out
 	}
 	type server struct {
-		u   *url.URL
-		idx []int
+		u     *url.URL
+		proxy *url.URL
+		idx   []int
 	}
 	servers := map[string]*server{}
 	var order []*server
 	reqs := make([]*url.URL, len(urls))
 	for i, raw := range urls {
 		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || c.proxied(u) {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			continue
+		}
+		proxy, ok := c.route(u)
+		if !ok {
 			continue
 		}
 		reqs[i] = u
 		key := u.Scheme + "://" + u.Host
+		if proxy != nil {
+			key += " via " + proxy.String()
+		}
 		s := servers[key]
 		if s == nil {
-			s = &server{u: u}
+			s = &server{u: u, proxy: proxy}
 			servers[key] = s
 			order = append(order, s)
 		}
@@ -95,7 +107,7 @@ func (c *Client) GetMany(ctx context.Context, urls []string, maxSize int64) [][]
 		conns := min(PipelineConns, (len(s.idx)+PipelineDepth-1)/PipelineDepth)
 		per := (len(s.idx) + conns - 1) / conns
 		for lo := 0; lo < len(s.idx); lo += per {
-			p := &pipe{c: c, server: s.u, reqs: reqs, depth: PipelineDepth, idx: s.idx[lo:min(lo+per, len(s.idx))], maxSize: maxSize, out: out, budget: &budget}
+			p := &pipe{c: c, server: s.u, proxy: s.proxy, reqs: reqs, depth: PipelineDepth, idx: s.idx[lo:min(lo+per, len(s.idx))], maxSize: maxSize, out: out, budget: &budget}
 			wg.Go(func() { p.run(ctx) })
 		}
 	}
@@ -103,14 +115,26 @@ func (c *Client) GetMany(ctx context.Context, urls []string, maxSize int64) [][]
 	return out
 }
 
-// proxied reports whether requests to u go through a proxy (or whether that
-// cannot be told): those are left to Get.
-func (c *Client) proxied(u *url.URL) bool {
+// route returns the proxy that requests to u go through (nil for none, as
+// the transport's Proxy says: HTTPS_PROXY, HTTP_PROXY, NO_PROXY), and
+// whether GetMany can pipeline on that route: directly, or for an https
+// upstream through an http:// proxy's CONNECT tunnel, which carries the
+// pipelined requests as it carries any bytes. Plain http through a proxy,
+// and https:// proxies, are left to Get.
+func (c *Client) route(u *url.URL) (proxy *url.URL, ok bool) {
 	if c.tr.Proxy == nil {
-		return false
+		return nil, true
 	}
 	p, err := c.tr.Proxy(&http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}})
-	return err != nil || p != nil
+	switch {
+	case err != nil:
+		return nil, false
+	case p == nil:
+		return nil, true
+	case u.Scheme == "https" && p.Scheme == "http" && p.Host != "":
+		return p, true
+	}
+	return nil, false
 }
 
 // pipe fetches one share of a server's URLs, over as many connections in a
@@ -118,6 +142,7 @@ func (c *Client) proxied(u *url.URL) bool {
 type pipe struct {
 	c       *Client
 	server  *url.URL
+	proxy   *url.URL // an http:// proxy to tunnel through (CONNECT), or nil
 	reqs    []*url.URL
 	idx     []int // indexes into reqs and out, in request order
 	depth   int64 // requests written ahead: PipelineDepth, or fewer for a server that ends connections sooner
@@ -186,7 +211,7 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 // Get) and whether another connection may take the rest.
 func (p *pipe) session(ctx context.Context) (answered int, again bool) {
 	p.closed = false
-	conn, tcp, err := p.c.dial(ctx, p.server)
+	conn, tcp, err := p.c.dial(ctx, p.server, p.proxy)
 	if err != nil {
 		return 0, false
 	}
@@ -337,9 +362,10 @@ func (w *pipeWriter) run() {
 }
 
 // dial opens a connection to u's server as the transport would (its dialer,
-// its TLS configuration), speaking HTTP/1.1 only. tcp is the connection
-// under TLS (conn itself for http).
-func (c *Client) dial(ctx context.Context, u *url.URL) (conn, tcp net.Conn, err error) {
+// its TLS configuration; through proxy's CONNECT tunnel when proxy is set),
+// speaking HTTP/1.1 only. tcp is the connection under TLS (conn itself for
+// http).
+func (c *Client) dial(ctx context.Context, u, proxy *url.URL) (conn, tcp net.Conn, err error) {
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -349,9 +375,27 @@ func (c *Client) dial(ctx context.Context, u *url.URL) (conn, tcp net.Conn, err 
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.opt.Timeout)
 	defer cancel()
-	tcp, err = c.tr.DialContext(dctx, "tcp", net.JoinHostPort(u.Hostname(), port))
-	if err != nil || u.Scheme != "https" {
-		return tcp, tcp, err
+	target := net.JoinHostPort(u.Hostname(), port)
+	addr := target
+	if proxy != nil {
+		pport := proxy.Port()
+		if pport == "" {
+			pport = "80"
+		}
+		addr = net.JoinHostPort(proxy.Hostname(), pport)
+	}
+	tcp, err = c.tr.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if proxy != nil {
+		if err := tunnel(dctx, tcp, proxy, target); err != nil {
+			tcp.Close()
+			return nil, nil, err
+		}
+	}
+	if u.Scheme != "https" {
+		return tcp, tcp, nil
 	}
 	cfg := c.tr.TLSClientConfig.Clone()
 	cfg.ServerName = u.Hostname()
@@ -362,4 +406,35 @@ func (c *Client) dial(ctx context.Context, u *url.URL) (conn, tcp net.Conn, err 
 		return nil, nil, err
 	}
 	return tc, tcp, nil
+}
+
+// tunnel asks the proxy at the other end of conn for a tunnel to target
+// (CONNECT, with Basic credentials when the proxy URL has them, as the
+// transport sends them) and reads its answer, bounded: anything but a 200,
+// or bytes after it before the TLS handshake, is an error.
+func tunnel(ctx context.Context, conn net.Conn, proxy *url.URL, target string) error {
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+		defer conn.SetDeadline(time.Time{})
+	}
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: target}, Host: target, Header: http.Header{}}
+	if pu := proxy.User; pu != nil {
+		pass, _ := pu.Password()
+		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(pu.Username()+":"+pass)))
+	}
+	if err := req.Write(conn); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(&boundedReader{r: conn, n: maxHeaderBytes}, 4096)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("proxy answered %q to CONNECT %s", resp.Status, target)
+	}
+	if br.Buffered() > 0 {
+		return errors.New("proxy sent bytes after its answer to CONNECT")
+	}
+	return nil
 }

@@ -443,3 +443,96 @@ func FuzzGetManyAnswers(f *testing.F) {
 		}
 	})
 }
+
+// connectProxy is an http:// proxy that serves CONNECT (and nothing else),
+// asking for user:secret when auth is set; it counts the tunnels it made.
+func connectProxy(t *testing.T, auth bool) (*url.URL, *atomic.Int64) {
+	t.Helper()
+	var tunnels atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		if auth && r.Header.Get("Proxy-Authorization") != "Basic dXNlcjpzZWNyZXQ=" {
+			w.WriteHeader(http.StatusProxyAuthRequired)
+			return
+		}
+		up, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			up.Close()
+			return
+		}
+		tunnels.Add(1)
+		io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+		go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+		io.Copy(c, up)
+		c.Close()
+		up.Close()
+	}))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	if auth {
+		u.User = url.UserPassword("user", "secret")
+	}
+	return u, &tunnels
+}
+
+// TestGetManyThroughProxy: https upstreams are pipelined through an http://
+// proxy's CONNECT tunnel (credentials from the proxy URL); a proxy that
+// refuses the tunnel leaves every document to Get.
+func TestGetManyThroughProxy(t *testing.T) {
+	var reqs atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqs.Add(1)
+		w.Write(docFor(r.URL.Path))
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opt := testOptions()
+	opt.CAFile = ca
+	urls := manyURLs(srv.URL, 300)
+	for _, auth := range []bool{false, true} {
+		proxy, tunnels := connectProxy(t, auth)
+		c := newClient(t, opt)
+		c.tr.Proxy = http.ProxyURL(proxy)
+		reqs.Store(0)
+		checkMany(t, urls, c.GetMany(context.Background(), urls, 1<<20), func(i int) []byte { return docFor(fmt.Sprintf("/d/%d", i)) })
+		if n := tunnels.Load(); n < 1 || n > PipelineConns || reqs.Load() != 300 {
+			t.Fatalf("auth %v: %d tunnels, %d requests", auth, n, reqs.Load())
+		}
+	}
+
+	// Wrong credentials: the proxy refuses, nothing is taken, nothing
+	// reaches the upstream.
+	proxy, tunnels := connectProxy(t, true)
+	proxy.User = url.UserPassword("user", "wrong")
+	c := newClient(t, opt)
+	c.tr.Proxy = http.ProxyURL(proxy)
+	reqs.Store(0)
+	checkMany(t, urls, c.GetMany(context.Background(), urls, 1<<20), func(int) []byte { return nil })
+	if tunnels.Load() != 0 || reqs.Load() != 0 {
+		t.Fatalf("refused proxy: %d tunnels, %d requests", tunnels.Load(), reqs.Load())
+	}
+
+	// Plain http through a proxy is not pipelined.
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reqs.Add(1) }))
+	defer plain.Close()
+	proxy, tunnels = connectProxy(t, false)
+	c = newClient(t, opt)
+	c.tr.Proxy = http.ProxyURL(proxy)
+	reqs.Store(0)
+	purls := manyURLs(plain.URL, 10)
+	checkMany(t, purls, c.GetMany(context.Background(), purls, 1<<20), func(int) []byte { return nil })
+	if tunnels.Load() != 0 || reqs.Load() != 0 {
+		t.Fatalf("plain http through a proxy: %d tunnels, %d requests", tunnels.Load(), reqs.Load())
+	}
+}
