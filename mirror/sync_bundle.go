@@ -89,11 +89,7 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 		return nil, "", err
 	}
 
-	d, err := setDigest(m.Sources, m.Trust.SHA256, m.Packages, m.Tree)
-	if err != nil {
-		return nil, "", err
-	}
-	return m, d, nil
+	return m, setDigest(m.Sources, m.Trust.SHA256, m.Packages, m.Tree), nil
 }
 
 // listSigs is the checksum list (and its signature) an item was taken
@@ -146,68 +142,27 @@ type digestFields struct {
 // encoding/json's reflection: a no-op run of 20,000 packages computes it
 // only to compare it with the state's. TestSetDigestIsJSON and
 // FuzzSetDigestIsJSON check that the bytes are json.Marshal's.
-func setDigest(sources []bundle.Source, trust string, pkgs []bundle.Package, tree []bundle.Entry) (string, error) {
+func setDigest(sources []bundle.Source, trust string, pkgs []bundle.Package, tree []bundle.Entry) string {
 	h := sha256.New()
 	b := make([]byte, 0, 4096)
-	flush := func() {
+	flush := func(b []byte) []byte {
 		if len(b) >= 3072 {
 			h.Write(b)
 			b = b[:0]
 		}
+		return b
 	}
 	b = append(b, `{"Sources":`...)
-	if sources == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, s := range sources {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"name":`...)
-			b = appendJSONString(b, s.Name)
-			b = append(b, `,"type":`...)
-			b = appendJSONString(b, s.Type)
-			b = append(b, `,"url":`...)
-			b = appendJSONString(b, s.URL)
-			b = append(b, '}')
-			flush()
-		}
-		b = append(b, ']')
-	}
+	b = appendJSONArray(b, sources, appendSourceJSON, flush)
 	b = append(b, `,"Trust":`...)
 	b = appendJSONString(b, trust)
 	b = append(b, `,"Packages":`...)
-	if pkgs == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range pkgs {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendPackageJSON(b, &pkgs[i])
-			flush()
-		}
-		b = append(b, ']')
-	}
+	b = appendJSONArray(b, pkgs, appendPackageJSON, flush)
 	b = append(b, `,"Tree":`...)
-	if tree == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range tree {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendEntryJSON(b, &tree[i])
-			flush()
-		}
-		b = append(b, ']')
-	}
+	b = appendJSONArray(b, tree, appendEntryJSON, flush)
 	b = append(b, '}')
 	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // appendPackageJSON appends json.Marshal(p) (field order and names of
@@ -226,37 +181,51 @@ func appendPackageJSON(b []byte, p *bundle.Package) []byte {
 	b = append(b, `,"sha256":`...)
 	b = appendJSONString(b, p.SHA256)
 	b = append(b, `,"signatures":`...)
-	if p.Signatures == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, s := range p.Signatures {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"path":`...)
-			b = appendJSONString(b, s.Path)
-			b = append(b, `,"sha256":`...)
-			b = appendJSONString(b, s.SHA256)
-			b = append(b, `,"scheme":`...)
-			b = appendJSONString(b, s.Scheme)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
+	b = appendJSONArray(b, p.Signatures, appendSignatureJSON, nil)
 	b = append(b, `,"keys":`...)
-	if p.Keys == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, k := range p.Keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-		}
-		b = append(b, ']')
+	b = appendJSONArray(b, p.Keys, func(b []byte, k *string) []byte { return appendJSONString(b, *k) }, nil)
+	return append(b, '}')
+}
+
+// appendJSONArray appends xs as json.Marshal writes a slice (null when nil),
+// each element by elem; after each element b passes through flush, when
+// set.
+func appendJSONArray[T any](b []byte, xs []T, elem func([]byte, *T) []byte, flush func([]byte) []byte) []byte {
+	if xs == nil {
+		return append(b, "null"...)
 	}
+	b = append(b, '[')
+	for i := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = elem(b, &xs[i])
+		if flush != nil {
+			b = flush(b)
+		}
+	}
+	return append(b, ']')
+}
+
+// appendSourceJSON appends json.Marshal(s).
+func appendSourceJSON(b []byte, s *bundle.Source) []byte {
+	b = append(b, `{"name":`...)
+	b = appendJSONString(b, s.Name)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, s.Type)
+	b = append(b, `,"url":`...)
+	b = appendJSONString(b, s.URL)
+	return append(b, '}')
+}
+
+// appendSignatureJSON appends json.Marshal(s).
+func appendSignatureJSON(b []byte, s *bundle.PackageSignature) []byte {
+	b = append(b, `{"path":`...)
+	b = appendJSONString(b, s.Path)
+	b = append(b, `,"sha256":`...)
+	b = appendJSONString(b, s.SHA256)
+	b = append(b, `,"scheme":`...)
+	b = appendJSONString(b, s.Scheme)
 	return append(b, '}')
 }
 

@@ -28,16 +28,18 @@ func TestSetDigestIsJSON(t *testing.T) {
 		"nil":         {nil, "", nil, nil},
 		"one package": {sources, "t", pkgs[:1], tree[:1]},
 	} {
-		want, err := json.Marshal(tc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := setDigest(tc.Sources, tc.Trust, tc.Packages, tc.Tree)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != sha256Hex(want) {
-			t.Errorf("%s: digest %s, want the SHA-256 of %s", name, got, want)
-		}
+		checkDigestIsJSON(t, name, tc)
+	}
+}
+
+// checkDigestIsJSON checks that setDigest hashes json.Marshal(tc).
+func checkDigestIsJSON(t *testing.T, name string, tc digestFields) {
+	t.Helper()
+	want, err := json.Marshal(tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := setDigest(tc.Sources, tc.Trust, tc.Packages, tc.Tree); got != sha256Hex(want) {
+		t.Errorf("%s: digest %s, want the SHA-256 of json.Marshal's %d bytes %.200s", name, got, len(want), want)
 	}
 }
