@@ -27,12 +27,7 @@ const (
 )
 
 func benchSet(b *testing.B) (dir string, m *Manifest) {
-	b.Helper()
-	dir = os.Getenv("BUNDLE_BENCH_DIR")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "mirror-bundle-bench")
-	}
-	return makeBenchSet(b, dir, benchBlobs, benchBlobSize)
+	return makeBenchSet(b, "BUNDLE_BENCH_DIR", "mirror-bundle-bench", benchBlobs, benchBlobSize)
 }
 
 // The small set: 20,000 blobs of 8 KiB (a sync of many small packages),
@@ -43,27 +38,27 @@ const (
 )
 
 func benchSmallSet(b *testing.B) (dir string, m *Manifest) {
-	b.Helper()
-	dir = os.Getenv("BUNDLE_BENCH_SMALL_DIR")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "mirror-bundle-bench-small")
-	}
-	return makeBenchSet(b, dir, benchSmallBlobs, benchSmallBlobSize)
+	return makeBenchSet(b, "BUNDLE_BENCH_SMALL_DIR", "mirror-bundle-bench-small", benchSmallBlobs, benchSmallBlobSize)
 }
 
-// makeBenchSet fills dir (when it does not hold them already) with n
-// random blobs of size bytes named by their SHA-256, and returns the
-// manifest that carries them.
-func makeBenchSet(b *testing.B, dir string, benchBlobs, benchBlobSize int) (string, *Manifest) {
+// makeBenchSet fills the folder named by the environment variable env (or
+// TMPDIR/name), when it does not hold them already, with n random blobs of
+// size bytes named by their SHA-256, and returns it with the manifest that
+// carries them.
+func makeBenchSet(b *testing.B, env, name string, n, size int) (string, *Manifest) {
 	b.Helper()
+	dir := os.Getenv(env)
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), name)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
 	names, _ := filepath.Glob(filepath.Join(dir, "*"))
-	if len(names) != benchBlobs {
+	if len(names) != n {
 		rng := rand.NewChaCha8([32]byte{'b', 'e', 'n', 'c', 'h'})
-		buf := make([]byte, benchBlobSize)
-		for i := 0; i < benchBlobs; i++ {
+		buf := make([]byte, size)
+		for i := 0; i < n; i++ {
 			rng.Read(buf)
 			s := sha256.Sum256(buf)
 			if err := atomicfile.WriteFile(filepath.Join(dir, hex.EncodeToString(s[:])), buf, 0o644); err != nil {
@@ -71,8 +66,8 @@ func makeBenchSet(b *testing.B, dir string, benchBlobs, benchBlobSize int) (stri
 			}
 		}
 		names, _ = filepath.Glob(filepath.Join(dir, "*"))
-		if len(names) != benchBlobs {
-			b.Fatalf("%s holds %d files, want %d: use an empty folder", dir, len(names), benchBlobs)
+		if len(names) != n {
+			b.Fatalf("%s holds %d files, want %d: use an empty folder", dir, len(names), n)
 		}
 	}
 	sort.Strings(names)
@@ -81,8 +76,8 @@ func makeBenchSet(b *testing.B, dir string, benchBlobs, benchBlobSize int) (stri
 	for i, n := range names {
 		sum := filepath.Base(n)
 		p := fmt.Sprintf("s/f%05d", i)
-		m.Tree = append(m.Tree, Entry{Path: p, SHA256: sum, Size: int64(benchBlobSize)})
-		m.Blobs = append(m.Blobs, Blob{SHA256: sum, Size: int64(benchBlobSize)})
+		m.Tree = append(m.Tree, Entry{Path: p, SHA256: sum, Size: int64(size)})
+		m.Blobs = append(m.Blobs, Blob{SHA256: sum, Size: int64(size)})
 	}
 	return dir, m
 }

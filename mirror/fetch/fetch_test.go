@@ -665,17 +665,23 @@ func TestDownloadWrongRangeAnswer(t *testing.T) {
 	}
 }
 
+// caFileOf writes the certificate of a TLS test server as a CA file.
+func caFileOf(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
 func TestDownloadTLSWithCAFile(t *testing.T) {
 	content := payload(50_000, 15)
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		serve(w, r, `"v"`, content)
 	}))
 	defer srv.Close()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	if err := os.WriteFile(ca, pemBytes, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ca := caFileOf(t, srv)
 	opt := testOptions()
 	opt.CAFile = ca
 	dst := dstPath(t)

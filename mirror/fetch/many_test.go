@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -386,10 +385,7 @@ func TestGetManyTLS(t *testing.T) {
 		w.Write(docFor(r.URL.Path))
 	}))
 	defer srv.Close()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ca := caFileOf(t, srv)
 	opt := testOptions()
 	opt.CAFile = ca
 	urls := manyURLs(srv.URL, 100)
@@ -493,10 +489,7 @@ func TestGetManyThroughProxy(t *testing.T) {
 		w.Write(docFor(r.URL.Path))
 	}))
 	defer srv.Close()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ca := caFileOf(t, srv)
 	opt := testOptions()
 	opt.CAFile = ca
 	urls := manyURLs(srv.URL, 300)

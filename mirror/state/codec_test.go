@@ -216,7 +216,10 @@ func TestLoadRefusesOversize(t *testing.T) {
 	}
 }
 
-func FuzzParseState(f *testing.F) {
+// fixtureStates returns testdata/v1-state.json and the same state as Save
+// writes it (v2): the seeds of the fuzz targets.
+func fixtureStates(f *testing.F) (v1, v2 []byte) {
+	f.Helper()
 	v1, err := os.ReadFile("testdata/v1-state.json")
 	if err != nil {
 		f.Fatal(err)
@@ -225,16 +228,19 @@ func FuzzParseState(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	v2, err := s.Marshal()
-	if err != nil {
+	if v2, err = s.Marshal(); err != nil {
 		f.Fatal(err)
 	}
-	seeds := [][]byte{v1, v2, mustMarshalF(f), []byte(Format + "\n")}
-	for _, b := range seeds {
+	return v1, v2
+}
+
+// bodyOf is a v2 file without its version line and trailing sum.
+func bodyOf(b []byte) []byte { return b[len(Format)+1 : len(b)-sha256.Size] }
+
+func FuzzParseState(f *testing.F) {
+	v1, v2 := fixtureStates(f)
+	for _, b := range [][]byte{v1, v2, mustMarshalF(f), []byte(Format + "\n")} {
 		f.Add(b)
-	}
-	if len(seeds) == 0 {
-		f.Fatal("no seeds")
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Parse(data)
@@ -281,25 +287,9 @@ func mustMarshalF(f *testing.F) []byte {
 // FuzzDecodeStateBody reaches the v2 decoder behind the checksum: the fuzzed
 // bytes are a body, given the version line and a correct sum.
 func FuzzDecodeStateBody(f *testing.F) {
-	v1, err := os.ReadFile("testdata/v1-state.json")
-	if err != nil {
-		f.Fatal(err)
-	}
-	s, err := Parse(v1)
-	if err != nil {
-		f.Fatal(err)
-	}
-	v2, err := s.Marshal()
-	if err != nil {
-		f.Fatal(err)
-	}
-	seeds := 0
+	_, v2 := fixtureStates(f)
 	for _, b := range [][]byte{v2, mustMarshalF(f)} {
-		f.Add(b[len(Format)+1 : len(b)-sha256.Size])
-		seeds++
-	}
-	if seeds == 0 {
-		f.Fatal("no seeds")
+		f.Add(bodyOf(b))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		s, err := Parse(withSum(body))
