@@ -35,34 +35,12 @@ for b in $builds; do (cd "$work/$b" && go build -o "$work/mirror-$b" ./cmd/mirro
 go build -o "$work/proxy" scripts/bench/latency-proxy.go
 echo "bench: HEAD $(git rev-parse --short HEAD)${BENCH_BASE:+, base $BENCH_BASE}; $n files; delay $delay each way" >&2
 
-dir=$work/up/small/p
-mkdir -p "$dir"
-minisign -G -W -p "$work/rel.pub" -s "$work/rel.key" >/dev/null
-head -c $((n * 8192)) /dev/urandom | split -a 6 -d -b 8192 - "$dir/f"
-for f in "$dir"/f*; do mv "$f" "$f.tgz"; done
-(cd "$work/up/small" && ls p | sed 's|^|p/|' >"$work/listing")
-(cd "$dir" && ls | xargs -n 2000 minisign -S -s "$work/rel.key" -m >/dev/null)
+. scripts/bench/lib-upstream.sh
+make_set small "$n" 8192
 "$work/mirror-head" keygen --out "$work/op" --unencrypted >/dev/null 2>&1
-
 port=$((20000 + RANDOM % 20000)) pport=$((port + 1))
-mkdir -p "$work/nginx/logs"
-cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-error_log $work/nginx/logs/error.log;
-pid $work/nginx/nginx.pid;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_requests 100000;
-	server { listen 127.0.0.1:$port; root $work/up; }
-}
-CONF
-[ "$(id -u)" -eq 0 ] && sed -i '1i user root;' "$work/nginx/nginx.conf"
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-pids+=($!)
+start_nginx "$port"
+pids+=("$nginx_pid")
 proxy() { # DELAY: (re)start the proxy
 	[ -n "${ppid:-}" ] && { kill "$ppid"; wait "$ppid" 2>/dev/null || true; }
 	"$work/proxy" -listen "127.0.0.1:$pport" -target "127.0.0.1:$port" -delay "$1" &
@@ -86,7 +64,7 @@ name = "small"
 type = "files"
 url = "http://127.0.0.1:$pport/small/"
 files = ["p/*.tgz"]
-listing = "$work/listing"
+listing = "$work/small.listing"
 signatures = ["{file}.minisig"]
 CONF
 done

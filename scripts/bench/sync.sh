@@ -55,47 +55,10 @@ if [ -n "${BENCH_BASE:-}" ]; then
 	(cd "$work/base" && go build -o "$work/mirror-base" ./cmd/mirror)
 fi
 
-# Data sets.
-make_set() { # name count size
-	local dir="$work/up/$1/p"
-	mkdir -p "$dir"
-	local n=$2 size=$3
-	# One large random stream cut into files: fast, incompressible (like packages).
-	head -c $((n * size)) /dev/urandom | split -a 6 -d -b "$size" - "$dir/f"
-	for f in "$dir"/f*; do mv "$f" "$f.tgz"; done
-	(cd "$work/up/$1" && ls p | grep -v minisig | sed 's|^|p/|' >"$work/$1.listing")
-	# The real minisign signs all files of the set in one run.
-	(cd "$dir" && ls | xargs -n 2000 minisign -S -s "$work/rel.key" -m >/dev/null)
-}
-minisign -G -W -p "$work/rel.pub" -s "$work/rel.key" >/dev/null
-
-# nginx on a loopback port.
+# Data sets and the server (make_set, start_nginx).
+. scripts/bench/lib-upstream.sh
 port=$((20000 + RANDOM % 20000))
-mkdir -p "$work/nginx/logs"
-# One worker: during a no-op of 20,000 files it used 0.15 s of CPU in a
-# 1.04 s run, and with worker_processes 2 neither the no-op (1.06 / 1.05 s)
-# nor the bare request floor changed beyond the noise (12:19 UTC, load 4).
-cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-error_log $work/nginx/logs/error.log;
-pid $work/nginx/nginx.pid;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_requests 100000;
-	server {
-		listen 127.0.0.1:$port;
-		root $work/up;
-	}
-}
-CONF
-[ "$(id -u)" -eq 0 ] && sed -i '1i user root;' "$work/nginx/nginx.conf"
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-nginx_pid=$!
-sleep 0.5
+start_nginx "$port"
 url="http://127.0.0.1:$port"
 
 # An unencrypted operator key for the runs of the table; an encrypted one
