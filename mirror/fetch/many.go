@@ -19,11 +19,10 @@ import (
 // Limits of GetMany.
 const (
 	// PipelineDepth is how many requests GetMany keeps in flight on one
-	// connection. The latency is what it pays for: through a proxy adding
-	// a 20 ms round trip (scripts/bench/latency-proxy.go), 20,000
-	// signatures took 8.8 s at 32 x 2 connections, 4.3 s at 64 x 2, 2.6 s
-	// at 64 x 4 (and 60 s for a no-op sync one request at a time on 8
-	// connections).
+	// connection. The latency is what it pays for: a no-op sync of 20,000
+	// signatures through a 20 ms round trip takes 2.5-2.7 s at 64 x 4
+	// connections against 54 s one request at a time on 8
+	// (scripts/bench/sync-latency.sh).
 	PipelineDepth = 64
 	// PipelineConns is how many connections GetMany opens to one server
 	// at a time.
