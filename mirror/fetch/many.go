@@ -82,21 +82,21 @@ func (c *Client) GetMany(ctx context.Context, urls []string, maxSize int64) [][]
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 			continue
 		}
-		proxy, ok := c.route(u)
-		if !ok {
+		// The route depends on the scheme and host only: asked once per
+		// server, not once per URL.
+		key := u.Scheme + "://" + u.Host
+		s, seen := servers[key]
+		if !seen {
+			if proxy, ok := c.route(u); ok {
+				s = &server{u: u, proxy: proxy}
+				order = append(order, s)
+			}
+			servers[key] = s // nil: not pipelined
+		}
+		if s == nil {
 			continue
 		}
 		reqs[i] = u
-		key := u.Scheme + "://" + u.Host
-		if proxy != nil {
-			key += " via " + proxy.String()
-		}
-		s := servers[key]
-		if s == nil {
-			s = &server{u: u, proxy: proxy}
-			servers[key] = s
-			order = append(order, s)
-		}
 		s.idx = append(s.idx, i)
 	}
 	var budget atomic.Int64
