@@ -66,7 +66,7 @@ const (
 // must with Get.
 func (c *Client) GetMany(ctx context.Context, urls []string, maxSize int64) [][]byte {
 	out := make([][]byte, len(urls))
-	if c.tr == nil || c.opt.NoPipelining || maxSize < 0 {
+	if c.tr == nil || c.opt.NoPipelining || maxSize < 0 || !plainHeader(c.opt.UserAgent) {
 		return out
 	}
 	type server struct {
@@ -76,10 +76,14 @@ func (c *Client) GetMany(ctx context.Context, urls []string, maxSize int64) [][]
 	}
 	servers := map[string]*server{}
 	var order []*server
-	reqs := make([]*url.URL, len(urls))
+	targets := make([]string, len(urls))
 	for i, raw := range urls {
 		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !plainHeader(u.Host) || u.User != nil {
+			continue
+		}
+		target, ok := requestTarget(u)
+		if !ok {
 			continue
 		}
 		// The route depends on the scheme and host only: asked once per
@@ -96,7 +100,7 @@ func (c *Client) GetMany(ctx context.Context, urls []string, maxSize int64) [][]
 		if s == nil {
 			continue
 		}
-		reqs[i] = u
+		targets[i] = target
 		s.idx = append(s.idx, i)
 	}
 	var budget atomic.Int64
@@ -106,7 +110,7 @@ func (c *Client) GetMany(ctx context.Context, urls []string, maxSize int64) [][]
 		conns := min(PipelineConns, (len(s.idx)+PipelineDepth-1)/PipelineDepth)
 		per := (len(s.idx) + conns - 1) / conns
 		for lo := 0; lo < len(s.idx); lo += per {
-			p := &pipe{c: c, server: s.u, proxy: s.proxy, reqs: reqs, depth: PipelineDepth, idx: s.idx[lo:min(lo+per, len(s.idx))], maxSize: maxSize, out: out, budget: &budget}
+			p := &pipe{c: c, server: s.u, proxy: s.proxy, targets: targets, depth: PipelineDepth, idx: s.idx[lo:min(lo+per, len(s.idx))], maxSize: maxSize, out: out, budget: &budget}
 			wg.Go(func() { p.run(ctx) })
 		}
 	}
@@ -142,10 +146,10 @@ type pipe struct {
 	c       *Client
 	server  *url.URL
 	proxy   *url.URL // an http:// proxy to tunnel through (CONNECT), or nil
-	reqs    []*url.URL
-	idx     []int // indexes into reqs and out, in request order
-	depth   int64 // requests written ahead: PipelineDepth, or fewer for a server that ends connections sooner
-	closed  bool  // the last session ended because the server closed the connection
+	targets []string // request targets ("/path?query") by index
+	idx     []int    // indexes into targets and out, in request order
+	depth   int64    // requests written ahead: PipelineDepth, or fewer for a server that ends connections sooner
+	closed  bool     // the last session ended because the server closed the connection
 	maxSize int64
 	out     [][]byte
 	budget  *atomic.Int64
@@ -226,8 +230,7 @@ func (p *pipe) session(ctx context.Context) (answered int, again bool) {
 	go w.run()
 
 	br := &boundedReader{r: conn, after: quickAck(tcp)}
-	r := bufio.NewReaderSize(br, 16<<10)
-	get := &http.Request{Method: http.MethodGet}
+	ar := &answerReader{r: bufio.NewReaderSize(br, 16<<10), lim: br, maxSize: p.maxSize}
 	for k, i := range p.idx {
 		select {
 		case <-w.sent:
@@ -244,69 +247,37 @@ func (p *pipe) session(ctx context.Context) (answered int, again bool) {
 			// here on moves it into the past again (stop above).
 			return k, false
 		}
-		br.n = maxHeaderBytes
-		resp, err := http.ReadResponse(r, get)
+		ans, err := ar.read()
 		if err != nil {
 			// A connection ended between answers is normal (a keep-alive
-			// limit); headers over the bound are not.
-			p.closed = true
-			return k, k > 0 && br.n > 0
+			// limit); an answer outside the subset, headers over the
+			// bound or a 1xx end pipelining to the server.
+			p.closed = errors.Is(err, errEnded)
+			return k, k > 0 && p.closed
 		}
-		if resp.StatusCode < 200 {
-			// 1xx answers are not expected for a GET: stop here rather
-			// than guess which answer belongs to which request.
-			return k, false
-		}
-		br.n += p.maxSize + chunkSlack
-		body, whole := p.body(resp)
 		w.answered.Add(1)
 		select {
 		case w.poke <- struct{}{}:
 		default:
 		}
-		if body != nil {
-			if p.budget.Add(-int64(len(body))) < 0 {
+		if ans.body != nil {
+			if p.budget.Add(-int64(len(ans.body))) < 0 {
 				return k + 1, false
 			}
-			p.out[i] = body
+			p.out[i] = ans.body
 			if p.c.opt.Progress != nil {
-				p.c.opt.Progress(int64(len(body)))
+				p.c.opt.Progress(int64(len(ans.body)))
 			}
 		}
-		if !whole {
+		if !ans.whole {
 			return k + 1, true // the rest of this body is not read
 		}
-		if resp.Close {
+		if ans.close {
 			p.closed = true
 			return k + 1, true
 		}
 	}
 	return len(p.idx), true
-}
-
-// body reads an answer's body: the document for a 200 within maxSize, nil
-// otherwise. whole reports whether the body was read to its end, so that the
-// next answer can follow on the same connection.
-func (p *pipe) body(resp *http.Response) (body []byte, whole bool) {
-	if resp.StatusCode != http.StatusOK {
-		n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody+1))
-		return nil, err == nil && n <= maxErrorBody
-	}
-	if resp.ContentLength > p.maxSize {
-		return nil, false
-	}
-	if resp.ContentLength >= 0 {
-		b := make([]byte, resp.ContentLength)
-		if _, err := io.ReadFull(resp.Body, b); err != nil {
-			return nil, false
-		}
-		return b, true // the body reader stops at the length
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, p.maxSize+1))
-	if err != nil || int64(len(b)) > p.maxSize {
-		return nil, false
-	}
-	return b, true
 }
 
 // pipeWriter is a session's writer: it writes one request per index of
@@ -325,10 +296,13 @@ type pipeWriter struct {
 
 func (w *pipeWriter) run() {
 	defer close(w.done)
-	bw := bufio.NewWriterSize(w.conn, 16<<10)
+	// Requests are appended to buf and written a window at a time.
+	buf := make([]byte, 0, 16<<10)
 	flush := func() bool {
 		w.conn.SetWriteDeadline(time.Now().Add(w.p.c.opt.Timeout))
-		if bw.Flush() != nil {
+		_, err := w.conn.Write(buf)
+		buf = buf[:0]
+		if err != nil {
 			w.conn.Close() // the reader stops at once
 			return false
 		}
@@ -348,10 +322,8 @@ func (w *pipeWriter) run() {
 				}
 			}
 		}
-		u := w.p.reqs[i]
-		req := &http.Request{Method: http.MethodGet, URL: u, Host: u.Host, Header: http.Header{"User-Agent": {w.p.c.opt.UserAgent}}}
-		if req.Write(bw) != nil {
-			w.conn.Close()
+		buf = appendRequest(buf, w.p.targets[i], w.p.server.Host, w.p.c.opt.UserAgent)
+		if len(buf) >= 16<<10 && !flush() {
 			return
 		}
 		written++
