@@ -41,6 +41,7 @@ func init() {
 }
 
 func syncAction(c *cli.Context) error {
+	heapFloor()
 	if c.NArg() > 0 {
 		return usageError("sync takes no arguments, got %q", c.Args().First())
 	}
