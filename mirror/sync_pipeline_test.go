@@ -1,13 +1,18 @@
 package mirror
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mirror-tool/mirror/mirror/fetch"
+	"github.com/mirror-tool/mirror/mirror/source/files"
 )
 
 // signatureConns sorts the connections the upstream saw since the last
@@ -36,7 +41,7 @@ func (e *syncEnv) signatureConns() (sigOnly, mixed int) {
 
 // TestSyncPipelinesSignatures: the detached signatures of a files source
 // are fetched with HTTP/1.1 pipelining, on at most fetch.PipelineConns
-// connections of their own, each once; `pipelining = false` fetches them
+// connections of their own (one chunk of prefetch here), each once; `pipelining = false` fetches them
 // one request at a time beside the files; a server that closes the
 // connection after every signature still gives a complete, correct run.
 func TestSyncPipelinesSignatures(t *testing.T) {
@@ -118,5 +123,96 @@ func TestSyncPipelinesSignatures(t *testing.T) {
 	}
 	if got != n {
 		t.Fatalf("bundle carries %d of the %d packages", got, n)
+	}
+}
+
+// TestPrefetchOverlapsChunks: prefetch fetches the next chunk's signatures
+// while the answers of the one before are still coming (the upstream holds
+// the first chunk's last answer until a request of the second has come:
+// one call at a time would stall there until the timeout), never more than
+// two chunks at once (no request of chunk k+2 before the last answer of
+// chunk k), and hands every chunk over in order, each item with its
+// own signature.
+func TestPrefetchOverlapsChunks(t *testing.T) {
+	bounds := []int{0, 128, 128 + 256, 128 + 256 + 512, 128 + 256 + 512 + 300} // the chunks prefetch makes
+	n := bounds[len(bounds)-1]
+	chunkOf := func(i int) int {
+		k := 0
+		for i >= bounds[k+1] {
+			k++
+		}
+		return k
+	}
+	var mu sync.Mutex
+	seq := 0
+	first, last := map[int]int{}, map[int]int{} // chunk -> order of its first request's arrival, of its last answer
+	second := make(chan struct{})
+	var secondOnce sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var i int
+		fmt.Sscanf(r.URL.Path, "/p%d.minisig", &i)
+		k := chunkOf(i)
+		mu.Lock()
+		seq++
+		if _, ok := first[k]; !ok {
+			first[k] = seq
+		}
+		mu.Unlock()
+		if k == 1 {
+			secondOnce.Do(func() { close(second) })
+		}
+		if i == bounds[1]-1 {
+			select {
+			case <-second:
+			case <-time.After(5 * time.Second):
+				http.Error(w, "the second chunk never came", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		mu.Lock()
+		seq++
+		last[k] = seq
+		mu.Unlock()
+		fmt.Fprintf(w, "signature %d", i)
+	}))
+	defer srv.Close()
+	client, err := fetch.New(fetch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &SourceConfig{Name: "s"}
+	items := make([]*item, n)
+	for i := range items {
+		u := fmt.Sprintf("%s/p%d", srv.URL, i)
+		items[i] = &item{src: src, client: client, pkg: files.Package{Name: fmt.Sprintf("p%d", i), URL: u,
+			Signatures: []files.Signature{{URL: u + ".minisig"}}}}
+	}
+	chunks := make(chan []*item)
+	r := &run{}
+	go r.prefetch(context.Background(), items, chunks)
+	next := 0
+	for chunk := range chunks {
+		if next+len(chunk) != bounds[chunkOf(next)+1] {
+			t.Fatalf("a chunk of %d items from item %d; want the chunks %v", len(chunk), next, bounds)
+		}
+		for _, it := range chunk {
+			if it != items[next] {
+				t.Fatalf("item %s handed over in place %d", it.pkg.Name, next)
+			}
+			if want := fmt.Sprintf("signature %d", next); len(it.presigs) != 1 || string(it.presigs[0]) != want {
+				t.Fatalf("item %d: prefetched %q, want %q", next, it.presigs, want)
+			}
+			next++
+		}
+	}
+	if next != n {
+		t.Fatalf("%d of %d items handed over", next, n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for k := 0; k+2 < len(bounds)-1; k++ {
+		if first[k+2] < last[k] {
+			t.Errorf("chunk %d was asked for (event %d) before chunk %d was answered (event %d): more than two at once", k+2, first[k+2], k, last[k])
+		}
 	}
 }

@@ -585,48 +585,79 @@ feed:
 }
 
 // prefetchChunk is how many items prefetch handles at a time: the
-// signatures of at most about three chunks are in memory at once (one
-// being fetched, one waiting, one being worked on), each chunk's bounded by
+// signatures of at most about four chunks are in memory at once (two being
+// fetched, one waiting, one being worked on), each chunk's bounded by
 // fetch.MaxManyBytes.
 const prefetchChunk = 2048
 
-// prefetch sends items to chunks, a chunk at a time, after fetching the
-// detached signatures of the chunk's packages with pipelining
+// prefetch sends items to chunks, a chunk at a time and in order, after
+// fetching the detached signatures of the chunk's packages with pipelining
 // (fetch.GetMany) into each item's presigs; fetchItem fetches whatever
-// GetMany left (nil) one request at a time, with retries. It stops early
+// GetMany left (nil) one request at a time, with retries. Two chunks are
+// fetched at once, so that the server always has the next chunk's
+// requests while the answers of one call's last connections come in (8
+// connections, as many as the download pool's default). It stops early
 // when ctx is done, and closes chunks.
 func (r *run) prefetch(ctx context.Context, items []*item, chunks chan<- []*item) {
 	defer close(chunks)
-	// The first chunks are small, so that the workers start early.
-	size := 128
-	for lo := 0; lo < len(items); lo += size {
-		if lo > 0 {
-			size = min(2*size, prefetchChunk)
-		}
-		chunk := items[lo:min(lo+size, len(items))]
-		// Items come source by source: one GetMany per run of items
-		// sharing a client.
-		for i := 0; i < len(chunk); {
-			j := i
-			var urls []string
-			for ; j < len(chunk) && chunk[j].client == chunk[i].client; j++ {
-				for _, s := range chunk[j].pkg.Signatures {
-					urls = append(urls, s.URL)
-				}
+	// One channel per chunk, queued in order; the chunk is sent on it when
+	// its signatures are in. The queue's room (1) and the chunk being
+	// waited for make the two calls at once.
+	queue := make(chan chan []*item, 1)
+	go func() {
+		defer close(queue)
+		// The first chunks are small, so that the workers start early.
+		size := 128
+		for lo := 0; lo < len(items); lo += size {
+			if lo > 0 {
+				size = min(2*size, prefetchChunk)
 			}
-			if len(urls) > 0 {
-				bodies := chunk[i].client.GetMany(ctx, urls, verify.MaxSignatureSize)
-				for _, it := range chunk[i:j] {
-					it.presigs, bodies = bodies[:len(it.pkg.Signatures)], bodies[len(it.pkg.Signatures):]
-				}
+			chunk := items[lo:min(lo+size, len(items))]
+			done := make(chan []*item, 1)
+			select {
+			case queue <- done:
+			case <-ctx.Done():
+				return
 			}
-			i = j
+			go func() {
+				r.prefetchChunk(ctx, chunk)
+				done <- chunk
+			}()
 		}
+	}()
+	for done := range queue {
+		chunk := <-done
 		select {
 		case chunks <- chunk:
 		case <-ctx.Done():
+			for done := range queue {
+				<-done // no GetMany left running
+			}
 			return
 		}
+	}
+}
+
+// prefetchChunk fetches the detached signatures of chunk's packages with
+// GetMany into their presigs.
+func (r *run) prefetchChunk(ctx context.Context, chunk []*item) {
+	// Items come source by source: one GetMany per run of items sharing
+	// a client.
+	for i := 0; i < len(chunk); {
+		j := i
+		var urls []string
+		for ; j < len(chunk) && chunk[j].client == chunk[i].client; j++ {
+			for _, s := range chunk[j].pkg.Signatures {
+				urls = append(urls, s.URL)
+			}
+		}
+		if len(urls) > 0 {
+			bodies := chunk[i].client.GetMany(ctx, urls, verify.MaxSignatureSize)
+			for _, it := range chunk[i:j] {
+				it.presigs, bodies = bodies[:len(it.pkg.Signatures)], bodies[len(it.pkg.Signatures):]
+			}
+		}
+		i = j
 	}
 }
 
