@@ -246,7 +246,9 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	}
 
 	r.st, r.cache, r.present, r.partial, r.policy = st, cache, cache.Index(), partial, policy
-	r.records, r.smalls, r.verified = map[string]state.Upstream{}, map[string][]byte{}, map[string]state.Verified{}
+	r.records = newRecords(st.Upstreams, func(a, b state.Upstream) bool { return a == b })
+	r.verified = newRecords(st.Verified, sameVerdict)
+	r.smalls = map[string][]byte{}
 	r.trustSHA = sha256Hex([]byte(trustText))
 	res := &SyncResult{DryRun: opt.DryRun}
 
@@ -333,21 +335,26 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	// run with nothing new only saves it, and copying 40,000 entries for
 	// that is waste): cloned right before next.Record.
 	next := &state.State{Format: st.Format, Sequence: st.Sequence, Bundle: st.Bundle, Digest: st.Digest, Shipped: st.Shipped}
-	// What was seen upstream is what this run verified: URLs no longer in
-	// the configuration (or rejected now) drop out, so the state stays
-	// bounded by the package set.
-	next.Upstreams = r.records
 	for _, p := range res.Packages {
 		if p.Status == StatusRejected {
 			r.carryVerified(p.Source + ":" + p.Name)
 		}
 	}
-	next.Verified = r.verified
-	// Whether this run's records and verdicts differ from the state's
-	// (saveUpstreams, when no bundle is made) is found out on the other
-	// core while the manifest and its digest are made: both only read.
+	// What was seen upstream is what this run verified: URLs no longer in
+	// the configuration (or rejected now) drop out, so the state stays
+	// bounded by the package set. next's records and verdicts, and whether
+	// they are the state's (saveUpstreams, when no bundle is made), are
+	// made on the other core while the manifest and its digest are made;
+	// next is not touched until unchanged is received. A state read from
+	// an older format is written in the current one once, even with
+	// nothing else to record.
 	unchanged := make(chan bool, 1)
-	go func() { unchanged <- r.sameRecords(next) }()
+	go func() {
+		var sameUpstreams, sameVerdicts bool
+		next.Upstreams, sameUpstreams = r.records.result()
+		next.Verified, sameVerdicts = r.verified.result()
+		unchanged <- st.Format == state.Format && sameUpstreams && sameVerdicts
+	}()
 	m, digest, err := r.manifest(items, res, trustText)
 	if err != nil {
 		return nil, err
@@ -427,6 +434,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	if err := waitCache(); err != nil {
 		return nil, fmt.Errorf("%w (bundle %s was written but not recorded; the next run rewrites sequence %d)", err, name, m.Sequence)
 	}
+	<-unchanged // next's records and verdicts are made
 	next.Shipped = maps.Clone(st.Shipped)
 	next.Record(m.Sequence, carry)
 	next.Bundle = name + bundle.Suffix
@@ -525,21 +533,13 @@ func (r *run) operatorKey() (*operator.Key, error) {
 }
 
 // saveUpstreams records what was verified in this run (cache bookkeeping,
-// no claim of shipping) when no bundle was needed; unchanged is
-// r.sameRecords(next).
+// no claim of shipping) when no bundle was needed, unless unchanged (next
+// records what the state does, in its format).
 func (r *run) saveUpstreams(next *state.State, unchanged bool) error {
 	if unchanged {
 		return nil
 	}
 	return next.Save(r.cfg.Output.State)
-}
-
-// sameRecords reports whether next records the same upstreams and verdicts
-// as the state the run started from, in the current format (a state read
-// from an older format is written in the current one once, even with
-// nothing else to record).
-func (r *run) sameRecords(next *state.State) bool {
-	return r.st.Format == state.Format && maps.Equal(next.Upstreams, r.st.Upstreams) && maps.EqualFunc(next.Verified, r.st.Verified, sameVerdict)
 }
 
 // sameVerdict compares two remembered verdicts field by field (a typed

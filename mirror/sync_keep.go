@@ -69,8 +69,8 @@ func (r *run) keepLastGood(items []*item) {
 		it.rejected += keptNote
 		r.mu.Lock()
 		for _, u := range append([]string{it.pkg.URL}, sigURLs(it)...) {
-			if _, done := r.records[u]; !done {
-				r.records[u] = r.st.Upstreams[u]
+			if !r.records.has(u) {
+				r.records.put(u, r.st.Upstreams[u])
 			}
 		}
 		r.mu.Unlock()

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/url"
 	"os"
 	"path"
@@ -43,9 +42,9 @@ type run struct {
 	jobs    int
 
 	mu       sync.Mutex
-	records  map[string]state.Upstream // verified upstream content seen in this run
-	smalls   map[string][]byte         // verified signatures by SHA-256, for the bundle
-	verified map[string]state.Verified // accepted verdicts of this run
+	records  *records[state.Upstream] // verified upstream content seen in this run
+	smalls   map[string][]byte        // verified signatures by SHA-256, for the bundle
+	verified *records[state.Verified] // accepted verdicts of this run
 	trustSHA string
 	extras   []extra  // checksum lists and their signatures
 	apt      []aptRun // apt sources' selections (sync_apt.go)
@@ -222,7 +221,7 @@ func (r *run) sigData(sum string) ([]byte, bool) {
 
 func (r *run) record(u string, rec state.Upstream) {
 	r.mu.Lock()
-	r.records[u] = rec
+	r.records.put(u, rec)
 	r.mu.Unlock()
 }
 
@@ -347,7 +346,7 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 		// passes its hash check, the publish tree; its signing time is the
 		// mark for the next run's rollback check.
 		r.mu.Lock()
-		r.verified[listKeyName] = listVerdict
+		r.verified.put(listKeyName, listVerdict)
 		r.mu.Unlock()
 		for _, d := range listDocs {
 			if d == nil {
@@ -509,8 +508,8 @@ func (r *run) pipeline(ctx context.Context, items []*item) error {
 	// Sized for what the items will record (a package and at least one
 	// signature each), instead of growing 20,000-entry maps step by step.
 	r.mu.Lock()
-	r.records = withRoom(r.records, 2*len(items))
-	r.verified = withRoom(r.verified, len(items))
+	r.records.grow(2 * len(items))
+	r.verified.grow(len(items))
 	r.items = items
 	r.mu.Unlock()
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -659,16 +658,6 @@ func (r *run) prefetchChunk(ctx context.Context, chunk []*item) {
 		}
 		i = j
 	}
-}
-
-// withRoom returns m, or a copy of it with room for n more entries.
-func withRoom[K comparable, V any](m map[K]V, n int) map[K]V {
-	if n <= 0 {
-		return m
-	}
-	c := make(map[K]V, len(m)+n)
-	maps.Copy(c, m)
-	return c
 }
 
 // verifyDone verifies a fetched item (unless the run is being cancelled) and
@@ -861,12 +850,12 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 	}
 	r.mu.Lock()
 	if remembered {
-		r.verified[key] = verdict
+		r.verified.put(key, verdict)
 	}
 	for _, s := range it.sigs {
-		r.records[s.url] = state.Upstream{SHA256: s.sha, Size: int64(len(s.data))}
+		r.records.put(s.url, state.Upstream{SHA256: s.sha, Size: int64(len(s.data))})
 	}
-	r.records[it.pkg.URL] = state.Upstream{SHA256: it.fileSHA, Size: it.fileSize}
+	r.records.put(it.pkg.URL, state.Upstream{SHA256: it.fileSHA, Size: it.fileSize})
 	if it.fromList != nil {
 		it.fromList.used = true
 	}
@@ -1008,8 +997,8 @@ func (r *run) carryVerified(key string) {
 		return
 	}
 	r.mu.Lock()
-	if _, done := r.verified[key]; !done {
-		r.verified[key] = prev
+	if !r.verified.has(key) {
+		r.verified.put(key, prev)
 	}
 	r.mu.Unlock()
 }
