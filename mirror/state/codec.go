@@ -10,6 +10,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -253,7 +254,10 @@ func (e *encoder) verified(v Verified) error {
 var errShort = errors.New("ends early")
 
 type decoder struct {
-	b        []byte
+	b []byte
+	// arena holds the bytes of the strings made (arenaString): one
+	// allocation per arenaChunk instead of one per string.
+	arena    strings.Builder
 	last     [numSlots]string
 	had      [numSlots]bool
 	lastTime time.Time // the previous time (slotTime)
@@ -261,6 +265,30 @@ type decoder struct {
 	err      error
 	// maxShipped is the highest sequence of the shipped section.
 	maxShipped uint64
+}
+
+// arenaChunk is the size of the decoder's arena's blocks.
+const arenaChunk = 64 << 10
+
+// reserve makes room for n more bytes in the arena's current block, so
+// that they are contiguous.
+func (d *decoder) reserve(n int) {
+	if d.arena.Cap()-d.arena.Len() < n {
+		// A fresh block; the strings made from the last one keep it.
+		d.arena = strings.Builder{}
+		d.arena.Grow(max(n, arenaChunk))
+	}
+}
+
+// arenaString returns a string of p's bytes, carved from the arena. The
+// arena only grows: bytes once written never change, so the strings
+// made from it are as immutable as any other (strings.Builder's String
+// gives them without a copy).
+func (d *decoder) arenaString(p []byte) string {
+	d.reserve(len(p))
+	off := d.arena.Len()
+	d.arena.Write(p)
+	return d.arena.String()[off:]
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -313,7 +341,11 @@ func (d *decoder) str(slot int) string {
 	var s string
 	switch kind[0] {
 	case strBytes:
-		s = string(d.bytes(d.uvarint()))
+		b := d.bytes(d.uvarint())
+		if d.err != nil {
+			return ""
+		}
+		s = d.arenaString(b)
 	case strHash:
 		raw := d.bytes(sha256.Size)
 		if d.err != nil {
@@ -321,7 +353,7 @@ func (d *decoder) str(slot int) string {
 		}
 		var h [2 * sha256.Size]byte
 		hex.Encode(h[:], raw)
-		s = string(h[:])
+		s = d.arenaString(h[:])
 	case strRepeat:
 		if !d.had[slot] {
 			d.fail("repeated string with nothing before it")
@@ -389,7 +421,11 @@ func (d *decoder) key(prev string, first bool) string {
 	if d.err != nil {
 		return ""
 	}
-	k := prev[:n] + string(rest)
+	d.reserve(int(n) + len(rest))
+	off := d.arena.Len()
+	d.arena.WriteString(prev[:n])
+	d.arena.Write(rest)
+	k := d.arena.String()[off:]
 	if !first && k <= prev {
 		d.fail("key %q after %q: not in increasing order", k, prev)
 		return ""
