@@ -17,15 +17,17 @@ make_set() {
 	(cd "$dir" && ls | xargs -n 2000 minisign -S -s "$work/rel.key" -m >/dev/null)
 }
 
-# start_nginx PORT: nginx serving $work/up on 127.0.0.1:PORT, one worker,
-# sendfile, keep-alive; its pid in nginx_pid.
-# One worker: during a no-op of 20,000 files it used 0.15 s of CPU in a
-# 1.04 s run, and with worker_processes 2 neither the no-op (1.06 / 1.05 s)
-# nor the bare request floor changed beyond the noise (12:19 UTC, load 4).
+# start_nginx PORT: nginx serving $work/up on 127.0.0.1:PORT, one worker per
+# core (worker_processes auto, as nginx's own configuration has it;
+# BENCH_NGINX_WORKERS=N for N), sendfile, keep-alive; its pid in nginx_pid.
+# Until session 4 the script ran one worker, which reads the files with
+# blocking reads one at a time: after the page cache is dropped, that
+# worker was part of what the cold runs measured (docs/BENCHMARKS.md,
+# "Session 4", has both).
 start_nginx() {
 	mkdir -p "$work/nginx/logs"
 	cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes 1;
+worker_processes ${BENCH_NGINX_WORKERS:-auto};
 daemon off;
 error_log $work/nginx/logs/error.log;
 pid $work/nginx/nginx.pid;

@@ -15,6 +15,8 @@
 #   scripts/bench/sync.sh [SETS]     SETS: "large small" (default), or one
 #   BENCH_DIV=10 scripts/bench/sync.sh   a tenth of the files (a quick check)
 #   BENCH_BASE=COMMIT scripts/bench/sync.sh   also time COMMIT's build, alternating
+#   BENCH_NGINX_WORKERS=1 scripts/bench/sync.sh   the upstream with one nginx
+#                                        worker (default: one per core)
 #   BENCH_NO_SCRIPT=1 scripts/bench/sync.sh   skip the stock-tool shell script
 #                                        (18 minutes on 20,000 files)
 # 5. the request floor: a bare Go client (scripts/bench/sync-reqrate.go, 8
