@@ -122,11 +122,18 @@ func (p *syncProgress) line(force bool) {
 		p.emit(ev)
 		return
 	}
-	if p.stage == "bundle" {
+	switch {
+	case p.stage == "resolve":
+		// Counted in sources (Stage's items); the packages it rejects
+		// are counted too, but are not the stage's unit.
+		fmt.Fprintf(p.w, "mirror: sync: resolve %d sources, %d rejected, %s received\n", p.total, p.rejected, fmtBytes(p.bytes))
+	case p.stage == "bundle" && p.bundleTotal == 0:
+		fmt.Fprintf(p.w, "mirror: sync: bundle of %d blobs\n", p.total) // its size comes with the first bytes written
+	case p.stage == "bundle":
 		fmt.Fprintf(p.w, "mirror: sync: bundle %s of %s written\n", fmtBytes(p.bundleDone), fmtBytes(p.bundleTotal))
-		return
+	default:
+		fmt.Fprintf(p.w, "mirror: sync: %s %d/%d packages, %d rejected, %s received\n", p.stage, p.done, p.total, p.rejected, fmtBytes(p.bytes))
 	}
-	fmt.Fprintf(p.w, "mirror: sync: %s %d/%d packages, %d rejected, %s received\n", p.stage, p.done, p.total, p.rejected, fmtBytes(p.bytes))
 }
 
 func (p *syncProgress) emit(v map[string]any) {

@@ -21,6 +21,12 @@ func TestSyncProgressPlain(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	p.now = func() time.Time { return now }
 	p.last = now
+	p.Stage("resolve", 2)
+	p.Package(mirror.PackageResult{Source: "s", Name: "gone", Status: mirror.StatusRejected, Reason: "listed but missing"})
+	if got := b.String(); got != "mirror: sync: resolve 2 sources, 0 rejected, 0 B received\n" {
+		t.Fatalf("resolve line = %q", got)
+	}
+	b.Reset()
 	p.Stage("fetch", 3)
 	p.Bytes(2048)
 	p.Package(mirror.PackageResult{Source: "s", Name: "a", Status: mirror.StatusNew})
@@ -30,8 +36,15 @@ func TestSyncProgressPlain(t *testing.T) {
 	now = now.Add(progressInterval)
 	p.Package(mirror.PackageResult{Source: "s", Name: "b", Status: mirror.StatusRejected, Reason: "bad"})
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 2 || lines[1] != "mirror: sync: fetch 2/3 packages, 1 rejected, 2.0 KiB received" {
+	if len(lines) != 2 || lines[0] != "mirror: sync: fetch 0/3 packages, 1 rejected, 0 B received" || lines[1] != "mirror: sync: fetch 2/3 packages, 2 rejected, 2.0 KiB received" {
 		t.Fatalf("lines = %q", lines)
+	}
+	b.Reset()
+	p.Stage("bundle", 5)
+	now = now.Add(progressInterval)
+	p.BundleBytes(1024, 4096)
+	if got := b.String(); got != "mirror: sync: bundle of 5 blobs\nmirror: sync: bundle 1.0 KiB of 4.0 KiB written\n" {
+		t.Fatalf("bundle lines = %q", got)
 	}
 	p.Stop()
 }
