@@ -34,24 +34,27 @@ func readAll(stream []byte, maxSize int64) (answers []answer, ends []int64, err 
 	}
 }
 
-// FuzzReadAnswer checks the pipelined reader against net/http: every answer
-// answerReader takes, http.ReadResponse reads the same way, from the same
-// offset: same status, same body, same end, same decision on closing.
-func FuzzReadAnswer(f *testing.F) {
-	ok := func(body string) string {
-		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-	}
-	for _, seed := range []string{
-		ok("one") + ok("two") + ok(""),
+// okAnswer is a clean 200 answer with body.
+func okAnswer(body string) string {
+	return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+}
+
+// answerSeeds are streams of answers for the pipelined reader's fuzz
+// targets: clean ones (nginx's headers among them), and each way an answer
+// can leave the subset the reader takes or break its bounds.
+func answerSeeds() []string {
+	return []string{
+		okAnswer("one") + okAnswer("two") + okAnswer(""),
 		"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Wed, 25 Nov 2026 17:00:00 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 4\r\nLast-Modified: Wed, 25 Nov 2026 16:00:00 GMT\r\nConnection: keep-alive\r\nETag: \"1-4\"\r\nAccept-Ranges: bytes\r\n\r\nsig\n",
-		"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno\n" + ok("x"),
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\none\r\nA\r\n0123456789\r\n0\r\n\r\n" + ok("two"),
+		okAnswer("one") + "HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno\n" + okAnswer("three"),
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\none\r\nA\r\n0123456789\r\n0\r\n\r\n" + okAnswer("two"),
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nTrailer: x\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 3\r\n\r\ntwo",
+		okAnswer("one") + "HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 3\r\n\r\ntwo",
 		"HTTP/1.1 200 OK\r\n\r\nuntil the end",
-		"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n" + ok("y"),
-		"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n" + ok("y"),
-		"HTTP/1.1 100 Continue\r\n\r\n" + ok("one"),
+		"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+		"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n" + okAnswer("y"),
+		"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n" + okAnswer("y"),
+		"HTTP/1.1 100 Continue\r\n\r\n" + okAnswer("one"),
 		"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx",
 		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
 		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
@@ -59,8 +62,15 @@ func FuzzReadAnswer(f *testing.F) {
 		"HTTP/1.1 200 OK\nContent-Length: 1\n\nx",
 		"HTTP/1.1 200 OK\r\n Folded: yes\r\nContent-Length: 1\r\n\r\nx",
 		"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r\nshort",
-		"HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n" + ok("two"),
-	} {
+		"HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n" + okAnswer("two"),
+	}
+}
+
+// FuzzReadAnswer checks the pipelined reader against net/http: every answer
+// answerReader takes, http.ReadResponse reads the same way, from the same
+// offset: same status, same body, same end, same decision on closing.
+func FuzzReadAnswer(f *testing.F) {
+	for _, seed := range answerSeeds() {
 		f.Add([]byte(seed))
 	}
 	const maxSize = 64

@@ -400,20 +400,8 @@ func TestGetManyTLS(t *testing.T) {
 // answer stream (every connection gets the same bytes): it must return, and
 // hold only documents within maxSize and MaxManyBytes.
 func FuzzGetManyAnswers(f *testing.F) {
-	ok := func(body string) string {
-		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-	}
-	five := ok("one") + ok("two") + ok("three") + ok("four") + ok("five")
-	for _, seed := range []string{
-		five,
-		ok("one") + "HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno\n" + ok("three"),
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n" + ok("two"),
-		"HTTP/1.1 100 Continue\r\n\r\n" + ok("one"),
-		ok("one") + "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\ntwo",
-		"HTTP/1.0 200 OK\r\n\r\nuntil the end",
-		"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r\nshort",
-		"HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n" + ok("two"),
-	} {
+	five := okAnswer("one") + okAnswer("two") + okAnswer("three") + okAnswer("four") + okAnswer("five")
+	for _, seed := range append([]string{five}, answerSeeds()...) {
 		f.Add([]byte(seed))
 	}
 	const maxSize = 64
