@@ -45,10 +45,7 @@ func newSyncProgress(w io.Writer, format string) *syncProgress {
 	p := &syncProgress{w: w, json: format == "json", interval: progressInterval, now: time.Now}
 	p.last = p.now()
 	if f, ok := w.(*os.File); ok && !p.json && term.IsTerminal(int(f.Fd())) {
-		p.pkgBar = pb.New(0).SetTemplateString(`{{string . "stage"}} {{counters . }} packages {{bar . }} {{percent . }}`).SetWriter(w)
-		p.byteBar = pb.New64(0).Set(pb.Bytes, true).SetTemplateString(`received {{counters . }} {{speed . }}`).SetWriter(w)
-		p.pool = pb.NewPool(p.pkgBar, p.byteBar)
-		p.pool.Output = w
+		p.bars(w)
 		if err := p.pool.Start(); err != nil {
 			p.pool = nil
 		}
@@ -56,12 +53,25 @@ func newSyncProgress(w io.Writer, format string) *syncProgress {
 	return p
 }
 
+// bars makes the terminal form's two bars and the pool that draws them on
+// w (once started).
+func (p *syncProgress) bars(w io.Writer) {
+	p.pkgBar = pb.New(0).SetTemplateString(`{{string . "stage"}} {{counters . }} {{string . "unit"}} {{bar . }} {{percent . }}`).SetWriter(w)
+	p.byteBar = pb.New64(0).Set(pb.Bytes, true).SetTemplateString(`received {{counters . }}, {{speed . "%s/s" "? B/s"}}`).SetWriter(w)
+	p.pool = pb.NewPool(p.pkgBar, p.byteBar)
+	p.pool.Output = w
+}
+
 func (p *syncProgress) Stage(name string, items int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stage, p.total, p.done = name, items, 0
 	if p.pool != nil {
-		p.pkgBar.Set("stage", name).SetTotal(int64(items)).SetCurrent(0)
+		unit := "packages"
+		if name == "resolve" {
+			unit = "sources"
+		}
+		p.pkgBar.Set("stage", name).Set("unit", unit).Set(pb.Bytes, false).SetTotal(int64(items)).SetCurrent(0)
 		return
 	}
 	p.line(true)
@@ -86,7 +96,9 @@ func (p *syncProgress) Package(r mirror.PackageResult) {
 		p.rejected++
 	}
 	if p.pool != nil {
-		p.pkgBar.Increment()
+		if p.stage != "resolve" { // counted in sources, which it does not report one by one
+			p.pkgBar.Increment()
+		}
 		return
 	}
 	if p.json && r.Status == mirror.StatusRejected {
@@ -99,7 +111,7 @@ func (p *syncProgress) BundleBytes(done, total int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pool != nil {
-		p.pkgBar.Set(pb.Bytes, true).SetTotal(total).SetCurrent(done)
+		p.pkgBar.Set(pb.Bytes, true).Set("unit", "written").SetTotal(total).SetCurrent(done)
 		return
 	}
 	p.bundleDone, p.bundleTotal = done, total

@@ -49,6 +49,36 @@ func TestSyncProgressPlain(t *testing.T) {
 	p.Stop()
 }
 
+// TestSyncProgressBars: the terminal form's bars name each stage's unit
+// (sources, packages, bytes written) and the download speed in bytes per
+// second.
+func TestSyncProgressBars(t *testing.T) {
+	var b bytes.Buffer
+	p := newSyncProgress(&b, "text")
+	p.bars(&b) // drawn on demand below, not by the (unstarted) pool
+	defer func() { p.pool = nil }()
+	bar := func(pb interface{ String() string }, want string) {
+		t.Helper()
+		if got := pb.String(); !strings.HasPrefix(got, want) {
+			t.Fatalf("bar %q, want it to begin with %q", got, want)
+		}
+	}
+	p.Stage("resolve", 2)
+	p.Package(mirror.PackageResult{Source: "s", Name: "gone", Status: mirror.StatusRejected, Reason: "listed but missing"})
+	bar(p.pkgBar, "resolve 0 / 2 sources")
+	p.Stage("fetch", 3)
+	p.Package(mirror.PackageResult{Source: "s", Name: "a", Status: mirror.StatusNew})
+	bar(p.pkgBar, "fetch 1 / 3 packages")
+	p.Bytes(2048)
+	bar(p.byteBar, "received 2.00 KiB, ")
+	if got := p.byteBar.String(); !strings.HasSuffix(strings.TrimSpace(got), "B/s") {
+		t.Fatalf("byte bar %q: no speed in bytes per second", got)
+	}
+	p.Stage("bundle", 5)
+	p.BundleBytes(1024, 4096)
+	bar(p.pkgBar, "bundle 1.00 KiB / 4.00 KiB written")
+}
+
 // TestSyncProgressJSON: every line is a JSON object; rejections are events.
 func TestSyncProgressJSON(t *testing.T) {
 	var b bytes.Buffer
