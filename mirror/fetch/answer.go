@@ -32,7 +32,7 @@ import (
 // what this reader accepts, net/http reads the same way (same status, same
 // body, same bytes consumed); FuzzReadAnswer checks that on every input.
 
-// errAnswer is an answer outside the subset readAnswer takes.
+// errAnswer is an answer outside the subset answerReader takes.
 var errAnswer = errors.New("answer outside the pipelined subset of HTTP/1.1")
 
 // errEnded is a connection that ended (or failed) before an answer began:
@@ -43,7 +43,7 @@ var errEnded = errors.New("connection ended between answers")
 // stops rather than guess which answer belongs to which request.
 var errInformational = errors.New("informational (1xx) answer")
 
-// answer is one answer as readAnswer read it.
+// answer is one answer as answerReader.read read it.
 type answer struct {
 	status int
 	body   []byte // a 200's body, within the size limit; nil otherwise
@@ -52,7 +52,7 @@ type answer struct {
 }
 
 // answerReader reads the answers of one connection. lim is the
-// boundedReader under r: readAnswer allows it maxHeaderBytes for the
+// boundedReader under r: read allows it maxHeaderBytes for the
 // status line and the headers, then maxSize+chunkSlack for the body.
 type answerReader struct {
 	r       *bufio.Reader
