@@ -26,7 +26,7 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 		Created:     r.now.UTC(),
 		Expires:     r.now.UTC().Add(r.cfg.Output.Expires.D()),
 		ToolVersion: r.opt.ToolVersion,
-		Trust:       bundle.Trust{SHA256: sha256Hex([]byte(trustText)), File: trustText},
+		Trust:       bundle.Trust{SHA256: r.trustSHA, File: trustText},
 		Packages:    make([]bundle.Package, 0, len(items)),
 		Rejected:    []bundle.Rejected{},
 	}
@@ -63,11 +63,7 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 		first := len(sigBuf)
 		sigBuf = append(sigBuf, listSigs(it)...)
 		for _, s := range it.sigs {
-			scheme := it.schemes[sigName(s.url)]
-			if scheme == "" {
-				scheme = schemeByName(s.url)
-			}
-			sigBuf = append(sigBuf, bundle.PackageSignature{Path: s.path, SHA256: s.sha, Scheme: scheme})
+			sigBuf = append(sigBuf, bundle.PackageSignature{Path: s.path, SHA256: s.sha, Scheme: sigScheme(it.schemes, s.url)})
 			tree = append(tree, bundle.Entry{Path: s.path, SHA256: s.sha, Size: int64(len(s.data))})
 		}
 		pkg.Signatures = sigBuf[first:len(sigBuf):len(sigBuf)]
@@ -270,6 +266,16 @@ func clipText(s string) string {
 }
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// sigScheme is the scheme of the signature fetched from u for the
+// manifest: the one its verdict's schemes (signature file name -> scheme)
+// name, or else schemeByName's guess.
+func sigScheme(schemes map[string]string, u string) string {
+	if s := schemes[sigName(u)]; s != "" {
+		return s
+	}
+	return schemeByName(u)
+}
 
 // schemeByName guesses a signature's scheme from its file name when no
 // trusted key identified it (the manifest still records the file).

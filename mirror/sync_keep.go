@@ -55,11 +55,7 @@ func (r *run) keepLastGood(items []*item) {
 				k = nil
 				break
 			}
-			scheme := v.Schemes[sigName(s.URL)]
-			if scheme == "" {
-				scheme = schemeByName(s.URL)
-			}
-			k.pkg.Signatures = append(k.pkg.Signatures, bundle.PackageSignature{Path: s.Path, SHA256: srec.SHA256, Scheme: scheme})
+			k.pkg.Signatures = append(k.pkg.Signatures, bundle.PackageSignature{Path: s.Path, SHA256: srec.SHA256, Scheme: sigScheme(v.Schemes, s.URL)})
 			k.tree = append(k.tree, bundle.Entry{Path: s.Path, SHA256: srec.SHA256, Size: srec.Size})
 		}
 		if k == nil {

@@ -27,8 +27,15 @@ func newRecords[V any](base map[string]V, same func(a, b V) bool) *records[V] {
 	return &records[V]{base: base, same: same, diff: map[string]V{}}
 }
 
-// grow makes room for n more keys.
-func (s *records[V]) grow(n int) { s.kept = slices.Grow(s.kept, n) }
+// grow makes room for n more keys: in kept for those the base has (a run
+// with nothing new), and in a still empty diff for the others (a first
+// run, where the base is empty).
+func (s *records[V]) grow(n int) {
+	s.kept = slices.Grow(s.kept, min(n, len(s.base)))
+	if len(s.diff) == 0 && n > len(s.base) {
+		s.diff = make(map[string]V, n-len(s.base))
+	}
+}
 
 func (s *records[V]) put(k string, v V) {
 	if b, ok := s.base[k]; ok && s.same(b, v) {

@@ -41,6 +41,9 @@ func TestRecordsIsAMap(t *testing.T) {
 					t.Fatalf("round %d: has(%s) = %v, want %v", round, k, got, !got)
 				}
 			}
+			if rng.IntN(5) == 0 {
+				s.grow(rng.IntN(10)) // room only: never a change
+			}
 			s.put(k, v)
 			want[k] = v
 		}

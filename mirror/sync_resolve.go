@@ -139,7 +139,7 @@ type item struct {
 	fileSize    int64
 	rejected    string
 	keys        []string
-	schemes     map[string]string // signature URL → scheme
+	schemes     map[string]string // signature file name (sigName) → scheme
 	sigsDigest  string            // sigsSum
 	shipped     int8              // result's look-up of fileSHA in the state's Shipped: 0 not made yet, 1 not shipped, 2 shipped
 }
@@ -506,7 +506,7 @@ func (r *run) smallOf(u string, body []byte, v fetch.Validators) small {
 // the items.
 func (r *run) pipeline(ctx context.Context, items []*item) error {
 	// Sized for what the items will record (a package and at least one
-	// signature each), instead of growing 20,000-entry maps step by step.
+	// signature each), instead of growing 20,000-entry lists step by step.
 	r.mu.Lock()
 	r.records.grow(2 * len(items))
 	r.verified.grow(len(items))

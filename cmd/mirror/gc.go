@@ -12,9 +12,10 @@ const gcFloor = 128 << 20
 
 // heapFloor lets the run's heap grow to gcFloor before the first garbage
 // collection, and from then on collects as Go does by default (GOGC=100).
-// A no-op sync of 20,000 packages allocates about 100 MiB in a third of a
-// second: with the default policy the collector ran five or six times
-// during it, rescanning a live heap that only grew. Runs that need more
+// A no-op sync of 20,000 packages allocates about 100 MiB in a quarter of
+// a second: with the default policy the collector ran four times during
+// it (GODEBUG=gctrace=1 GOGC=100 mirror sync, which leaves the floor
+// off), rescanning a live heap that only grew; with the floor, none. Runs that need more
 // than gcFloor (a cold sync, a large set) pay one early collection and are
 // then collected as before, so their peak is what it was (max of gcFloor
 // and twice the live heap). GOGC or GOMEMLIMIT in the environment are the

@@ -330,14 +330,27 @@ func TestGetManyCancel(t *testing.T) {
 	}
 }
 
-// TestGetManyNotPipelined: what GetMany leaves to Get whole.
-func TestGetManyNotPipelined(t *testing.T) {
+// docServer serves docFor(path) for every path, over TLS when tls is set,
+// and counts the requests it answered.
+func docServer(t *testing.T, tls bool) (*httptest.Server, *atomic.Int64) {
 	var reqs atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reqs.Add(1)
 		w.Write(docFor(r.URL.Path))
-	}))
-	defer srv.Close()
+	})
+	srv := httptest.NewUnstartedServer(h)
+	if tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return srv, &reqs
+}
+
+// TestGetManyNotPipelined: what GetMany leaves to Get whole.
+func TestGetManyNotPipelined(t *testing.T) {
+	srv, reqs := docServer(t, false)
 	urls := manyURLs(srv.URL, 10)
 	none := func(int) []byte { return nil }
 
@@ -471,12 +484,7 @@ func connectProxy(t *testing.T, auth bool) (*url.URL, *atomic.Int64) {
 // proxy's CONNECT tunnel (credentials from the proxy URL); a proxy that
 // refuses the tunnel leaves every document to Get.
 func TestGetManyThroughProxy(t *testing.T) {
-	var reqs atomic.Int64
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reqs.Add(1)
-		w.Write(docFor(r.URL.Path))
-	}))
-	defer srv.Close()
+	srv, reqs := docServer(t, true)
 	ca := caFileOf(t, srv)
 	opt := testOptions()
 	opt.CAFile = ca

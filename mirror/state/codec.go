@@ -539,14 +539,7 @@ func decodeSplit(data []byte) (*State, bool) {
 	s := New()
 	d := &decoder{b: body[:headerEnd]}
 	for d.err == nil && len(d.b) > 0 {
-		switch tag := d.uvarint(); tag {
-		case tagSequence:
-			s.Sequence = d.uvarint()
-		case tagBundle:
-			s.Bundle = d.str(slotBundle)
-		case tagDigest:
-			s.Digest = d.str(slotDigest)
-		default:
+		if tag := d.uvarint(); !d.header(s, tag) {
 			d.fail("section %d", tag) // not reached: the skim saw the layout
 		}
 	}
@@ -559,6 +552,22 @@ func decodeSplit(data []byte) (*State, bool) {
 	}
 	s.Shipped, s.Verified = ss, vs
 	return s, true
+}
+
+// header reads the value of a header section (sequence, bundle, digest)
+// into s; false for any other tag.
+func (d *decoder) header(s *State, tag uint64) bool {
+	switch tag {
+	case tagSequence:
+		s.Sequence = d.uvarint()
+	case tagBundle:
+		s.Bundle = d.str(slotBundle)
+	case tagDigest:
+		s.Digest = d.str(slotDigest)
+	default:
+		return false
+	}
+	return true
 }
 
 // skipStr moves past a str without making it.
@@ -635,12 +644,6 @@ func decodeSerial(data []byte) (*State, error) {
 		}
 		seen[tag] = true
 		switch tag {
-		case tagSequence:
-			s.Sequence = d.uvarint()
-		case tagBundle:
-			s.Bundle = d.str(slotBundle)
-		case tagDigest:
-			s.Digest = d.str(slotDigest)
 		case tagShipped:
 			s.Shipped = d.shipped()
 		case tagUpstreams:
@@ -648,7 +651,9 @@ func decodeSerial(data []byte) (*State, error) {
 		case tagVerified:
 			s.Verified = decodeMap(d, d.verified)
 		default:
-			d.fail("unknown section %d", tag)
+			if !d.header(s, tag) {
+				d.fail("unknown section %d", tag)
+			}
 		}
 	}
 	if d.err == nil && d.maxShipped > s.Sequence {

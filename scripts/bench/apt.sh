@@ -102,24 +102,9 @@ gpg -q --batch -u archive@bench.invalid --armor --detach-sign -o "$up/dists/stab
 mib=$(du -sm "$up/pool" | cut -f1)
 
 port=$((20000 + RANDOM % 20000))
-mkdir -p "$work/nginx/logs"
-cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-error_log $work/nginx/logs/error.log;
-pid $work/nginx/nginx.pid;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	sendfile on;
-	keepalive_requests 100000;
-	server { listen 127.0.0.1:$port; root $up; }
-}
-CONF
-[ "$(id -u)" -eq 0 ] && sed -i '1i user root;' "$work/nginx/nginx.conf"
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-nginx_pid=$!
-sleep 0.5
+# The server: scripts/bench/lib-upstream.sh's nginx over $work/up.
+. scripts/bench/lib-upstream.sh
+start_nginx "$port"
 url="http://127.0.0.1:$port"
 
 secs() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }

@@ -1,4 +1,4 @@
-# Shared by scripts/bench/sync.sh and sync-latency.sh (sourced, not run):
+# Shared by scripts/bench/sync.sh, sync-latency.sh and apt.sh (sourced, not run):
 # a signed file set and the nginx that serves it, both under $work.
 
 # make_set NAME COUNT SIZE: COUNT random (incompressible, like packages)
