@@ -162,6 +162,13 @@ func ParseSignature(data []byte) (Signature, error) {
 	if len(s.UntrustedComment) > MaxCommentSize || len(s.TrustedComment) > MaxCommentSize {
 		return Signature{}, fmt.Errorf("%w: comment longer than %d bytes", ErrMalformed, MaxCommentSize)
 	}
+	// Stock minisign cuts a line at its first CR, so it would check the
+	// global signature over a shorter trusted comment than the one here;
+	// a NUL it refuses. Such a file is refused, not read two ways
+	// (TestCommentsStockReadsDifferently).
+	if strings.ContainsAny(s.UntrustedComment+s.TrustedComment, badCommentBytes) {
+		return Signature{}, fmt.Errorf("%w: a comment holds a CR or a NUL byte", ErrMalformed)
+	}
 	g, err := base64.StdEncoding.Strict().DecodeString(lines[3])
 	if err != nil || len(g) != 64 {
 		return Signature{}, fmt.Errorf("%w: line 4 is not 64 bytes of base64", ErrMalformed)
@@ -294,8 +301,8 @@ func (k PrivateKey) sign(msg []byte, prehashed bool, trustedComment, untrustedCo
 	if len(k.Key) != ed25519.PrivateKeySize {
 		return Signature{}, fmt.Errorf("minisign: private key size %d", len(k.Key))
 	}
-	if strings.ContainsAny(trustedComment+untrustedComment, "\r\n") {
-		return Signature{}, errors.New("minisign: comments must be one line")
+	if strings.ContainsAny(trustedComment+untrustedComment, "\n"+badCommentBytes) {
+		return Signature{}, errors.New("minisign: comments must be one line without CR or NUL bytes")
 	}
 	if len(trustedComment) > MaxCommentSize || len(untrustedComment) > MaxCommentSize {
 		return Signature{}, fmt.Errorf("minisign: comments longer than %d bytes", MaxCommentSize)
@@ -311,6 +318,10 @@ func NewDigest() hash.Hash {
 	h, _ := blake2b.New512(nil)
 	return h
 }
+
+// badCommentBytes are the bytes a comment may not hold besides LF: stock
+// minisign does not read them as part of the comment.
+const badCommentBytes = "\r\x00"
 
 func splitLines(s string) []string {
 	s = strings.TrimRight(s, "\r\n")

@@ -279,4 +279,49 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	if _, err := k.SignLegacy(nil, strings.Repeat("c", MaxCommentSize+1), ""); err == nil {
 		t.Error("a comment over MaxCommentSize was signed")
 	}
+	for _, c := range []string{"a\rb", "a\x00b", "a\r"} {
+		if _, err := k.SignLegacy(nil, c, ""); err == nil {
+			t.Errorf("trusted comment %q was signed", c)
+		}
+		if _, err := k.SignLegacy(nil, "t", c); err == nil {
+			t.Errorf("untrusted comment %q was signed", c)
+		}
+	}
+}
+
+// TestCommentsStockReadsDifferently shows why ParseSignature refuses a CR
+// or a NUL inside a comment: stock minisign reads the trusted comment
+// "a\rb" as "a", so a global signature over "a" passes there while this
+// package would check it over "a\rb". The file must be refused here, not
+// read a second way. (A fuzz finding: the CR also broke the Marshal round
+// trip, testdata/fuzz/FuzzParseSignature.)
+func TestCommentsStockReadsDifferently(t *testing.T) {
+	k, _ := GenerateKey(rand.Reader)
+	dir := t.TempDir()
+	pubPath, f := filepath.Join(dir, "k.pub"), filepath.Join(dir, "m")
+	msg := []byte("message\n")
+	os.WriteFile(pubPath, k.Public().File(), 0o644)
+	os.WriteFile(f, msg, 0o644)
+	sig, err := k.Sign(bytes.NewReader(msg), "a", "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig.TrustedComment = "a\rb" // global signature still over "a"
+	sigPath := filepath.Join(dir, "m.minisig")
+	os.WriteFile(sigPath, sig.Marshal(), 0o644)
+	out, err := runMinisign(t, "-V", "-p", pubPath, "-m", f, "-x", sigPath)
+	if err != nil || !strings.Contains(out, "Trusted comment: a\n") {
+		t.Fatalf("stock minisign no longer reads %q as %q (err %v):\n%s", sig.TrustedComment, "a", err, out)
+	}
+	for _, bad := range []Signature{sig, func() Signature { s := sig; s.UntrustedComment = "u\rv"; s.TrustedComment = "a"; return s }(),
+		func() Signature { s := sig; s.TrustedComment = "a\x00b"; return s }()} {
+		if got, err := ParseSignature(bad.Marshal()); !errors.Is(err, ErrMalformed) || got != (Signature{}) {
+			t.Errorf("ParseSignature(%q) = %v, %v; want ErrMalformed", bad.Marshal(), got, err)
+		}
+	}
+	// A CR that ends a line (CRLF files) is still read as the line's end.
+	crlf := strings.ReplaceAll(string(sig.Marshal()), "a\rb\n", "a\r\n")
+	if got, err := ParseSignature([]byte(crlf)); err != nil || got.TrustedComment != "a" {
+		t.Errorf("CRLF line end: %q, %v", got.TrustedComment, err)
+	}
 }
