@@ -92,7 +92,7 @@ pipe_read() {
 
 echo "# bundle.sh: $(date -u +%FT%TZ), $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(go version | cut -d' ' -f3), zstd level $level, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# MB/s = 524,288,000 blob bytes / wall seconds; RSS in MiB"
-echo "run | Write MB/s (RSS, B/op allocs/op, CPU s) | tar|zstd -T0 -$level MB/s (tar RSS, zstd RSS, CPU s) | same + sha256sum inputs, sha256sum+b2sum output, sync MB/s (CPU s) | Read MB/s (RSS, CPU s) | ReadToFiles MB/s (RSS, CPU s) | zstd -dc|tar -x MB/s (zstd RSS, tar RSS, CPU s)"
+echo "run | Write MB/s (RSS, B/op allocs/op, CPU s) | WriteFloor MB/s (CPU s) | tar|zstd -T0 -$level MB/s (tar RSS, zstd RSS, CPU s) | same + sha256sum inputs, sha256sum+b2sum output, sync MB/s (CPU s) | Read MB/s (RSS, CPU s) | ReadToFiles MB/s (RSS, CPU s) | zstd -dc|tar -x MB/s (zstd RSS, tar RSS, CPU s)"
 base=${BUNDLE_BASE_TEST:-}
 [ -z "$base" ] || [ -x "$base" ] || { echo "bundle.sh: BUNDLE_BASE_TEST=$base is not an executable" >&2; exit 1; }
 for i in $(seq "$runs"); do
@@ -102,6 +102,7 @@ for i in $(seq "$runs"); do
 		echo "$1 $5" >>"$work/base.txt"
 	fi
 	w=$(ours BenchmarkWrite)
+	fl=$(ours BenchmarkWriteFloor)
 	pw=$(pipe_write)
 	pc=$(pipe_write_checked)
 	r=$(ours BenchmarkRead)
@@ -113,21 +114,23 @@ for i in $(seq "$runs"); do
 	set -- $r; rl="$1 ($2, $5)"
 	set -- $rf; rfl="$1 ($2, $5)"
 	set -- $pr; prl="$1 ($2, $3, $4)"
-	echo "$i | $wl | $pwl | $pcl | $rl | $rfl | $prl"
-	echo "$w $pw $r $rf $pr $pc" >>"$work/all.txt"
+	set -- $fl; fll="$1 ($5)"
+	echo "$i | $wl | $fll | $pwl | $pcl | $rl | $rfl | $prl"
+	echo "$w $pw $r $rf $pr $pc $fl" >>"$work/all.txt"
 done
 # Fields: Write 1-5, pipeline write 6-9, Read 10-14, ReadToFiles 15-19, pipeline read 20-23,
-# checked pipeline write 24-25.
-awk '
+# checked pipeline write 24-25, WriteFloor 26-30.
+awk -v cores="$(nproc)" '
 	function best(v, cur) { return v > cur ? v : cur }
 	function low(v, cur) { return (cur == "" || v < cur) ? v : cur }
 	{ w = best($1, w); pw = best($6, pw); r = best($10, r); rf = best($15, rf); pr = best($20, pr)
 	  wm = best($2, wm); rm = best($11, rm); rfm = best($16, rfm)
 	  wc = low($5, wc); pwc = low($9, pwc); rc = low($14, rc); rfc = low($19, rfc); prc = low($23, prc)
-	  pc = best($24, pc); pcc = low($25, pcc) }
+	  pc = best($24, pc); pcc = low($25, pcc); fl = best($26, fl); flc = low($30, flc) }
 	END {
 		printf "best | Write %.1f | pipeline %.1f | Read %.1f | ReadToFiles %.1f | pipeline %.1f\n", w, pw, r, rf, pr
 		printf "ratios (best/best): write %.2f (target >= 0.8), read with verification %.2f, read to files %.2f (target >= 0.8)\n", w / pw, r / pr, rf / pr
+		printf "the required hashes alone (BenchmarkWriteFloor: blob SHA-256 + stream BLAKE2b-512, two goroutines, nothing written): best %.1f MB/s, least CPU %.2f s; with the pipeline'"'"'s own least CPU that is %.2f CPU s, %.0f MB/s at most on %d cores (Write: %.2f CPU s)\n", fl, flc, flc + pwc, 524.288 / ((flc + pwc) / cores), cores, wc
 		printf "write against the pipeline doing the same hashing and fsync: best %.1f MB/s, ratio %.2f, least CPU %.2f s\n", pc, w / pc, pcc
 		printf "least CPU seconds: Write %.2f, tar|zstd %.2f; Read %.2f, ReadToFiles %.2f, zstd -dc|tar -x %.2f\n", wc, pwc, rc, rfc, prc
 		printf "peak RSS of the benchmark process (MiB, largest run): Write %.1f, Read %.1f, ReadToFiles %.1f (target < 128)\n", wm, rm, rfm
