@@ -506,7 +506,8 @@ func (r *run) operatorKey() (*operator.Key, error) {
 	path := r.cfg.Operator.Key
 	enc, err := operator.NeedsPassphrase(path)
 	if err != nil {
-		return nil, fmt.Errorf("operator key %s: %w", path, err)
+		// The error names the file.
+		return nil, fmt.Errorf("operator key: %w", err)
 	}
 	var pass []byte
 	if enc {
@@ -526,7 +527,8 @@ func (r *run) operatorKey() (*operator.Key, error) {
 	}
 	k, err := operator.Load(path, pass)
 	if err != nil {
-		return nil, fmt.Errorf("operator key %s: %w", path, err)
+		// The error names the file (the key, or operator.asc beside it).
+		return nil, fmt.Errorf("operator key: %w", err)
 	}
 	r.key = k
 	return k, nil

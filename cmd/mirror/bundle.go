@@ -90,7 +90,7 @@ func verifyAction(c *cli.Context) error {
 	}
 	pub, err := operator.LoadPublic(c.String("pub"))
 	if err != nil {
-		return withHint(fmt.Errorf("operator key %s: %w", c.String("pub"), err), "pass the operator.pub written by `mirror keygen`")
+		return withHint(fmt.Errorf("operator key: %w", err), "pass the operator.pub written by `mirror keygen`")
 	}
 	name := displayName(files)
 	r, err := bundle.Open(c.Context, files, pub, bundle.Limits{})

@@ -56,7 +56,7 @@ func importAction(c *cli.Context) error {
 	}
 	pub, err := operator.LoadPublic(c.String("pub"))
 	if err != nil {
-		return withHint(fmt.Errorf("operator key %s: %w", c.String("pub"), err), "pass the operator.pub written by `mirror keygen`")
+		return withHint(fmt.Errorf("operator key: %w", err), "pass the operator.pub written by `mirror keygen`")
 	}
 	opts := mirror.ImportOptions{
 		Repo:    c.String("repo"),

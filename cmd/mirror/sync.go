@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -150,6 +151,13 @@ func syncError(err error, cfg *mirror.Config) error {
 		return withHint(err, "another mirror sync is running on "+cfg.Output.State+"; let it finish (cron: do not start runs closer than a run takes)")
 	case errors.Is(err, operator.ErrNoPassphrase):
 		return withHint(err, "for cron, set operator.passphrase_file in the config or MIRROR_PASSPHRASE_FILE")
+	case errors.Is(err, operator.ErrPassphrase):
+		src := operator.PassphraseSource(os.Getenv, cfg.Operator.PassphraseFile)
+		if src == "" {
+			src = "the terminal"
+		}
+		return withHint(err, "this run took the passphrase from "+src+"; it must be the one given to mirror keygen ("+
+			operator.EnvPassphraseFile+" wins over "+operator.EnvPassphrase+", which wins over operator.passphrase_file)")
 	case errors.Is(err, mirror.ErrReceipt):
 		return withHint(err, "pass the receipt.json that mirror import wrote in the repository inside")
 	case errors.Is(err, mirror.ErrSync):

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mirror-tool/mirror/internal/minisign"
 	"github.com/mirror-tool/mirror/internal/operator"
 	"github.com/mirror-tool/mirror/mirror/lock"
 )
@@ -148,5 +149,55 @@ func TestSummaryAndBytes(t *testing.T) {
 		if got := fmtBytes(n); got != want {
 			t.Errorf("fmtBytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// TestSyncCLIWrongPassphrase: a run whose passphrase does not open the
+// operator key fails (exit 1), names the key file once, and the hint says
+// which source this run took the passphrase from (the classic cron mistake:
+// a MIRROR_PASSPHRASE left in the environment overrides the config's file).
+func TestSyncCLIWrongPassphrase(t *testing.T) {
+	t.Cleanup(minisign.SetKDFLimitsForTest(32768, 1<<20))
+	cfg := syncCLIEnv(t)
+	keys := filepath.Join(filepath.Dir(cfg), "keys")
+	k, err := operator.Generate(rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(keys)
+	if err := k.Write(keys, []byte("the right one")); err != nil {
+		t.Fatal(err)
+	}
+	passFile := filepath.Join(filepath.Dir(cfg), "passphrase")
+	os.WriteFile(passFile, []byte("the right one\n"), 0o600)
+	b, _ := os.ReadFile(cfg)
+	b = bytes.Replace(b, []byte("[operator]\n"), []byte("[operator]\npassphrase_file = \"passphrase\"\n"), 1)
+	if !bytes.Contains(b, []byte("passphrase_file")) {
+		t.Fatalf("no [operator] table in the demo config:\n%s", b)
+	}
+	os.WriteFile(cfg, b, 0o644)
+	keyFile := filepath.Join(keys, operator.KeyFile)
+
+	t.Setenv(operator.EnvPassphrase, "a wrong one")
+	code, _, errs := runCLI("sync", "--config", cfg)
+	if code != exitFailed || !strings.Contains(errs, "wrong passphrase") || strings.Count(errs, keyFile) != 1 ||
+		!strings.Contains(errs, "hint: this run took the passphrase from MIRROR_PASSPHRASE;") {
+		t.Fatalf("wrong passphrase from the environment: exit %d\n%s", code, errs)
+	}
+
+	wrongFile := filepath.Join(t.TempDir(), "wrong")
+	os.WriteFile(wrongFile, []byte("also wrong\n"), 0o600)
+	t.Setenv(operator.EnvPassphraseFile, wrongFile)
+	code, _, errs = runCLI("sync", "--config", cfg)
+	if code != exitFailed || !strings.Contains(errs, "hint: this run took the passphrase from MIRROR_PASSPHRASE_FILE ("+wrongFile+");") {
+		t.Fatalf("wrong passphrase file: exit %d\n%s", code, errs)
+	}
+
+	// With the environment cleared, the config's file opens the key.
+	t.Setenv(operator.EnvPassphraseFile, "")
+	t.Setenv(operator.EnvPassphrase, "")
+	code, out, errs := runCLI("sync", "--config", cfg)
+	if code != exitRejected || !strings.Contains(out, "mirror-000001.tar.zst (sequence 1, full") {
+		t.Fatalf("right passphrase from operator.passphrase_file: exit %d\n%s\n%s", code, out, errs)
 	}
 }

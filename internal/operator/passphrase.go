@@ -34,16 +34,42 @@ var (
 // on its first line; one trailing newline (LF or CRLF) is removed. With no
 // source it returns ErrNoPassphrase.
 func Passphrase(getenv func(string) string, file string) ([]byte, error) {
-	if p := getenv(EnvPassphraseFile); p != "" {
-		return ReadPassphraseFile(p)
+	switch src, path := passphraseSource(getenv, file); src {
+	case EnvPassphrase:
+		return []byte(getenv(EnvPassphrase)), nil
+	case "":
+		return nil, ErrNoPassphrase
+	default:
+		return ReadPassphraseFile(path)
 	}
-	if v := getenv(EnvPassphrase); v != "" {
-		return []byte(v), nil
+}
+
+// PassphraseSource says where Passphrase takes the passphrase from, for
+// messages: "MIRROR_PASSPHRASE_FILE (PATH)", "MIRROR_PASSPHRASE",
+// "operator.passphrase_file (PATH)", or "" when no source is set (the
+// command line then asks on the terminal). It reads nothing.
+func PassphraseSource(getenv func(string) string, file string) string {
+	switch src, path := passphraseSource(getenv, file); src {
+	case EnvPassphrase, "":
+		return src
+	default:
+		return src + " (" + path + ")"
 	}
-	if file != "" {
-		return ReadPassphraseFile(file)
+}
+
+// passphraseSource is the one place that orders the sources: the source's
+// name (an environment variable or "operator.passphrase_file") and the file
+// it names, if any.
+func passphraseSource(getenv func(string) string, file string) (src, path string) {
+	switch {
+	case getenv(EnvPassphraseFile) != "":
+		return EnvPassphraseFile, getenv(EnvPassphraseFile)
+	case getenv(EnvPassphrase) != "":
+		return EnvPassphrase, ""
+	case file != "":
+		return "operator.passphrase_file", file
 	}
-	return nil, ErrNoPassphrase
+	return "", ""
 }
 
 // ReadPassphraseFile reads a passphrase file (at most MaxPassphraseSize

@@ -32,19 +32,24 @@ func TestPassphrase(t *testing.T) {
 		cfg     string
 		want    string
 		wantErr error
+		src     string // what PassphraseSource names, for the hint
 	}{
-		{"env file first", map[string]string{EnvPassphraseFile: envFile, EnvPassphrase: "v"}, cfgFile, "from env file", nil},
-		{"env value before config", map[string]string{EnvPassphrase: "value"}, cfgFile, "value", nil},
-		{"config file, CRLF stripped", nil, cfgFile, "from config file", nil},
-		{"spaces kept", nil, spaces, "  keep spaces  ", nil},
-		{"exactly the limit", nil, exact, strings.Repeat("x", MaxPassphraseSize), nil},
-		{"none", nil, "", "", ErrNoPassphrase},
-		{"empty file", nil, empty, "", ErrEmptyPassphrase},
-		{"missing file", map[string]string{EnvPassphraseFile: filepath.Join(dir, "nope")}, "", "", os.ErrNotExist},
+		{"env file first", map[string]string{EnvPassphraseFile: envFile, EnvPassphrase: "v"}, cfgFile, "from env file", nil, "MIRROR_PASSPHRASE_FILE (" + envFile + ")"},
+		{"env value before config", map[string]string{EnvPassphrase: "value"}, cfgFile, "value", nil, "MIRROR_PASSPHRASE"},
+		{"config file, CRLF stripped", nil, cfgFile, "from config file", nil, "operator.passphrase_file (" + cfgFile + ")"},
+		{"spaces kept", nil, spaces, "  keep spaces  ", nil, "operator.passphrase_file (" + spaces + ")"},
+		{"exactly the limit", nil, exact, strings.Repeat("x", MaxPassphraseSize), nil, "operator.passphrase_file (" + exact + ")"},
+		{"none", nil, "", "", ErrNoPassphrase, ""},
+		{"empty file", nil, empty, "", ErrEmptyPassphrase, "operator.passphrase_file (" + empty + ")"},
+		{"missing file", map[string]string{EnvPassphraseFile: filepath.Join(dir, "nope")}, "", "", os.ErrNotExist, "MIRROR_PASSPHRASE_FILE (" + filepath.Join(dir, "nope") + ")"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Passphrase(func(k string) string { return tt.env[k] }, tt.cfg)
+			getenv := func(k string) string { return tt.env[k] }
+			if src := PassphraseSource(getenv, tt.cfg); src != tt.src {
+				t.Errorf("PassphraseSource = %q, want %q", src, tt.src)
+			}
+			got, err := Passphrase(getenv, tt.cfg)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) || got != nil {
 					t.Fatalf("Passphrase = %q, %v; want nil, %v", got, err, tt.wantErr)
