@@ -130,7 +130,8 @@ awk -v cores="$(nproc)" '
 	END {
 		printf "best | Write %.1f | pipeline %.1f | Read %.1f | ReadToFiles %.1f | pipeline %.1f\n", w, pw, r, rf, pr
 		printf "ratios (best/best): write %.2f (target >= 0.8), read with verification %.2f, read to files %.2f (target >= 0.8)\n", w / pw, r / pr, rf / pr
-		printf "the required hashes alone (BenchmarkWriteFloor: blob SHA-256 + stream BLAKE2b-512, two goroutines, nothing written): best %.1f MB/s, least CPU %.2f s; with the pipeline'"'"'s own least CPU that is %.2f CPU s, %.0f MB/s at most on %d cores (Write: %.2f CPU s)\n", fl, flc, flc + pwc, 524.288 / ((flc + pwc) / cores), cores, wc
+		allowed = cores * 524.288 / (0.8 * pw)
+		printf "the required hashes alone (BenchmarkWriteFloor: blob SHA-256 + stream BLAKE2b-512 on two goroutines, nothing compressed or written): best %.1f MB/s, least CPU %.2f s; 0.8 of the best pipeline run allows %.2f CPU s on %d cores, which leaves %.2f CPU s to read, compress, frame and write the 500 MiB (tar|zstd: %.2f CPU s; Write: %.2f CPU s in all)\n", fl, flc, allowed, cores, allowed - flc, pwc, wc
 		printf "write against the pipeline doing the same hashing and fsync: best %.1f MB/s, ratio %.2f, least CPU %.2f s\n", pc, w / pc, pcc
 		printf "least CPU seconds: Write %.2f, tar|zstd %.2f; Read %.2f, ReadToFiles %.2f, zstd -dc|tar -x %.2f\n", wc, pwc, rc, rfc, prc
 		printf "peak RSS of the benchmark process (MiB, largest run): Write %.1f, Read %.1f, ReadToFiles %.1f (target < 128)\n", wm, rm, rfm
