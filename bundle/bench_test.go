@@ -245,100 +245,74 @@ func BenchmarkWriteFloor(b *testing.B) {
 	}
 }
 
-// hashFloor reads every blob of m from dir in 256 KiB chunks (as Write
-// does) and hands each chunk to two goroutines: one checks the blob's
-// SHA-256, the other feeds the BLAKE2b-512 of the whole stream.
+// hashFloor reads every blob of m from dir whole and hands it to two
+// goroutines: one checks the blob's SHA-256, the other feeds the BLAKE2b-512
+// of the whole stream. At most floorBufs blobs are in flight.
 func hashFloor(dir string, m *Manifest) error {
-	type chunk struct {
+	type blob struct {
 		buf  []byte
-		last bool   // the blob's last chunk
-		sum  string // its SHA-256, on the last chunk
+		sum  string
 		refs atomic.Int32
 	}
-	const chunks = 16
-	free := make(chan *chunk, chunks)
-	for range chunks {
-		free <- &chunk{buf: make([]byte, 256<<10)}
+	const floorBufs = 16
+	free := make(chan *blob, floorBufs)
+	for range floorBufs {
+		free <- &blob{}
 	}
-	done := func(c *chunk) {
-		if c.refs.Add(-1) == 0 {
-			free <- c
+	done := func(b *blob) {
+		if b.refs.Add(-1) == 0 {
+			free <- b
 		}
 	}
-	shaQ, b2Q := make(chan *chunk, chunks), make(chan *chunk, chunks)
-	errc := make(chan error, 1)
+	shaQ, b2Q := make(chan *blob, floorBufs), make(chan *blob, floorBufs)
+	var mismatch atomic.Pointer[string]
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		h := sha256.New()
-		for c := range shaQ {
-			h.Write(c.buf)
-			if c.last {
-				if got := hex.EncodeToString(h.Sum(nil)); got != c.sum {
-					select {
-					case errc <- fmt.Errorf("blob %s hashes to %s", c.sum, got):
-					default:
-					}
-				}
-				h.Reset()
+		for b := range shaQ {
+			if s := sha256.Sum256(b.buf); hex.EncodeToString(s[:]) != b.sum {
+				mismatch.CompareAndSwap(nil, &b.sum)
 			}
-			done(c)
+			done(b)
 		}
 	}()
 	go func() {
 		defer wg.Done()
 		d := minisign.NewDigest()
-		for c := range b2Q {
-			d.Write(c.buf)
-			done(c)
+		for b := range b2Q {
+			d.Write(b.buf)
+			done(b)
 		}
 		d.Sum(nil)
 	}()
-	var rerr error
+	var err error
 	for _, bl := range m.Blobs {
-		f, err := os.Open(filepath.Join(dir, bl.SHA256))
+		b := <-free
+		if int64(cap(b.buf)) < bl.Size {
+			b.buf = make([]byte, bl.Size)
+		}
+		b.buf, b.sum = b.buf[:bl.Size], bl.SHA256
+		var f *os.File
+		if f, err = os.Open(filepath.Join(dir, bl.SHA256)); err == nil {
+			_, err = io.ReadFull(f, b.buf)
+			f.Close()
+		}
 		if err != nil {
-			rerr = err
 			break
 		}
-		for {
-			c := <-free
-			n, err := io.ReadFull(f, c.buf[:cap(c.buf)])
-			c.buf = c.buf[:n]
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				err = nil
-				c.last, c.sum = true, bl.SHA256
-			} else {
-				c.last = false
-			}
-			if err != nil {
-				rerr = err
-				free <- c
-				break
-			}
-			c.refs.Store(2)
-			shaQ <- c
-			b2Q <- c
-			if c.last {
-				break
-			}
-		}
-		f.Close()
-		if rerr != nil {
-			break
-		}
+		b.refs.Store(2)
+		shaQ <- b
+		b2Q <- b
 	}
 	close(shaQ)
 	close(b2Q)
 	wg.Wait()
-	if rerr != nil {
-		return rerr
-	}
-	select {
-	case err := <-errc:
+	if err != nil {
 		return err
-	default:
-		return nil
 	}
+	if s := mismatch.Load(); s != nil {
+		return fmt.Errorf("blob %s does not hash to its name", *s)
+	}
+	return nil
 }

@@ -120,7 +120,7 @@ for i in $(seq "$runs"); do
 done
 # Fields: Write 1-5, pipeline write 6-9, Read 10-14, ReadToFiles 15-19, pipeline read 20-23,
 # checked pipeline write 24-25, WriteFloor 26-30.
-awk -v cores="$(nproc)" '
+awk -v cores="$(nproc)" -v bytes="$bytes" '
 	function best(v, cur) { return v > cur ? v : cur }
 	function low(v, cur) { return (cur == "" || v < cur) ? v : cur }
 	{ w = best($1, w); pw = best($6, pw); r = best($10, r); rf = best($15, rf); pr = best($20, pr)
@@ -130,7 +130,7 @@ awk -v cores="$(nproc)" '
 	END {
 		printf "best | Write %.1f | pipeline %.1f | Read %.1f | ReadToFiles %.1f | pipeline %.1f\n", w, pw, r, rf, pr
 		printf "ratios (best/best): write %.2f (target >= 0.8), read with verification %.2f, read to files %.2f (target >= 0.8)\n", w / pw, r / pr, rf / pr
-		allowed = cores * 524.288 / (0.8 * pw)
+		allowed = cores * bytes / 1e6 / (0.8 * pw)
 		printf "the required hashes alone (BenchmarkWriteFloor: blob SHA-256 + stream BLAKE2b-512 on two goroutines, nothing compressed or written): best %.1f MB/s, least CPU %.2f s; 0.8 of the best pipeline run allows %.2f CPU s on %d cores, which leaves %.2f CPU s to read, compress, frame and write the 500 MiB (tar|zstd: %.2f CPU s; Write: %.2f CPU s in all)\n", fl, flc, allowed, cores, allowed - flc, pwc, wc
 		printf "write against the pipeline doing the same hashing and fsync: best %.1f MB/s, ratio %.2f, least CPU %.2f s\n", pc, w / pc, pcc
 		printf "least CPU seconds: Write %.2f, tar|zstd %.2f; Read %.2f, ReadToFiles %.2f, zstd -dc|tar -x %.2f\n", wc, pwc, rc, rfc, prc
