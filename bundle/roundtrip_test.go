@@ -184,8 +184,8 @@ func TestSplitBoundaries(t *testing.T) {
 		}
 		w, _ := writeTest(t, key, 2, blobs, Options{MaxPartSize: c.payload + PartHeaderSize})
 		paths := bundlePaths(w)
-		if len(paths) != c.parts || w.SHA256 != whole.SHA256 || w.Size != S {
-			t.Fatalf("payload %d: %d parts (want %d), joined %s/%d (want %s/%d)", c.payload, len(paths), c.parts, w.SHA256, w.Size, whole.SHA256, S)
+		if len(paths) != c.parts || w.BLAKE2b512 != whole.BLAKE2b512 || w.Size != S {
+			t.Fatalf("payload %d: %d parts (want %d), joined %s/%d (want %s/%d)", c.payload, len(paths), c.parts, w.BLAKE2b512, w.Size, whole.BLAKE2b512, S)
 		}
 		fi, err := os.Stat(paths[len(paths)-1])
 		if err != nil || fi.Size() != PartHeaderSize+c.last {

@@ -72,6 +72,13 @@ func TestStockTools(t *testing.T) {
 			if got := sum(mustRead(t, filepath.Join(dir, "b.tar.zst"))); got != w.SHA256 {
 				t.Fatalf("joined parts have SHA-256 %s, Write says %s", got, w.SHA256)
 			}
+		} else if w.SHA256 != "" {
+			t.Errorf("unsplit bundle: Write reports SHA-256 %q, want none", w.SHA256)
+		}
+		// The digest Write reports is the one b2sum prints, for a whole
+		// bundle and for joined parts alike.
+		if got := strings.Fields(runTool(t, dir, "b2sum", "b.tar.zst"))[0]; got != w.BLAKE2b512 || len(got) != 128 {
+			t.Errorf("b2sum b.tar.zst = %s, Write says %s", got, w.BLAKE2b512)
 		}
 		out := runTool(t, dir, "minisign", "-Vm", "b.tar.zst", "-p", "operator.pub")
 		if !strings.Contains(out, "file=b.tar.zst id="+m.ID) {

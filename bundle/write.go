@@ -46,9 +46,15 @@ type BlobSource func(sha256 string) (io.ReadCloser, error)
 
 // Written describes a bundle that Write made.
 type Written struct {
-	Paths  []string // the bundle file or its parts, then the .minisig
-	Size   int64    // bytes of NAME.tar.zst (the joined parts)
-	SHA256 string   // of NAME.tar.zst (the joined parts)
+	Paths []string // the bundle file or its parts, then the .minisig
+	Size  int64    // bytes of NAME.tar.zst (the joined parts)
+	// BLAKE2b512 is the BLAKE2b-512 of NAME.tar.zst (the joined parts), in
+	// lowercase hex: the digest the .minisig signs, as b2sum prints it.
+	BLAKE2b512 string
+	// SHA256 is the SHA-256 of the joined parts of a split bundle, which
+	// every part header carries; empty for an unsplit bundle, which is not
+	// hashed a third time for it.
+	SHA256 string
 }
 
 // Suffix is the file name suffix of a bundle.
@@ -327,8 +333,9 @@ func (s *sink) commit(ctx context.Context, m *Manifest, key minisign.PrivateKey)
 	if len(s.files) == 0 {
 		return nil, errors.New("bundle: nothing was written")
 	}
-	total := hex.EncodeToString(s.sha.Sum(nil))
+	var total string
 	if s.maxPart > 0 {
+		total = hex.EncodeToString(s.sha.Sum(nil))
 		if len(s.sums) != len(s.files) {
 			return nil, fmt.Errorf("bundle %s: %d part hashes for %d parts", s.file, len(s.sums), len(s.files))
 		}
@@ -347,7 +354,8 @@ func (s *sink) commit(ctx context.Context, m *Manifest, key minisign.PrivateKey)
 			}
 		}
 	}
-	sig, err := key.SignDigest(s.digest.Sum(nil), fileComment(m, s.file), untrustedComment(key.ID))
+	digest := s.digest.Sum(nil)
+	sig, err := key.SignDigest(digest, fileComment(m, s.file), untrustedComment(key.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +377,7 @@ func (s *sink) commit(ctx context.Context, m *Manifest, key minisign.PrivateKey)
 		}
 		s.committed = append(s.committed, s.paths[i])
 	}
-	w := &Written{Paths: s.paths, Size: s.size, SHA256: total}
+	w := &Written{Paths: s.paths, Size: s.size, BLAKE2b512: hex.EncodeToString(digest), SHA256: total}
 	s.files, s.committed = nil, nil
 	return w, nil
 }

@@ -20,12 +20,15 @@ import (
 //
 // It is a pipeline. Write copies the stream into chunks of chunkSize bytes
 // and hands each full chunk to long-lived goroutines: one computes the
-// SHA-256 of the stream, one the BLAKE2b-512 for the detached signature,
-// one writes the chunk to its file, and for a split bundle a fourth one
-// computes the SHA-256 of each part. The
-// encoder goes on meanwhile, so the hashes (which cost more CPU than
-// compressing already-compressed blobs) use the second core instead of
-// holding the stream up. At most chunkCount chunks exist: when the workers
+// BLAKE2b-512 for the detached signature, one writes the chunk to its file,
+// and for a split bundle two more compute the SHA-256 of the whole stream
+// and of each part, which the part headers carry. An unsplit bundle has no
+// SHA-256 of its own: its BLAKE2b-512 (what the .minisig signs, and what
+// b2sum prints) identifies it, and a third pass over 500 MiB would cost a
+// fifth of the writer's CPU (docs/BENCHMARKS.md). The encoder goes on
+// meanwhile, so the hashes (which cost more CPU than compressing
+// already-compressed blobs) use the second core instead of holding the
+// stream up. At most chunkCount chunks exist: when the workers
 // fall behind, Write waits for a free one, so memory stays bounded.
 //
 // Only one goroutine calls Write at a time (the zstd encoder serializes
@@ -41,16 +44,16 @@ type sink struct {
 	committed []string
 	size      int64
 
-	cur            *chunk // being filled
-	free           chan *chunk
-	shaQ, b2Q, wrQ chan *chunk
-	partQ          chan *chunk // split bundles only
-	nworkers       int32
-	workers        sync.WaitGroup
-	stopped        bool
+	cur         *chunk // being filled
+	free        chan *chunk
+	b2Q, wrQ    chan *chunk
+	shaQ, partQ chan *chunk // split bundles only
+	nworkers    int32
+	workers     sync.WaitGroup
+	stopped     bool
 
 	// Owned by the workers until stop returns.
-	sha      hash.Hash // SHA-256 of the whole stream
+	sha      hash.Hash // SHA-256 of the whole stream (split bundles only)
 	partHash hash.Hash // SHA-256 of the current part's payload
 	part     int       // the part partHash covers (1-based; 0 before the first)
 	sums     []string  // SHA-256 of each finished part
@@ -78,20 +81,20 @@ const (
 )
 
 func newSink(dir, file string, maxPart int64) *sink {
-	s := &sink{dir: dir, file: file, maxPart: maxPart, sha: sha256.New(), digest: minisign.NewDigest(),
+	s := &sink{dir: dir, file: file, maxPart: maxPart, digest: minisign.NewDigest(),
 		free: make(chan *chunk, chunkCount),
-		shaQ: make(chan *chunk, chunkCount), b2Q: make(chan *chunk, chunkCount), wrQ: make(chan *chunk, chunkCount)}
+		b2Q:  make(chan *chunk, chunkCount), wrQ: make(chan *chunk, chunkCount)}
 	for range chunkCount {
 		s.free <- &chunk{buf: make([]byte, 0, chunkSize)}
 	}
-	s.nworkers = 3
-	go s.hash(s.shaQ, s.sha)
+	s.nworkers = 2
 	go s.hash(s.b2Q, s.digest)
 	go s.writeFiles()
 	if maxPart > 0 {
-		// The parts' hashes are a fourth pass over the stream.
-		s.partQ = make(chan *chunk, chunkCount)
-		s.nworkers++
+		s.sha = sha256.New()
+		s.shaQ, s.partQ = make(chan *chunk, chunkCount), make(chan *chunk, chunkCount)
+		s.nworkers += 2
+		go s.hash(s.shaQ, s.sha)
 		go s.hashParts()
 	}
 	s.workers.Add(int(s.nworkers))
@@ -136,10 +139,10 @@ func (s *sink) send() {
 	c := s.cur
 	s.cur = nil
 	c.refs.Store(s.nworkers)
-	s.shaQ <- c
 	s.b2Q <- c
 	s.wrQ <- c
-	if s.partQ != nil {
+	if s.maxPart > 0 {
+		s.shaQ <- c
 		s.partQ <- c
 	}
 }
@@ -150,8 +153,8 @@ func (s *sink) done(c *chunk) {
 	}
 }
 
-// hash feeds every chunk of q to h: the stream's SHA-256, or the BLAKE2b
-// for the detached signature.
+// hash feeds every chunk of q to h: the BLAKE2b for the detached
+// signature, or a split stream's SHA-256.
 func (s *sink) hash(q <-chan *chunk, h hash.Hash) {
 	defer s.workers.Done()
 	for c := range q {
@@ -233,10 +236,10 @@ func (s *sink) stop() error {
 		if s.cur != nil && len(s.cur.buf) > 0 {
 			s.send()
 		}
-		close(s.shaQ)
 		close(s.b2Q)
 		close(s.wrQ)
-		if s.partQ != nil {
+		if s.maxPart > 0 {
+			close(s.shaQ)
 			close(s.partQ)
 		}
 		s.workers.Wait()

@@ -113,7 +113,8 @@ type BundleResult struct {
 	Path         string   `json:"path"`  // NAME.tar.zst (or its first part)
 	Paths        []string `json:"paths"` // every file written, .minisig last
 	Size         int64    `json:"size"`
-	SHA256       string   `json:"sha256"`
+	BLAKE2b512   string   `json:"blake2b512"`       // of NAME.tar.zst (joined parts): what the .minisig signs, as b2sum prints it
+	SHA256       string   `json:"sha256,omitempty"` // of the joined parts, for a split bundle only
 	Sequence     uint64   `json:"sequence"`
 	BaseSequence uint64   `json:"base_sequence"`
 	Blobs        int      `json:"blobs"`
@@ -444,7 +445,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	}
 	hook("state-saved")
 	res.collect(cache, next, all)
-	res.Bundle = &BundleResult{Path: w.Paths[0], Paths: w.Paths, Size: w.Size, SHA256: w.SHA256,
+	res.Bundle = &BundleResult{Path: w.Paths[0], Paths: w.Paths, Size: w.Size, BLAKE2b512: w.BLAKE2b512, SHA256: w.SHA256,
 		Sequence: m.Sequence, BaseSequence: m.BaseSequence, Blobs: len(m.Blobs), BlobBytes: total}
 	res.Elapsed = time.Since(start)
 	return res, nil

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,6 +111,33 @@ func TestSyncCLI(t *testing.T) {
 	code, out, errs = runCLI("sync", "--config", cfg, "--full")
 	if code != 0 || !strings.Contains(out, "mirror-000002.tar.zst (sequence 2, full") {
 		t.Fatalf("--full: exit %d\n%s\n%s", code, out, errs)
+	}
+
+	// The JSON summary names the bundle by the digest its .minisig signs,
+	// which b2sum prints.
+	code, out, errs = runCLI("sync", "--config", cfg, "--full", "--log-format", "json")
+	var full struct {
+		Result struct {
+			Bundle struct {
+				Path       string
+				Sequence   uint64
+				BLAKE2b512 string `json:"blake2b512"`
+				SHA256     *string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &full); code != 0 || err != nil || full.Result.Bundle.Sequence != 3 {
+		t.Fatalf("--full --log-format json: exit %d, %v\n%s\n%s", code, err, out, errs)
+	}
+	b2, err := exec.Command("b2sum", full.Result.Bundle.Path).Output()
+	if err != nil {
+		t.Fatalf("b2sum: %v", err)
+	}
+	if got := strings.Fields(string(b2))[0]; got != full.Result.Bundle.BLAKE2b512 {
+		t.Errorf("summary says blake2b512 %q, b2sum %s", full.Result.Bundle.BLAKE2b512, got)
+	}
+	if full.Result.Bundle.SHA256 != nil {
+		t.Errorf("summary of an unsplit bundle has sha256 %q", *full.Result.Bundle.SHA256)
 	}
 
 	// A second run while one holds the lock exits at once.
