@@ -57,7 +57,9 @@ type SyncOptions struct {
 	// (otherwise refused as ErrUpstreamRollback).
 	AcceptRollback []string
 	// Passphrase returns the operator key's passphrase; it is called only
-	// when a bundle is about to be signed and the key is encrypted.
+	// when a bundle is about to be signed, the key is encrypted and neither
+	// MIRROR_PASSPHRASE_FILE, MIRROR_PASSPHRASE nor operator.passphrase_file
+	// gave it at the start of the run.
 	Passphrase func() ([]byte, error)
 	// ToolVersion is recorded in the manifest.
 	ToolVersion string
@@ -244,6 +246,11 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	trustText, policy, err := loadTrust(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if !opt.DryRun {
+		if err := r.checkKey(); err != nil {
+			return nil, err
+		}
 	}
 
 	r.st, r.cache, r.present, r.partial, r.policy = st, cache, cache.Index(), partial, policy
@@ -497,8 +504,38 @@ func readReceipt(path string, st *state.State) (*repo.Receipt, error) {
 	return rc, nil
 }
 
+// checkKey finds, before anything is fetched, what would otherwise stop
+// the run only when it signs: a missing or damaged key file, an unencrypted
+// key that Load refuses (it is loaded now, in a few milliseconds), and for
+// an encrypted key a passphrase file or variable that cannot be read (kept
+// for operatorKey). An encrypted key is still decrypted, and the terminal
+// still asked, only when something is to be signed: scrypt's CPU and
+// memory, and a prompt, are not spent on a run with nothing new. A wrong
+// passphrase therefore still shows only then.
+func (r *run) checkKey() error {
+	path := r.cfg.Operator.Key
+	enc, err := operator.NeedsPassphrase(path)
+	if err != nil {
+		return fmt.Errorf("operator key: %w", err) // names the file
+	}
+	if !enc {
+		_, err := r.operatorKey()
+		return err
+	}
+	p, err := operator.Passphrase(os.Getenv, r.cfg.Operator.PassphraseFile)
+	switch {
+	case err == nil:
+		r.pass = p
+	case errors.Is(err, operator.ErrNoPassphrase):
+		// No file or variable: the terminal is asked at signing time.
+	default:
+		return fmt.Errorf("operator key %s: %w", path, err)
+	}
+	return nil
+}
+
 // operatorKey loads the operator key, asking for the passphrase only when
-// the key file is encrypted.
+// the key file is encrypted (checkKey may have read it already).
 func (r *run) operatorKey() (*operator.Key, error) {
 	if r.key != nil {
 		// Loaded once per run: apt indexes and the bundle both need it.
@@ -522,7 +559,9 @@ func (r *run) operatorKey() (*operator.Key, error) {
 		if get == nil {
 			get = func() ([]byte, error) { return operator.Passphrase(os.Getenv, r.cfg.Operator.PassphraseFile) }
 		}
-		if pass, err = get(); err != nil {
+		if r.pass != nil {
+			pass, r.pass = r.pass, nil
+		} else if pass, err = get(); err != nil {
 			return nil, fmt.Errorf("operator key %s: %w", path, err)
 		}
 	}

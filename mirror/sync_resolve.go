@@ -52,6 +52,7 @@ type run struct {
 	sigOnce  sync.Once
 	sigIndex map[string][]byte // accepted items' signatures by SHA-256, made on first use
 	key      *operator.Key     // the operator key, once loaded (operatorKey)
+	pass     []byte            // an encrypted key's passphrase, read at the start (checkKey)
 	// pre holds what prepare made of the files sources (read-only after).
 	pre map[*SourceConfig]*prepared
 }

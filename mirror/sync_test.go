@@ -1,8 +1,10 @@
 package mirror
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/mirror-tool/mirror/bundle"
+	"github.com/mirror-tool/mirror/internal/minisign"
+	"github.com/mirror-tool/mirror/internal/operator"
 	"github.com/mirror-tool/mirror/mirror/lock"
 	"github.com/mirror-tool/mirror/mirror/source/files"
 	"github.com/mirror-tool/mirror/mirror/state"
@@ -244,6 +248,85 @@ func TestSyncLocked(t *testing.T) {
 	}
 	if e.hits["/tools/a/one.tar.gz.minisig"] != 0 {
 		t.Fatal("a locked run touched the upstream")
+	}
+}
+
+// TestSyncKeyCheckedFirst: what would stop a run only when it signs is
+// found before the upstream is asked anything: a missing key file, an
+// unencrypted key without its operator.asc, an encrypted key whose
+// passphrase file cannot be read. A dry run needs no key. With no
+// passphrase file or variable, an encrypted key's passphrase is still asked
+// for only when a bundle is to be signed: never on a run with nothing new.
+func TestSyncKeyCheckedFirst(t *testing.T) {
+	t.Cleanup(minisign.SetKDFLimitsForTest(32768, 1<<20))
+	t.Setenv(operator.EnvPassphrase, "")
+	t.Setenv(operator.EnvPassphraseFile, "")
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one v1", "rel-a")
+	e.putRel("x.tar.gz", "x v1")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	hits := func() int {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		n := 0
+		for _, c := range e.hits {
+			n += c
+		}
+		return n
+	}
+	keyDir := filepath.Join(e.dir, "op")
+	keyFile, ascFile := filepath.Join(keyDir, operator.KeyFile), filepath.Join(keyDir, operator.AscFile)
+	aside := filepath.Join(e.dir, "aside")
+
+	os.Rename(keyFile, aside)
+	if _, err := e.sync(SyncOptions{}); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), keyFile) || hits() != 0 {
+		t.Fatalf("no key file: %v, %d requests", err, hits())
+	}
+	if res := e.mustSync(SyncOptions{DryRun: true}); res.ToFetch != 2 {
+		t.Fatalf("dry run without a key: %+v", res)
+	}
+	before := hits()
+	os.Rename(aside, keyFile)
+	os.Rename(ascFile, aside)
+	if _, err := e.sync(SyncOptions{}); err == nil || !strings.Contains(err.Error(), ascFile) || hits() != before {
+		t.Fatalf("no operator.asc: %v, %d requests", err, hits()-before)
+	}
+
+	// An encrypted key, and a passphrase_file that is not there.
+	os.RemoveAll(keyDir)
+	k, err := operator.Generate(rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Write(keyDir, []byte("the passphrase")); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := os.ReadFile(e.cfgPath)
+	withFile := strings.Replace(string(cfg), "[operator]\n", "[operator]\npassphrase_file = \"pass\"\n", 1)
+	if withFile == string(cfg) {
+		t.Fatal("no [operator] table in the test config")
+	}
+	os.WriteFile(e.cfgPath, []byte(withFile), 0o644)
+	passFile := filepath.Join(e.dir, "pass")
+	asked := 0
+	ask := SyncOptions{Passphrase: func() ([]byte, error) { asked++; return []byte("the passphrase"), nil }}
+	if _, err := e.sync(ask); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), passFile) || hits() != before || asked != 0 {
+		t.Fatalf("missing passphrase file: %v, %d requests, asked %d times", err, hits()-before, asked)
+	}
+	os.WriteFile(passFile, []byte("the passphrase\n"), 0o600)
+	if res := e.mustSync(ask); res.Bundle == nil || res.Bundle.Sequence != 1 || asked != 0 {
+		t.Fatalf("passphrase file: bundle %+v, asked %d times", res.Bundle, asked)
+	}
+
+	// No file or variable: asked only when there is something to sign.
+	os.WriteFile(e.cfgPath, cfg, 0o644)
+	if res := e.mustSync(ask); !res.NothingNew || asked != 0 {
+		t.Fatalf("nothing new: %+v, asked %d times", res, asked)
+	}
+	e.put("a/two.tar.gz", "two v1", "rel-a")
+	if res := e.mustSync(ask); res.Bundle == nil || res.Bundle.Sequence != 2 || asked != 1 {
+		t.Fatalf("something new: bundle %+v, asked %d times", res.Bundle, asked)
 	}
 }
 
