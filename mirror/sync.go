@@ -56,10 +56,12 @@ type SyncOptions struct {
 	// whose upstream may go back to an older signed release in this run
 	// (otherwise refused as ErrUpstreamRollback).
 	AcceptRollback []string
-	// Passphrase returns the operator key's passphrase; it is called only
-	// when a bundle is about to be signed, the key is encrypted and neither
-	// MIRROR_PASSPHRASE_FILE, MIRROR_PASSPHRASE nor operator.passphrase_file
-	// gave it at the start of the run.
+	// Passphrase returns the operator key's passphrase (a terminal
+	// prompt); it is called only when a bundle is about to be signed, the
+	// key is encrypted and neither MIRROR_PASSPHRASE_FILE,
+	// MIRROR_PASSPHRASE nor operator.passphrase_file gave it at the start
+	// of the run. When nil, an encrypted key without one of those stops the
+	// run at its start with operator.ErrNoPassphrase.
 	Passphrase func() ([]byte, error)
 	// ToolVersion is recorded in the manifest.
 	ToolVersion string
@@ -207,10 +209,16 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	}
 	defer lk.Release()
 
+	r := &run{cfg: cfg, opt: opt, now: now, jobs: jobs}
+	if !opt.DryRun {
+		if err := r.checkKey(); err != nil {
+			return nil, err
+		}
+	}
+
 	// The state is read on the other core while the package lists that
 	// do not depend on it are made (local listings, sources without a
 	// checksum list: prepare); its errors still come first.
-	r := &run{cfg: cfg, opt: opt, now: now, jobs: jobs}
 	var st *state.State
 	loaded := make(chan error, 1)
 	go func() {
@@ -246,11 +254,6 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	trustText, policy, err := loadTrust(cfg)
 	if err != nil {
 		return nil, err
-	}
-	if !opt.DryRun {
-		if err := r.checkKey(); err != nil {
-			return nil, err
-		}
 	}
 
 	r.st, r.cache, r.present, r.partial, r.policy = st, cache, cache.Index(), partial, policy
@@ -508,7 +511,7 @@ func readReceipt(path string, st *state.State) (*repo.Receipt, error) {
 // the run only when it signs: a missing or damaged key file, an unencrypted
 // key that Load refuses (it is loaded now, in a few milliseconds), and for
 // an encrypted key a passphrase file or variable that cannot be read (kept
-// for operatorKey). An encrypted key is still decrypted, and the terminal
+// for operatorKey), or none at all when there is no opt.Passphrase to ask. An encrypted key is still decrypted, and the terminal
 // still asked, only when something is to be signed: scrypt's CPU and
 // memory, and a prompt, are not spent on a run with nothing new. A wrong
 // passphrase therefore still shows only then.
@@ -526,7 +529,7 @@ func (r *run) checkKey() error {
 	switch {
 	case err == nil:
 		r.pass = p
-	case errors.Is(err, operator.ErrNoPassphrase):
+	case errors.Is(err, operator.ErrNoPassphrase) && r.opt.Passphrase != nil:
 		// No file or variable: the terminal is asked at signing time.
 	default:
 		return fmt.Errorf("operator key %s: %w", path, err)

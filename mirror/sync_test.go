@@ -254,7 +254,8 @@ func TestSyncLocked(t *testing.T) {
 // TestSyncKeyCheckedFirst: what would stop a run only when it signs is
 // found before the upstream is asked anything: a missing key file, an
 // unencrypted key without its operator.asc, an encrypted key whose
-// passphrase file cannot be read. A dry run needs no key. With no
+// passphrase file cannot be read or that has no passphrase source and no
+// terminal to ask (SyncOptions.Passphrase nil). A dry run needs no key. With no
 // passphrase file or variable, an encrypted key's passphrase is still asked
 // for only when a bundle is to be signed: never on a run with nothing new.
 func TestSyncKeyCheckedFirst(t *testing.T) {
@@ -301,6 +302,9 @@ func TestSyncKeyCheckedFirst(t *testing.T) {
 	}
 	if err := k.Write(keyDir, []byte("the passphrase")); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := e.sync(SyncOptions{}); !errors.Is(err, operator.ErrNoPassphrase) || !strings.Contains(err.Error(), keyFile) || hits() != before {
+		t.Fatalf("no passphrase source and none to ask: %v, %d requests", err, hits()-before)
 	}
 	cfg, _ := os.ReadFile(e.cfgPath)
 	withFile := strings.Replace(string(cfg), "[operator]\n", "[operator]\npassphrase_file = \"pass\"\n", 1)

@@ -16,6 +16,17 @@ import (
 // ask on (cron, a pipe, a container without a tty).
 var errNoTerminal = errors.New("no terminal to ask for it on")
 
+// haveTerminal reports whether readPassword has a terminal to ask on.
+// Tests replace it.
+var haveTerminal = func() bool {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer tty.Close()
+	return term.IsTerminal(int(tty.Fd()))
+}
+
 // errPassphraseMismatch is returned when the two entries of a new
 // passphrase differ.
 var errPassphraseMismatch = errors.New("the two passphrases differ")

@@ -67,13 +67,18 @@ func syncAction(c *cli.Context) error {
 	}
 	stderr := c.App.ErrWriter
 	prog := newSyncProgress(stderr, format)
+	var ask func() ([]byte, error)
+	if haveTerminal() {
+		// Without one (cron), sync reads only the passphrase file and
+		// variables, and stops at its start when they give none.
+		ask = func() ([]byte, error) {
+			return operatorPassphrase(c.Context, cfg.Operator.PassphraseFile, filepath.Base(cfg.Operator.Key), false)
+		}
+	}
 	res, err := mirror.Sync(c.Context, cfg, mirror.SyncOptions{
 		Full: c.Bool("full"), DryRun: c.Bool("dry-run"), Jobs: c.Int("jobs"), Since: c.String("since"),
 		AcceptRollback: c.StringSlice("accept-rollback"),
-		Progress:       prog, ToolVersion: version,
-		Passphrase: func() ([]byte, error) {
-			return operatorPassphrase(c.Context, cfg.Operator.PassphraseFile, filepath.Base(cfg.Operator.Key), false)
-		},
+		Progress:       prog, ToolVersion: version, Passphrase: ask,
 	})
 	prog.Stop()
 	if err != nil {

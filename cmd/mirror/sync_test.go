@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -196,6 +198,21 @@ func TestSyncCLIWrongPassphrase(t *testing.T) {
 	if err := k.Write(keys, []byte("the right one")); err != nil {
 		t.Fatal(err)
 	}
+	// No passphrase source and no terminal (cron): the run stops before it
+	// fetches anything, with the hint for cron.
+	oldTerm := haveTerminal
+	haveTerminal = func() bool { return false }
+	t.Cleanup(func() { haveTerminal = oldTerm })
+	t.Setenv(operator.EnvPassphrase, "")
+	t.Setenv(operator.EnvPassphraseFile, "")
+	code, out, errs := runCLI("sync", "--config", cfg)
+	if code != exitFailed || !strings.Contains(errs, "no passphrase source") || !strings.Contains(errs, "hint: for cron, set operator.passphrase_file") || strings.Contains(out+errs, "sync: ") {
+		t.Fatalf("no passphrase source: exit %d\n%s\n%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "state", "cache")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the run stopped by a missing passphrase made a cache: %v", err)
+	}
+
 	passFile := filepath.Join(filepath.Dir(cfg), "passphrase")
 	os.WriteFile(passFile, []byte("the right one\n"), 0o600)
 	orig, _ := os.ReadFile(cfg)
@@ -207,7 +224,7 @@ func TestSyncCLIWrongPassphrase(t *testing.T) {
 	keyFile := filepath.Join(keys, operator.KeyFile)
 
 	t.Setenv(operator.EnvPassphrase, "a wrong one")
-	code, _, errs := runCLI("sync", "--config", cfg)
+	code, _, errs = runCLI("sync", "--config", cfg)
 	if code != exitFailed || !strings.Contains(errs, "wrong passphrase") || strings.Count(errs, keyFile) != 1 ||
 		!strings.Contains(errs, "hint: this run took the passphrase from MIRROR_PASSPHRASE;") {
 		t.Fatalf("wrong passphrase from the environment: exit %d\n%s", code, errs)
@@ -224,7 +241,7 @@ func TestSyncCLIWrongPassphrase(t *testing.T) {
 	// With the environment cleared, the config's file opens the key.
 	t.Setenv(operator.EnvPassphraseFile, "")
 	t.Setenv(operator.EnvPassphrase, "")
-	code, out, errs := runCLI("sync", "--config", cfg)
+	code, out, errs = runCLI("sync", "--config", cfg)
 	if code != exitRejected || !strings.Contains(out, "mirror-000001.tar.zst (sequence 1, full") {
 		t.Fatalf("right passphrase from operator.passphrase_file: exit %d\n%s\n%s", code, out, errs)
 	}
