@@ -143,8 +143,12 @@ type SyncResult struct {
 	Bundle *BundleResult `json:"bundle,omitempty"`
 	// NothingNew: the package set and tree are what the last bundle
 	// shipped, so no bundle was made.
-	NothingNew bool          `json:"nothing_new"`
-	DryRun     bool          `json:"dry_run"`
+	NothingNew bool `json:"nothing_new"`
+	DryRun     bool `json:"dry_run"`
+	// KeyProblem (dry run only) is why a run without --dry-run would
+	// stop at its start: the operator key or its passphrase source (see
+	// run.checkKey); empty when there is none.
+	KeyProblem string        `json:"key_problem,omitempty"`
 	Elapsed    time.Duration `json:"elapsed_ns"`
 	// CacheCollected is what left the cache after the state was saved:
 	// superseded versions and files gone from the package set.
@@ -210,10 +214,12 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	defer lk.Release()
 
 	r := &run{cfg: cfg, opt: opt, now: now, jobs: jobs}
-	if !opt.DryRun {
-		if err := r.checkKey(); err != nil {
+	var keyProblem string
+	if err := r.checkKey(); err != nil {
+		if !opt.DryRun {
 			return nil, err
 		}
+		keyProblem = err.Error() // a dry run signs nothing: reported, not fatal
 	}
 
 	// The state is read on the other core while the package lists that
@@ -261,7 +267,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	r.verified = newRecords(st.Verified, sameVerdict)
 	r.smalls = map[string][]byte{}
 	r.trustSHA = sha256Hex([]byte(trustText))
-	res := &SyncResult{DryRun: opt.DryRun}
+	res := &SyncResult{DryRun: opt.DryRun, KeyProblem: keyProblem}
 
 	opt.Progress.Stage("resolve", len(cfg.Sources))
 	var items []*item

@@ -284,7 +284,7 @@ func TestSyncKeyCheckedFirst(t *testing.T) {
 	if _, err := e.sync(SyncOptions{}); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), keyFile) || hits() != 0 {
 		t.Fatalf("no key file: %v, %d requests", err, hits())
 	}
-	if res := e.mustSync(SyncOptions{DryRun: true}); res.ToFetch != 2 {
+	if res := e.mustSync(SyncOptions{DryRun: true}); res.ToFetch != 2 || !strings.Contains(res.KeyProblem, keyFile) {
 		t.Fatalf("dry run without a key: %+v", res)
 	}
 	before := hits()
@@ -319,7 +319,7 @@ func TestSyncKeyCheckedFirst(t *testing.T) {
 		t.Fatalf("missing passphrase file: %v, %d requests, asked %d times", err, hits()-before, asked)
 	}
 	os.WriteFile(passFile, []byte("the passphrase\n"), 0o600)
-	if res := e.mustSync(ask); res.Bundle == nil || res.Bundle.Sequence != 1 || asked != 0 {
+	if res := e.mustSync(ask); res.Bundle == nil || res.Bundle.Sequence != 1 || asked != 0 || res.KeyProblem != "" {
 		t.Fatalf("passphrase file: bundle %+v, asked %d times", res.Bundle, asked)
 	}
 

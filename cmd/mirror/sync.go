@@ -99,6 +99,9 @@ func syncAction(c *cli.Context) error {
 		}
 		fmt.Fprintln(out, summaryLine(res))
 	}
+	if res.KeyProblem != "" && format == "text" {
+		fmt.Fprintf(stderr, "mirror: warning: a run without --dry-run would stop at its start: %s\n", res.KeyProblem)
+	}
 	if res.CacheError != "" {
 		fmt.Fprintf(stderr, "mirror: warning: %s (the bundle and state are complete; the next run tries again)\n", res.CacheError)
 	} else if res.CacheCollected.Blobs > 0 && format == "text" {

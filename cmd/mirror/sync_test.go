@@ -69,7 +69,7 @@ func TestSyncCLI(t *testing.T) {
 
 	// The plan: a dry run checks no package, so nothing is rejected yet.
 	code, out, errs := runCLI("sync", "--config", cfg, "--dry-run")
-	if code != 0 || !strings.Contains(out, "fetch     tools:jq/jq-evil.tar.gz") || !strings.Contains(out, "plan: 3 to fetch") || !strings.Contains(out, "dry run, no bundle") {
+	if code != 0 || !strings.Contains(out, "fetch     tools:jq/jq-evil.tar.gz") || !strings.Contains(out, "plan: 3 to fetch") || !strings.Contains(out, "dry run, no bundle") || strings.Contains(errs, "would stop") {
 		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errs)
 	}
 
@@ -211,6 +211,11 @@ func TestSyncCLIWrongPassphrase(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "state", "cache")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the run stopped by a missing passphrase made a cache: %v", err)
+	}
+	// A dry run makes its plan and says what a real run would stop at.
+	code, out, errs = runCLI("sync", "--config", cfg, "--dry-run")
+	if code != 0 || !strings.Contains(out, "dry run, no bundle") || !strings.Contains(errs, "mirror: warning: a run without --dry-run would stop at its start: ") || !strings.Contains(errs, "no passphrase source") {
+		t.Fatalf("dry run, no passphrase source: exit %d\n%s\n%s", code, out, errs)
 	}
 
 	passFile := filepath.Join(filepath.Dir(cfg), "passphrase")
