@@ -517,10 +517,11 @@ func readReceipt(path string, st *state.State) (*repo.Receipt, error) {
 // the run only when it signs: a missing or damaged key file, an unencrypted
 // key that Load refuses (it is loaded now, in a few milliseconds), and for
 // an encrypted key a passphrase file or variable that cannot be read (kept
-// for operatorKey), or none at all when there is no opt.Passphrase to ask. An encrypted key is still decrypted, and the terminal
-// still asked, only when something is to be signed: scrypt's CPU and
-// memory, and a prompt, are not spent on a run with nothing new. A wrong
-// passphrase therefore still shows only then.
+// for operatorKey), or none at all when there is no opt.Passphrase to ask.
+// An encrypted key is still decrypted, and the terminal still asked, only
+// when something is to be signed: scrypt's CPU and memory, and a prompt,
+// are not spent on a run with nothing new. A wrong passphrase therefore
+// still shows only then.
 func (r *run) checkKey() error {
 	path := r.cfg.Operator.Key
 	enc, err := operator.NeedsPassphrase(path)
