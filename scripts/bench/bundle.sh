@@ -125,10 +125,18 @@ awk -v cores="$(nproc)" -v bytes="$bytes" '
 	{ w = best($1, w); pw = best($6, pw); r = best($10, r); rf = best($15, rf); pr = best($20, pr)
 	  wm = best($2, wm); rm = best($11, rm); rfm = best($16, rfm)
 	  wc = low($5, wc); pwc = low($9, pwc); rc = low($14, rc); rfc = low($19, rfc); prc = low($23, prc)
-	  pc = best($24, pc); pcc = low($25, pcc); fl = best($26, fl); flc = low($30, flc) }
+	  pc = best($24, pc); pcc = low($25, pcc); fl = best($26, fl); flc = low($30, flc)
+	  n++; pr_w[n] = $1 / $6 }
 	END {
 		printf "best | Write %.1f | pipeline %.1f | Read %.1f | ReadToFiles %.1f | pipeline %.1f\n", w, pw, r, rf, pr
 		printf "ratios (best/best): write %.2f (target >= 0.8), read with verification %.2f, read to files %.2f (target >= 0.8)\n", w / pw, r / pr, rf / pr
+		# Run by run: each Write against the pipeline run right after it;
+		# the median is not moved by one fast or slow minute of either.
+		line = ""
+		for (i = 1; i <= n; i++) line = line sprintf(" %.2f", pr_w[i])
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && pr_w[j-1] > pr_w[j]; j--) { t = pr_w[j]; pr_w[j] = pr_w[j-1]; pr_w[j-1] = t }
+		med = n % 2 ? pr_w[(n + 1) / 2] : (pr_w[n / 2] + pr_w[n / 2 + 1]) / 2
+		printf "write against the pipeline run by run:%s; median %.2f\n", line, med
 		allowed = cores * bytes / 1e6 / (0.8 * pw)
 		printf "the required hashes alone (BenchmarkWriteFloor: blob SHA-256 + stream BLAKE2b-512 on two goroutines, nothing compressed or written): best %.1f MB/s, least CPU %.2f s; 0.8 of the best pipeline run allows %.2f CPU s on %d cores, which leaves %.2f CPU s to read, compress, frame and write the 500 MiB (tar|zstd: %.2f CPU s; Write: %.2f CPU s in all)\n", fl, flc, allowed, cores, allowed - flc, pwc, wc
 		printf "write against the pipeline doing the same hashing and fsync: best %.1f MB/s, ratio %.2f, least CPU %.2f s\n", pc, w / pc, pcc
