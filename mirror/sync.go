@@ -529,7 +529,7 @@ func (r *run) checkKey() error {
 		return fmt.Errorf("operator key: %w", err) // names the file
 	}
 	if !enc {
-		_, err := r.operatorKey()
+		_, err := r.loadKey(false)
 		return err
 	}
 	p, err := operator.Passphrase(os.Getenv, r.cfg.Operator.PassphraseFile)
@@ -544,20 +544,28 @@ func (r *run) checkKey() error {
 	return nil
 }
 
-// operatorKey loads the operator key, asking for the passphrase only when
-// the key file is encrypted (checkKey may have read it already).
+// operatorKey returns the run's operator key, loading it on first use.
 func (r *run) operatorKey() (*operator.Key, error) {
 	if r.key != nil {
 		// Loaded once per run: apt indexes and the bundle both need it.
 		return r.key, nil
 	}
-	path := r.cfg.Operator.Key
-	enc, err := operator.NeedsPassphrase(path)
+	enc, err := operator.NeedsPassphrase(r.cfg.Operator.Key)
 	if err != nil {
 		// The error names the file.
 		return nil, fmt.Errorf("operator key: %w", err)
 	}
+	return r.loadKey(enc)
+}
+
+// loadKey loads the operator key, which NeedsPassphrase found encrypted or
+// not, and keeps it for the run. An encrypted key takes the passphrase
+// checkKey read, else asks for it (opt.Passphrase, or the file and
+// variables).
+func (r *run) loadKey(enc bool) (*operator.Key, error) {
+	path := r.cfg.Operator.Key
 	var pass []byte
+	var err error
 	if enc {
 		// Decrypting takes scrypt's memory (128 MiB with keygen's
 		// limits) on top of the run's heap: give the run's garbage back

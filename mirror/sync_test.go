@@ -255,9 +255,10 @@ func TestSyncLocked(t *testing.T) {
 // found before the upstream is asked anything: a missing key file, an
 // unencrypted key without its operator.asc, an encrypted key whose
 // passphrase file cannot be read or that has no passphrase source and no
-// terminal to ask (SyncOptions.Passphrase nil). A dry run needs no key. With no
-// passphrase file or variable, an encrypted key's passphrase is still asked
-// for only when a bundle is to be signed: never on a run with nothing new.
+// terminal to ask (SyncOptions.Passphrase nil). A dry run needs no key and
+// reports the problem. With no passphrase file or variable, an encrypted
+// key's passphrase is still asked for only when a bundle is to be signed:
+// never on a run with nothing new.
 func TestSyncKeyCheckedFirst(t *testing.T) {
 	t.Cleanup(minisign.SetKDFLimitsForTest(32768, 1<<20))
 	t.Setenv(operator.EnvPassphrase, "")
