@@ -27,6 +27,12 @@
 # 6. one cold sync with an encrypted operator key (made by this build's
 #    keygen, passphrase from MIRROR_PASSPHRASE_FILE, as cron runs it): wall
 #    time and peak RSS (scrypt's memory comes on top of the run's).
+# Every cold run (and the script) writes to a file system made for it
+# (ext4 with its defaults, on a loop device; needs root; BENCH_FRESH_FS=0
+# writes to $TMPDIR instead): on ext4 without a journal, the inode allocator
+# skips inodes freed in the last 60-360 s, one buffer lookup each, so a cold
+# run right after the previous run's state was deleted measured that scan
+# (5.5-10.2 s for the same small-set run; docs/BENCHMARKS.md, session 7).
 # Results are printed as a markdown table. Needs: go, nginx, curl, minisign,
 # zstd, tar, /usr/bin/time.
 set -euo pipefail
@@ -35,8 +41,10 @@ root=$(pwd)
 sets=${1:-"large small"}
 work=$(mktemp -d /tmp/mirror-bench-sync.XXXXXX)
 nginx_pid=""
+fs=""
 cleanup() {
 	[ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
+	[ -n "$fs" ] && umount "$fs" 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -69,6 +77,28 @@ url="http://127.0.0.1:$port"
 echo "bench passphrase" >"$work/pass"
 MIRROR_PASSPHRASE_FILE="$work/pass" "$work/mirror" keygen --out "$work/openc" >/dev/null 2>&1
 
+# fresh SET: an empty place for SET's state, bundles and script output,
+# in $place: a new file system each time when there is one (see above).
+place=$work
+if [ "${BENCH_FRESH_FS:-1}" = 1 ]; then
+	if [ "$(id -u)" -eq 0 ] && command -v mkfs.ext4 >/dev/null && truncate -s 4G "$work/fs.img" && mkdir -p "$work/fs" &&
+		mkfs.ext4 -q -F "$work/fs.img" && mount -o loop "$work/fs.img" "$work/fs"; then
+		fs=$work/fs place=$fs
+	else
+		echo "bench: no file system of its own for the cold runs (root and mkfs.ext4 needed): they write to $work" >&2
+	fi
+fi
+fresh() {
+	if [ -n "$fs" ]; then
+		umount "$fs"
+		# Inode tables and journal written now, not by the kernel's lazy init during the run.
+		mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$work/fs.img"
+		mount -o loop "$work/fs.img" "$fs"
+	else
+		rm -rf "$place/state-$1" "$place/out-$1" "$place/script-$1"
+	fi
+}
+
 secs() { # /usr/bin/time -v output -> seconds
 	awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"
 }
@@ -91,8 +121,8 @@ for set in $sets; do
 [operator]
 key = "$work/op/operator.key"
 [output]
-dir = "$work/out-$set"
-state = "$work/state-$set"
+dir = "$place/out-$set"
+state = "$place/state-$set"
 [[trust.key]]
 name = "rel"
 file = "$work/rel.pub"
@@ -113,7 +143,7 @@ CONF
 	colds="" noops="" peak=0 bcolds="" bnoops="" bpeak=0
 	for run in $(seq "${BENCH_RUNS:-3}"); do
 		for bin in mirror ${BENCH_BASE:+mirror-base}; do
-			rm -rf "$work/state-$set" "$work/out-$set"
+			fresh "$set"
 			sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
 			/usr/bin/time -v "$work/$bin" sync --config "$cfg" >"$work/cold.out" 2>"$work/cold.time" || { cat "$work/cold.out" "$work/cold.time"; exit 1; }
 			c=$(secs "$work/cold.time"); p=$(rss "$work/cold.time")
@@ -134,7 +164,7 @@ CONF
 	sed "s|$work/op/operator.key|$work/openc/operator.key|" "$cfg" >"$work/$set-enc.toml"
 	enc="" benc=""
 	for bin in mirror ${BENCH_BASE:+mirror-base}; do
-		rm -rf "$work/state-$set" "$work/out-$set"
+		fresh "$set"
 		sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
 		MIRROR_PASSPHRASE_FILE="$work/pass" /usr/bin/time -v "$work/$bin" sync --config "$work/$set-enc.toml" >"$work/enc.out" 2>"$work/enc.time" || { cat "$work/enc.out" "$work/enc.time"; exit 1; }
 		e="$(secs "$work/enc.time") / $(rss "$work/enc.time")"
@@ -171,7 +201,8 @@ done <"$listing"
 tar -cf - . | zstd -q -1 -T0 >"$out/bundle.tar.zst"
 SCRIPT
 	grep -v minisig "$work/$set.listing" >"$work/$set.files"
-	/usr/bin/time -v bash "$work/script.sh" "$url/$set" "$work/$set.files" "$work/rel.pub" "$work/script-$set" >/dev/null 2>"$work/script.time"
+	fresh "$set"
+	/usr/bin/time -v bash "$work/script.sh" "$url/$set" "$work/$set.files" "$work/rel.pub" "$place/script-$set" >/dev/null 2>"$work/script.time"
 	script=$(secs "$work/script.time")
 	fi
 
@@ -200,6 +231,6 @@ SCRIPT
 		printf "| %s | %d | %d | %.2f | %.1f | %.0f | %s | %.2f | %.1f%% | %s | %s | %s | %.2f | %.2f |\n",
 			set, n, mib, cold, mib/cold, n/cold, peak, noop, 100*noop/cold, enc, sc, sp, tarz, tarz/cold }'
 	tail -1 "$work/cold.out" >&2
-	rm -rf "$work/script-$set" "$work/out-$set"
+	rm -rf "$place/script-$set" "$place/out-$set" "$place/state-$set"
 done
 echo "bench: load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
