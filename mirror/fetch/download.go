@@ -258,7 +258,7 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 			lm != "" && meta.LastModified != "" && lm != meta.LastModified)
 		if !ok || have == 0 || first != have || changed || (meta.Size >= 0 && size != meta.Size) {
 			// Not the continuation we asked for: start over.
-			drain(resp.Body)
+			d.c.drain(cancel, resp.Body)
 			if err := d.reset(); err != nil {
 				return res, false, permanent(err)
 			}
@@ -267,7 +267,7 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 		}
 		start, total = have, size
 	case http.StatusRequestedRangeNotSatisfiable:
-		drain(resp.Body)
+		d.c.drain(cancel, resp.Body)
 		if have > 0 {
 			if size, ok := parseUnsatisfiedRange(resp.Header.Get("Content-Range")); ok && size == have {
 				// The partial is already the whole file.
@@ -280,7 +280,7 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 		}
 		return res, false, transient(fmt.Errorf("server refused range bytes=%d-: %w", have, errRestart))
 	default:
-		drain(resp.Body)
+		d.c.drain(cancel, resp.Body)
 		return res, false, statusError(resp, d.url)
 	}
 

@@ -396,9 +396,17 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// errDrainStalled ends an attempt whose unwanted body did not come within
+// StallTimeout.
+var errDrainStalled = errors.New("the rest of an unwanted answer did not come in time")
+
 // drain reads a little of an unwanted body so the connection can be reused,
-// then closes it.
-func drain(body io.ReadCloser) {
+// then closes it. A server that sends the headers of an error (or of an
+// answer too large) and then nothing would hold the read forever: after
+// StallTimeout, cancel ends the attempt's request, which ends the read.
+func (c *Client) drain(cancel context.CancelCauseFunc, body io.ReadCloser) {
+	t := time.AfterFunc(c.opt.StallTimeout, func() { cancel(errDrainStalled) })
 	io.Copy(io.Discard, io.LimitReader(body, maxErrorBody))
+	t.Stop()
 	body.Close()
 }

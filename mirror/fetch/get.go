@@ -87,7 +87,7 @@ func (c *Client) getOnce(ctx context.Context, rawURL string, maxSize int64, prev
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotModified:
-		drain(resp.Body)
+		c.drain(cancel, resp.Body)
 		if prev.IsZero() {
 			return nil, Validators{}, false, permanent(fmt.Errorf("server answered 304 Not Modified to an unconditional request"))
 		}
@@ -100,11 +100,11 @@ func (c *Client) getOnce(ctx context.Context, rawURL string, maxSize int64, prev
 		}
 		return nil, v, true, nil
 	default:
-		drain(resp.Body)
+		c.drain(cancel, resp.Body)
 		return nil, Validators{}, false, statusError(resp, rawURL)
 	}
 	if resp.ContentLength > maxSize {
-		drain(resp.Body)
+		c.drain(cancel, resp.Body)
 		return nil, Validators{}, false, permanent(fmt.Errorf("server announces %d bytes, limit %d: %w", resp.ContentLength, maxSize, ErrTooLarge))
 	}
 	var buf bytes.Buffer
