@@ -19,14 +19,18 @@ const keptNote = "; the last verified version stays published"
 
 // keepLastGood gives every refused package of a files source with detached
 // signatures its last verified version (it.kept), when that version can be
-// published again without being carried: it was accepted under the same
-// trust table (a changed trust table, such as a key removed after a
-// compromise, drops it), its file is in the cache, and its file and
-// signatures were shipped in an earlier bundle of this chain (the
-// signatures' bytes are not kept outside the bundles). So only a delta run
-// keeps versions: --full and --since must carry every blob. The records of
-// the kept version are carried into the next state, so that the next run
-// can keep it again. Called once the pipeline is done.
+// published again without being carried:
+//   - it was accepted under the same trust table (a changed trust table,
+//     such as a key removed after a compromise, drops it);
+//   - every key that passed it is still inside its trust-file window (a
+//     not_after or revoked date that has passed since drops it too);
+//   - its file is in the cache;
+//   - its file and signatures were shipped in an earlier bundle of this
+//     chain (the signatures' bytes are not kept outside the bundles).
+//
+// So only a delta run keeps versions: --full and --since must carry every
+// blob. The records of the kept version are carried into the next state,
+// so that the next run can keep it again. Called once the pipeline is done.
 func (r *run) keepLastGood(items []*item) {
 	if r.opt.Full || r.opt.Since != "" || r.st.Sequence == 0 {
 		return
@@ -37,7 +41,7 @@ func (r *run) keepLastGood(items []*item) {
 			continue
 		}
 		v, ok := r.st.Verified[it.full()]
-		if !ok || v.Trust != r.trustSHA || v.File == "" || !shipped(v.File) {
+		if !ok || v.Trust != r.trustSHA || v.File == "" || !shipped(v.File) || !r.keysInWindow(v.Keys) {
 			continue
 		}
 		frec, ok := r.st.Upstreams[it.pkg.URL]
@@ -71,6 +75,25 @@ func (r *run) keepLastGood(items []*item) {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// keysInWindow reports whether every trusted key named in names is inside
+// its trust-file window (not_before, not_after, revoked) at the run's time,
+// as the policy judges a new signature.
+func (r *run) keysInWindow(names []string) bool {
+	for _, n := range names {
+		for _, k := range r.cfg.Trust.Keys {
+			if k.Name != n {
+				continue
+			}
+			if k.Revoked != nil && !r.now.Before(*k.Revoked) ||
+				k.NotBefore != nil && r.now.Before(*k.NotBefore) ||
+				k.NotAfter != nil && r.now.After(*k.NotAfter) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func sigURLs(it *item) []string {

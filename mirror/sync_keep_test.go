@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mirror-tool/mirror/mirror/repo"
 )
@@ -69,6 +70,64 @@ func TestSyncKeptNeedsTheSameTrust(t *testing.T) {
 	m, _ := e.openBundle(res.Bundle)
 	if _, ok := treeOf(m)["tools/a/one.tar.gz"]; ok {
 		t.Fatal("after the trust change the old verdict still publishes tools/a/one.tar.gz")
+	}
+}
+
+// TestSyncKeptNeedsKeyInWindow: with the trust file unchanged, a key whose
+// not_after or revoked date has passed no longer vouches for the version it
+// passed: the package (now refused for the key's window) drops out of the
+// tree instead of staying as accepted, and the inside's import --recheck
+// accepts the chain.
+func TestSyncKeptNeedsKeyInWindow(t *testing.T) {
+	for _, field := range []string{"not_after", "revoked"} {
+		t.Run(field, func(t *testing.T) {
+			e := newSyncEnv(t)
+			e.putRel("x.tar.gz", "x")
+			e.sums("x.tar.gz")
+			e.writeConfig(`files = ["v1/*.tar.gz"]`)
+			raw, err := os.ReadFile(e.cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dated := strings.Replace(string(raw), `allow = ["tools:a/*"]`, "allow = [\"tools:a/*\"]\n"+field+" = 2030-01-01T00:00:00Z", 1)
+			if dated == string(raw) {
+				t.Fatal("the config has no rel-a scope to date")
+			}
+			if err := os.WriteFile(e.cfgPath, []byte(dated), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e.put("a/one.tar.gz", "one", "rel-a")
+			e.put("b/two.tar.gz", "two", "rel-b")
+			t0 := time.Date(2029, 12, 31, 0, 0, 0, 0, time.UTC)
+			res := e.mustSync(SyncOptions{Now: func() time.Time { return t0 }})
+			if res.Rejected != 0 || res.Bundle == nil {
+				t.Fatalf("first run: %+v", res)
+			}
+			bundles := []string{res.Bundle.Path}
+
+			// rel-a's date passes; b/two changes, so a bundle is made.
+			e.put("b/two.tar.gz", "two v2", "rel-b")
+			t1 := t0.Add(48 * time.Hour)
+			res = e.mustSync(SyncOptions{Now: func() time.Time { return t1 }})
+			why := rejectedOf(res)["tools:a/one.tar.gz"]
+			if why == "" || strings.HasSuffix(why, keptNote) {
+				t.Fatalf("after rel-a's %s: tools:a/one.tar.gz %q, want refused and not kept", field, why)
+			}
+			m, _ := e.openBundle(res.Bundle)
+			if sum, ok := treeOf(m)["tools/a/one.tar.gz"]; ok {
+				t.Fatalf("after rel-a's %s, tools/a/one.tar.gz is still in the publish tree (%s)", field, sum)
+			}
+			for _, p := range m.Packages {
+				if p.Name == "a/one.tar.gz" {
+					t.Fatalf("the manifest lists tools:a/one.tar.gz as accepted (keys %v)", p.Keys)
+				}
+			}
+			bundles = append(bundles, res.Bundle.Path)
+			now := func() time.Time { return t1.Add(time.Hour) }
+			if _, err := Import(context.Background(), ImportOptions{Repo: t.TempDir(), Pub: e.pub, Recheck: true, Now: now}, bundles); err != nil {
+				t.Fatalf("import --recheck of the chain: %v", err)
+			}
+		})
 	}
 }
 
