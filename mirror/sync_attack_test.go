@@ -248,6 +248,74 @@ func TestAttackRollbackFilesSource(t *testing.T) {
 	}
 }
 
+// TestAttackRollbackListOutOfScopeKey: the rollback mark of a checksum list
+// comes only from signatures whose keys passed for a file taken from it. A
+// key trusted for other packages only (tools:b/*) adding a fresh signature
+// to an old rel list must not make the old list look new.
+func TestAttackRollbackListOutOfScopeKey(t *testing.T) {
+	e := newSyncEnv(t)
+	gpg := func(args ...string) []byte {
+		return runTool(t, e.gpgEnv(), "gpg", append([]string{"--batch", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...)
+	}
+	gpg("--quick-gen-key", "Other <other@example.org>", "ed25519", "sign", "never")
+	os.WriteFile(filepath.Join(e.dir, "keys", "other.asc"), gpg("--armor", "--export", "other@example.org"), 0o644)
+	v1 := filepath.Join(e.up, "rel", "v1")
+	list := filepath.Join(v1, "SHA256SUMS")
+	sig := filepath.Join(v1, "SHA256SUMS.sig")
+	release := func(content string) (l, s []byte) {
+		e.putRel("x.tar.gz", content)
+		os.WriteFile(list, []byte(sumOf(content)+"  x.tar.gz\n"), 0o644)
+		os.Remove(sig)
+		e.nextSecond()
+		gpg("--local-user", "sums@example.org", "--detach-sign", "--output", sig, list)
+		e.lastSigned = time.Now().Unix()
+		e.touch(list, sig)
+		l, _ = os.ReadFile(list)
+		s, _ = os.ReadFile(sig)
+		return
+	}
+	e.put("a/one.tar.gz", "one", "rel-a")
+	e.put("b/two.tar.gz", "two", "rel-b")
+	oldList, oldSig := release("x v1")
+	release("x v2")
+	e.writeConfig("files = [\"v1/*.tar.gz\"]\nchecksums = \"v1/SHA256SUMS\"\nchecksums_signature = \"v1/SHA256SUMS.sig\"")
+	cfg, _ := os.ReadFile(e.cfgPath)
+	os.WriteFile(e.cfgPath, []byte(strings.Replace(string(cfg), "[[source]]",
+		"[[trust.key]]\nname = \"other\"\nfile = \"keys/other.asc\"\nallow = [\"tools:b/*\"]\n\n[[source]]", 1)), 0o644)
+	if res := e.mustSync(SyncOptions{}); res.Rejected != 0 {
+		t.Fatalf("v2: %v", rejectedOf(res))
+	}
+
+	serveOld := func(sigBytes []byte) {
+		e.putRel("x.tar.gz", "x v1")
+		os.WriteFile(list, oldList, 0o644)
+		os.WriteFile(sig, sigBytes, 0o644)
+		e.touch(list, sig)
+	}
+	// Control: the old list with its own signature is refused.
+	serveOld(oldSig)
+	if rej := rejectedOf(e.mustSync(SyncOptions{})); !strings.Contains(rej["rel:v1/SHA256SUMS"], ErrUpstreamRollback.Error()) {
+		t.Fatalf("control: old list not refused: %v", rej)
+	}
+	// Attack: the same old list and old sums signature, plus a fresh
+	// signature by "other" (allowed only for tools:b/*) in the same file.
+	e.nextSecond()
+	fresh := filepath.Join(e.dir, "fresh.sig")
+	gpg("--local-user", "other@example.org", "--detach-sign", "--output", fresh, list)
+	extra, _ := os.ReadFile(fresh)
+	serveOld(append(append([]byte{}, oldSig...), extra...))
+	res := e.mustSync(SyncOptions{})
+	if rej := rejectedOf(res); !strings.Contains(rej["rel:v1/SHA256SUMS"], ErrUpstreamRollback.Error()) {
+		t.Errorf("old list with a fresh signature by a key allowed only for tools:b/*: rejected %v, want the list refused as a rollback", rej)
+	}
+	if res.Bundle != nil {
+		m, blobs := e.openBundle(res.Bundle)
+		if got := string(blobs[treeOf(m)["rel/v1/x.tar.gz"]]); got == "x v1" {
+			t.Errorf("rolled-back rel:v1/x.tar.gz published: %q", got)
+		}
+	}
+}
+
 // TestAttackRollbackSignedTime: with signatures that state when they were
 // made (the stock minisign's default trusted comment, OpenPGP), a hostile
 // mirror can no longer put an old release back under its name, nor serve

@@ -289,13 +289,6 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 				why = fmt.Sprintf("checksum list %s: %v", listPath, err)
 			}
 		}
-		var listSigned time.Time
-		if why == "" {
-			listSigned, why = r.notRolledBack(lk, doc.sha, evidenceSigned(e))
-			if why != "" {
-				why = fmt.Sprintf("checksum list %s: %s", listPath, why)
-			}
-		}
 		if why != "" {
 			// Nothing from an unverifiable list is taken.
 			r.carryVerified(lk)
@@ -310,7 +303,7 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 			list.sigs = []bundle.PackageSignature{{Path: doc.path, SHA256: doc.sha, Scheme: scheme + suffixClearsigned}}
 		}
 		listDocs = []*small{&doc, sig}
-		listVerdict = state.Verified{File: doc.sha, Sigs: listSigsDigest(doc, sig), Trust: r.trustSHA, Keys: validKeys(ev), At: r.now, Signed: listSigned}
+		listVerdict = state.Verified{File: doc.sha, Sigs: listSigsDigest(doc, sig), Trust: r.trustSHA, Keys: validKeys(ev), At: r.now}
 		r.carryVerified(lk) // replaced below when the list is used
 		listKeyName = lk
 	}
@@ -328,6 +321,11 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 		rej = append(rej, rejected(src, x.Name, x.Reason))
 	}
 	var items []*item
+	// The list's signing time, for the rollback check, is the newest one
+	// among the signatures that passed for a file taken: a key allowed
+	// for none of them (another project's, say) cannot vouch for the
+	// list's age with a fresh signature over an old list.
+	var listSigned time.Time
 	for _, p := range pkgs {
 		it := &item{src: src, client: client, pkg: p}
 		if list != nil {
@@ -338,10 +336,20 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 			}
 			it.fromList = list
 			it.keys = keyNames(v.Passed)
+			if v.Signed.After(listSigned) {
+				listSigned = v.Signed
+			}
 		}
 		items = append(items, it)
 	}
 	if list != nil && len(items) > 0 {
+		signed, why := r.notRolledBack(listKeyName, listVerdict.File, listSigned)
+		if why != "" {
+			// Nothing from a rolled-back list is taken (its mark was
+			// carried above).
+			return nil, []PackageResult{rejected(src, fc.Checksums, fmt.Sprintf("checksum list %s: %s; none of its files were taken", listPath, why))}, nil
+		}
+		listVerdict.Signed = signed
 		// The list was accepted for at least one file: it enters the cache
 		// (for conditional requests next time) and, when a file from it
 		// passes its hash check, the publish tree; its signing time is the
@@ -392,17 +400,6 @@ func evidenceScheme(ev *verify.Evidence, def string) string {
 		}
 	}
 	return def
-}
-
-// evidenceSigned is the newest signing time among the valid signatures.
-func evidenceSigned(ev *verify.Evidence) time.Time {
-	var t time.Time
-	for _, res := range ev.Results {
-		if res.Err == nil && res.Signed.After(t) {
-			t = res.Signed
-		}
-	}
-	return t
 }
 
 // validKeys names the keys that made a valid signature.
