@@ -86,6 +86,21 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 				}
 			}
 		}
+		// A suite refused in this run (a broken or unverifiable release)
+		// keeps the records of the release mirrored before, and with them
+		// its cached copy: one refused run must not erase the mark that
+		// notOlder compares the next release with.
+		taken := map[string]bool{}
+		for _, s := range sel.Suites {
+			taken[s.Name] = true
+		}
+		for _, name := range src.Apt.Suites {
+			if !taken[name] {
+				for _, f := range []string{"InRelease", "Release", "Release.gpg"} {
+					r.carryRecord(src.Apt.URLOf("dists/" + name + "/" + f))
+				}
+			}
+		}
 		used := true
 		for _, f := range sel.UpstreamFiles() {
 			sum := sha256Hex(f.Data)

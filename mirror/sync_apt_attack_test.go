@@ -23,8 +23,48 @@ import (
 // offered the older one fails with ErrUpstreamRollback, writes no bundle and
 // leaves the state as it was; when the newer release is back, sync goes on.
 func TestAttackAptRollbackInsideValidUntil(t *testing.T) {
+	e, newer, older, serve, now := rollbackAptEnv(t)
+	serve(newer, now.Add(-time.Hour))
+	res := e.sync()
+	if rej := rejectedOf(res); len(rej) != 0 || res.Bundle == nil {
+		t.Fatalf("newer release: rejected %v, bundle %v", rej, res.Bundle)
+	}
+	m, blobs := e.bundle(res)
+	if !bytes.Equal(blobs[treeOf(m)["debian/_upstream/dists/stable/InRelease"]], newer) {
+		t.Fatal("the newer InRelease is not the evidence carried")
+	}
+
+	serve(older, now) // replaced later: a fresh Last-Modified
+	state0 := stateBytes(t, filepath.Join(e.dir, "state"))
+	cfg2, err := LoadConfig(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = Sync(context.Background(), cfg2, SyncOptions{Fetch: testFetchOptions()})
+	if !errors.Is(err, ErrUpstreamRollback) || !strings.Contains(err.Error(), "stable") {
+		t.Fatalf("older, validly signed release inside Valid-Until: err = %v, want ErrUpstreamRollback naming the suite", err)
+	}
+	t.Log(err)
+	if res != nil && res.Bundle != nil {
+		t.Fatal("a bundle was written from the older release")
+	}
+	if got := stateBytes(t, filepath.Join(e.dir, "state")); got != state0 {
+		t.Fatal("the refused run changed the state")
+	}
+
+	// When the upstream catches up again, sync goes on.
+	serve(newer, now.Add(time.Minute))
+	e.sync()
+}
+
+// rollbackAptEnv is an apt env whose archive key is made here with the real
+// gpg (the fixtures keep no secret key), and two InRelease files of suite
+// stable signed by it: newer dated an hour ago, older a month before, both
+// inside Valid-Until. serve puts one at the upstream with the given mtime.
+func rollbackAptEnv(t *testing.T) (e *aptEnv, newer, older []byte, serve func([]byte, time.Time), now time.Time) {
+	t.Helper()
 	needTools(t, "gpg")
-	e := newAptEnv(t, []string{"debian:*"}, "stable")
+	e = newAptEnv(t, []string{"debian:*"}, "stable")
 	gh, err := os.MkdirTemp("", "gpg") // short: gpg-agent's socket path
 	if err != nil {
 		t.Fatal(err)
@@ -68,47 +108,42 @@ func TestAttackAptRollbackInsideValidUntil(t *testing.T) {
 		}
 		return b
 	}
-	now := time.Now()
-	newer, older := sign(now.Add(-time.Hour)), sign(now.Add(-31*24*time.Hour))
+	now = time.Now()
+	newer, older = sign(now.Add(-time.Hour)), sign(now.Add(-31*24*time.Hour))
 	inRelease := filepath.Join(e.repo, "dists", "stable", "InRelease")
-	serve := func(b []byte, mtime time.Time) {
+	serve = func(b []byte, mtime time.Time) {
 		if err := os.WriteFile(inRelease, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		os.Chtimes(inRelease, mtime, mtime)
 	}
 
-	serve(newer, now.Add(-time.Hour))
-	res := e.sync()
-	if rej := rejectedOf(res); len(rej) != 0 || res.Bundle == nil {
-		t.Fatalf("newer release: rejected %v, bundle %v", rej, res.Bundle)
-	}
-	m, blobs := e.bundle(res)
-	if !bytes.Equal(blobs[treeOf(m)["debian/_upstream/dists/stable/InRelease"]], newer) {
-		t.Fatal("the newer InRelease is not the evidence carried")
-	}
+	return e, newer, older, serve, now
+}
 
-	serve(older, now) // replaced later: a fresh Last-Modified
-	state0 := stateBytes(t, filepath.Join(e.dir, "state"))
-	cfg2, err := LoadConfig(e.cfgPath)
+// TestAttackAptRollbackAfterRefusedRun: one run in which the upstream serves
+// a broken InRelease (the suite is refused, the run exits 3 and saves its
+// state) must not erase the rollback mark: the next run, offered an older
+// but validly signed release, still refuses it.
+func TestAttackAptRollbackAfterRefusedRun(t *testing.T) {
+	e, newer, older, serve, now := rollbackAptEnv(t)
+	serve(newer, now.Add(-time.Hour))
+	if res := e.sync(); len(rejectedOf(res)) != 0 || res.Bundle == nil {
+		t.Fatalf("newer release: rejected %v, bundle %v", rejectedOf(res), res.Bundle)
+	}
+	serve([]byte("garbage, not clearsigned\n"), now.Add(-30*time.Minute))
+	if res := e.sync(); len(rejectedOf(res)) == 0 {
+		t.Fatal("a broken InRelease was not refused")
+	}
+	serve(older, now)
+	cfg, err := LoadConfig(e.cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err = Sync(context.Background(), cfg2, SyncOptions{Fetch: testFetchOptions()})
-	if !errors.Is(err, ErrUpstreamRollback) || !strings.Contains(err.Error(), "stable") {
-		t.Fatalf("older, validly signed release inside Valid-Until: err = %v, want ErrUpstreamRollback naming the suite", err)
+	res, err := Sync(context.Background(), cfg, SyncOptions{Fetch: testFetchOptions()})
+	if !errors.Is(err, ErrUpstreamRollback) {
+		t.Fatalf("older release after one refused run: err = %v (bundle %v), want ErrUpstreamRollback", err, res != nil && res.Bundle != nil)
 	}
-	t.Log(err)
-	if res != nil && res.Bundle != nil {
-		t.Fatal("a bundle was written from the older release")
-	}
-	if got := stateBytes(t, filepath.Join(e.dir, "state")); got != state0 {
-		t.Fatal("the refused run changed the state")
-	}
-
-	// When the upstream catches up again, sync goes on.
-	serve(newer, now.Add(time.Minute))
-	e.sync()
 }
 
 // stateBytes returns the sync state file's bytes, to show a run left it as it was.

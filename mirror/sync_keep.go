@@ -67,13 +67,9 @@ func (r *run) keepLastGood(items []*item) {
 		}
 		it.kept = k
 		it.rejected += keptNote
-		r.mu.Lock()
 		for _, u := range append([]string{it.pkg.URL}, sigURLs(it)...) {
-			if !r.records.has(u) {
-				r.records.put(u, r.st.Upstreams[u])
-			}
+			r.carryRecord(u)
 		}
-		r.mu.Unlock()
 	}
 }
 

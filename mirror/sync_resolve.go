@@ -226,6 +226,20 @@ func (r *run) record(u string, rec state.Upstream) {
 	r.mu.Unlock()
 }
 
+// carryRecord keeps the state's record of u in the next state (and so its
+// blob in the cache) unless this run recorded u itself.
+func (r *run) carryRecord(u string) {
+	prev, ok := r.st.Upstreams[u]
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	if !r.records.has(u) {
+		r.records.put(u, prev)
+	}
+	r.mu.Unlock()
+}
+
 func rejected(src *SourceConfig, name, reason string) PackageResult {
 	return PackageResult{Source: src.Name, Name: name, Status: StatusRejected, Reason: reason}
 }
