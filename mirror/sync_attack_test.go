@@ -316,6 +316,65 @@ func TestAttackRollbackListOutOfScopeKey(t *testing.T) {
 	}
 }
 
+// TestAttackRollbackAfterListingOmits: a listing fetched by URL is not
+// signed, so the upstream can leave a package out of it for one run. The
+// package's rollback mark must survive that run (carryMarks): when it is
+// back with an old, validly signed release, that release is refused.
+func TestAttackRollbackAfterListingOmits(t *testing.T) {
+	e := newSyncEnv(t)
+	e.putStock("a/one.tar.gz", "one v1", "rel-a")
+	e.putStock("b/two.tar.gz", "two", "rel-b")
+	e.putRel("x.tar.gz", "x")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	b, _ := os.ReadFile(e.cfgPath)
+	os.WriteFile(e.cfgPath, []byte(strings.Replace(string(b), `listing = "listing.txt"`, `listing = "`+e.srv.URL+`/listing.txt"`, 1)), 0o644)
+	publishListing := func(omit string) {
+		l, _ := os.ReadFile(filepath.Join(e.dir, "listing.txt"))
+		var keep []string
+		for _, line := range strings.Split(string(l), "\n") {
+			if omit == "" || !strings.HasPrefix(line, omit) {
+				keep = append(keep, line)
+			}
+		}
+		os.WriteFile(filepath.Join(e.up, "listing.txt"), []byte(strings.Join(keep, "\n")), 0o644)
+	}
+	read := func(p string) []byte { b, _ := os.ReadFile(filepath.Join(e.up, "tools", p)); return b }
+	oldOne, oldSig := read("a/one.tar.gz"), read("a/one.tar.gz.minisig")
+	publishListing("")
+	e.mustSync(SyncOptions{})
+	e.putStock("a/one.tar.gz", "one v2", "rel-a")
+	publishListing("")
+	if res := e.mustSync(SyncOptions{}); res.Rejected != 0 {
+		t.Fatalf("v2: %v", rejectedOf(res))
+	}
+	serveOld := func() {
+		p := filepath.Join(e.up, "tools", "a/one.tar.gz")
+		os.WriteFile(p, oldOne, 0o644)
+		os.WriteFile(p+".minisig", oldSig, 0o644)
+		e.touch(p, p+".minisig")
+	}
+	// Control: the rollback is refused.
+	serveOld()
+	if rej := rejectedOf(e.mustSync(SyncOptions{})); !strings.Contains(rej["tools:a/one.tar.gz"], ErrUpstreamRollback.Error()) {
+		t.Fatalf("control: %v", rej)
+	}
+	// Attack: one run without a/one.tar.gz in the listing...
+	publishListing("a/one.tar.gz")
+	e.mustSync(SyncOptions{})
+	// ...then it is back, with the old release.
+	publishListing("")
+	res := e.mustSync(SyncOptions{})
+	if rej := rejectedOf(res); !strings.Contains(rej["tools:a/one.tar.gz"], ErrUpstreamRollback.Error()) {
+		t.Errorf("old tools:a/one.tar.gz after one run in which the listing left it out: rejected %v, want it refused as a rollback", rej)
+	}
+	if res.Bundle != nil {
+		if m, _ := e.openBundle(res.Bundle); treeOf(m)["tools/a/one.tar.gz"] == sumOf("one v1") {
+			t.Error("the rolled-back version is in the bundle's publish tree")
+		}
+	}
+}
+
 // TestAttackRollbackSignedTime: with signatures that state when they were
 // made (the stock minisign's default trusted comment, OpenPGP), a hostile
 // mirror can no longer put an old release back under its name, nor serve

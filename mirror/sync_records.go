@@ -64,6 +64,34 @@ func (s *records[V]) has(k string) bool {
 	return ok
 }
 
+// all reports whether every key of base was put with base's value and no
+// other key was put: then the record is base exactly.
+func (s *records[V]) all() bool {
+	if len(s.diff) != 0 || len(s.kept) != len(s.base) {
+		return false
+	}
+	slices.Sort(s.kept)
+	for i := 1; i < len(s.kept); i++ {
+		if s.kept[i] == s.kept[i-1] {
+			return false
+		}
+	}
+	return true
+}
+
+// missing calls f with every key of base that was not put, and its value.
+// f may put.
+func (s *records[V]) missing(f func(k string, v V)) {
+	if s.all() {
+		return
+	}
+	for k, v := range s.base {
+		if !s.has(k) {
+			f(k, v)
+		}
+	}
+}
+
 // result returns what was recorded as a map, and whether it is the state's
 // (then the map is base itself). Nothing may be put after it.
 func (s *records[V]) result() (m map[string]V, unchanged bool) {
@@ -71,18 +99,11 @@ func (s *records[V]) result() (m map[string]V, unchanged bool) {
 	// with base's value takes it out), so any diff is a change; without
 	// one, the keys of kept are base's, and the record is base exactly
 	// when they are all of them.
-	if len(s.diff) == 0 && len(s.kept) == len(s.base) {
-		slices.Sort(s.kept)
-		repeats := false
-		for i := 1; i < len(s.kept) && !repeats; i++ {
-			repeats = s.kept[i] == s.kept[i-1]
+	if s.all() {
+		if s.base == nil {
+			return map[string]V{}, true
 		}
-		if !repeats {
-			if s.base == nil {
-				return map[string]V{}, true
-			}
-			return s.base, true
-		}
+		return s.base, true
 	}
 	m = make(map[string]V, len(s.kept)+len(s.diff))
 	for _, k := range s.kept {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,8 +15,8 @@ import (
 )
 
 // TestRecordsIsAMap: records holds what a map would after the same puts
-// (the last value put under a key), and calls it unchanged exactly when
-// that map equals the base: checked on random sequences of puts over small
+// (the last value put under a key), missing names the base's keys not put,
+// and result calls it unchanged exactly when that map equals the base: checked on random sequences of puts over small
 // key and value sets, so that repeats, keys missing from the base, values
 // changed and changed back all come up.
 func TestRecordsIsAMap(t *testing.T) {
@@ -47,6 +48,31 @@ func TestRecordsIsAMap(t *testing.T) {
 			s.put(k, v)
 			want[k] = v
 		}
+		if rng.IntN(2) == 0 {
+			// missing names exactly the base's keys not put, with the
+			// base's values; some of them are put from inside it.
+			var wantMissing, gotMissing []string
+			for k := range base {
+				if _, ok := want[k]; !ok {
+					wantMissing = append(wantMissing, k)
+				}
+			}
+			s.missing(func(k string, v int) {
+				gotMissing = append(gotMissing, k)
+				if v != base[k] {
+					t.Fatalf("round %d: missing gave %s=%d, base has %d", round, k, v, base[k])
+				}
+				if rng.IntN(2) == 0 {
+					s.put(k, v)
+					want[k] = v
+				}
+			})
+			slices.Sort(wantMissing)
+			slices.Sort(gotMissing)
+			if !slices.Equal(gotMissing, wantMissing) {
+				t.Fatalf("round %d: base %v, put %v: missing %v, want %v", round, base, want, gotMissing, wantMissing)
+			}
+		}
 		got, unchanged := s.result()
 		if !maps.Equal(got, want) {
 			t.Fatalf("round %d: base %v: got %v, want %v", round, base, got, want)
@@ -54,6 +80,32 @@ func TestRecordsIsAMap(t *testing.T) {
 		if same := maps.Equal(want, base); unchanged != same {
 			t.Fatalf("round %d: base %v, result %v: unchanged %v, want %v", round, base, want, unchanged, same)
 		}
+	}
+}
+
+// TestCarryMarks: the verdicts a run did not see stay for markRetention
+// after they were accepted, for sources still configured; those a run put
+// keep the run's value.
+func TestCarryMarks(t *testing.T) {
+	now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	base := map[string]state.Verified{
+		"tools:a":                 {File: "a", At: now.Add(-24 * time.Hour)},
+		"tools:old":               {File: "old", At: now.Add(-markRetention - time.Hour)},
+		"gone:b":                  {File: "b", At: now.Add(-time.Hour)},
+		"tools:c":                 {File: "c", At: now.Add(-time.Hour)},
+		"tools:l" + listKeySuffix: {File: "l", At: now.Add(-time.Hour)},
+	}
+	r := &run{cfg: &Config{Sources: []SourceConfig{{Name: "tools"}}}, now: now, verified: newRecords(base, sameVerdict)}
+	r.verified.put("tools:c", state.Verified{File: "c2", At: now})
+	r.carryMarks()
+	got, _ := r.verified.result()
+	want := map[string]state.Verified{
+		"tools:a":                 base["tools:a"],
+		"tools:c":                 {File: "c2", At: now},
+		"tools:l" + listKeySuffix: base["tools:l"+listKeySuffix],
+	}
+	if !maps.EqualFunc(got, want, sameVerdict) {
+		t.Fatalf("carried %v, want %v", got, want)
 	}
 }
 

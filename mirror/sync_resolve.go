@@ -1015,6 +1015,30 @@ func (r *run) carryVerified(key string) {
 	r.mu.Unlock()
 }
 
+// markRetention is how long the verdict (and so the rollback mark) of a
+// package that no run has seen since stays in the state.
+const markRetention = 400 * 24 * time.Hour
+
+// carryMarks keeps in the next state the verdicts of packages (and checksum
+// lists) of configured sources that this run did not see, for
+// markRetention after they were last accepted: an upstream that leaves a
+// package out of its listing for one run must not erase the signing time
+// the package's next version is compared with. A source taken out of the
+// configuration drops its verdicts. Called once every verdict of the run
+// is in.
+func (r *run) carryMarks() {
+	sources := make(map[string]bool, len(r.cfg.Sources))
+	for _, s := range r.cfg.Sources {
+		sources[s.Name] = true
+	}
+	r.verified.missing(func(k string, v state.Verified) {
+		src, _, _ := strings.Cut(k, ":")
+		if sources[src] && r.now.Sub(v.At) < markRetention {
+			r.verified.put(k, v)
+		}
+	})
+}
+
 // listKey is where the verdict of a source's checksum list is remembered:
 // beside the packages, under a name no package can have (package names
 // hold no control characters).
