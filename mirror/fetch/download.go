@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -104,7 +105,7 @@ func (c *Client) Download(ctx context.Context, rawURL, dst string, maxSize, want
 	if wantSize > maxSize {
 		return fail(0, fmt.Errorf("expected size %d is over the limit of %d bytes: %w", wantSize, maxSize, ErrTooLarge))
 	}
-	f, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openNoLink(dst, os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return fail(0, err)
 	}
@@ -160,7 +161,7 @@ func (d *download) reset() error {
 }
 
 func (d *download) readMeta() *partMeta {
-	f, err := os.Open(d.dst + MetaSuffix)
+	f, err := os.OpenFile(d.dst+MetaSuffix, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil
 	}
@@ -189,7 +190,30 @@ func (d *download) writeMeta(m *partMeta) error {
 		return err
 	}
 	d.metaOnDisk = true
-	return os.WriteFile(d.dst+MetaSuffix, b, 0o644)
+	f, err := openNoLink(d.dst+MetaSuffix, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// openNoLink opens a partial file or its side file without following a
+// symbolic link: one planted in the partial folder would have the upstream's
+// bytes written wherever it points. Such a link is removed (the folder is
+// the run's own) and the file made afresh.
+func openNoLink(name string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(name, flag|syscall.O_NOFOLLOW, 0o644)
+	if errors.Is(err, syscall.ELOOP) {
+		if rerr := os.Remove(name); rerr != nil {
+			return nil, err
+		}
+		f, err = os.OpenFile(name, flag|syscall.O_NOFOLLOW, 0o644)
+	}
+	return f, err
 }
 
 // eagerMeta is the size from which the side file is written before the body.

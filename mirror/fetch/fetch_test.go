@@ -1158,3 +1158,44 @@ func TestProxyFromEnvironment(t *testing.T) {
 		t.Fatalf("not fetched through the proxy: host %q, output %s", sawHost.Load(), out)
 	}
 }
+
+// TestDownloadDoesNotFollowLinks: a symbolic link planted in the partial
+// folder, at the partial's name or at its side file's, is not followed (the
+// upstream's bytes would be written wherever it points): it is replaced by
+// a file of the download's own.
+func TestDownloadDoesNotFollowLinks(t *testing.T) {
+	content := payload(400_000, 6)
+	var log reqLog
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if log.add(r) == 1 {
+			cut(t, w, `"v1"`, content, 200_000) // a side file is written
+			return
+		}
+		serve(w, r, `"v1"`, content)
+	}))
+	defer srv.Close()
+	victims := t.TempDir()
+	dst := dstPath(t)
+	for _, name := range []string{dst, dst + MetaSuffix} {
+		victim := filepath.Join(victims, filepath.Base(name))
+		if err := os.WriteFile(victim, []byte("precious"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(victim, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := newClient(t, testOptions()).Download(context.Background(), srv.URL+"/f", dst, 1<<20, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dst, res, content)
+	if fi, err := os.Lstat(dst); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("partial after the download: %v, %v", fi, err)
+	}
+	for _, name := range []string{dst, dst + MetaSuffix} {
+		if b, err := os.ReadFile(filepath.Join(victims, filepath.Base(name))); err != nil || string(b) != "precious" {
+			t.Errorf("the target of the link at %s now holds %d bytes (%v)", filepath.Base(name), len(b), err)
+		}
+	}
+}

@@ -61,7 +61,7 @@ type Lock struct {
 // another process holds it, the error is a *LockedError (matching ErrLocked).
 func Acquire(dir string) (*Lock, error) {
 	p := filepath.Join(dir, FileName)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}

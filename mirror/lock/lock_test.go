@@ -178,3 +178,25 @@ func TestReadInfoGarbage(t *testing.T) {
 		t.Fatalf("readInfo = %d, %v", pid, started)
 	}
 }
+
+// TestLinkRefused: a symbolic link at the lock file's name is not followed
+// (Acquire truncates the lock file and writes its holder line into it:
+// through a link, into whatever it points to). Acquire fails and the
+// target is untouched.
+func TestLinkRefused(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, FileName)); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := Acquire(dir); err == nil {
+		l.Release()
+		t.Fatal("Acquire followed a symbolic link")
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "precious" {
+		t.Fatalf("the link's target now holds %q (%v)", b, err)
+	}
+}
