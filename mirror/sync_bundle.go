@@ -64,7 +64,7 @@ func (r *run) manifest(items []*item, res *SyncResult, trustText string) (*bundl
 		sigBuf = append(sigBuf, listSigs(it)...)
 		for _, s := range it.sigs {
 			sigBuf = append(sigBuf, bundle.PackageSignature{Path: s.path, SHA256: s.sha, Scheme: sigScheme(it.schemes, s.url)})
-			tree = append(tree, bundle.Entry{Path: s.path, SHA256: s.sha, Size: int64(len(s.data))})
+			tree = append(tree, bundle.Entry{Path: s.path, SHA256: s.sha, Size: s.size})
 		}
 		pkg.Signatures = sigBuf[first:len(sigBuf):len(sigBuf)]
 		m.Packages = append(m.Packages, pkg)

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -51,6 +52,7 @@ type run struct {
 	items    []*item  // the pipeline's items (sigData)
 	sigOnce  sync.Once
 	sigIndex map[string][]byte // accepted items' signatures by SHA-256, made on first use
+	sigsHeld atomic.Int64      // bytes of accepted signatures held in memory (holdSigs)
 	key      *operator.Key     // the operator key, once loaded (operatorKey)
 	pass     []byte            // an encrypted key's passphrase, read at the start (checkKey)
 	// pre holds what prepare made of the files sources (read-only after).
@@ -104,7 +106,8 @@ type small struct {
 	url     string
 	path    string // publish path
 	sha     string
-	data    []byte
+	data    []byte // nil once moved to the cache (holdSigs)
+	size    int64
 	changed bool // differs from what the state recorded (or nothing recorded)
 	v       fetch.Validators
 }
@@ -212,7 +215,9 @@ func (r *run) sigData(sum string) ([]byte, bool) {
 				continue
 			}
 			for _, s := range it.sigs {
-				r.sigIndex[s.sha] = s.data
+				if s.data != nil {
+					r.sigIndex[s.sha] = s.data
+				}
 			}
 		}
 	})
@@ -498,7 +503,7 @@ func (r *run) getSmall(ctx context.Context, c *fetch.Client, u string, max int64
 		if int64(len(body)) > max {
 			return small{}, fmt.Errorf("cached copy of %s is larger than %d bytes", u, max)
 		}
-		s.data, s.sha = body, rec.SHA256
+		s.data, s.sha, s.size = body, rec.SHA256, int64(len(body))
 		return s, nil
 	}
 	return r.smallOf(u, body, v), nil
@@ -506,7 +511,7 @@ func (r *run) getSmall(ctx context.Context, c *fetch.Client, u string, max int64
 
 // smallOf is the small document body fetched from u.
 func (r *run) smallOf(u string, body []byte, v fetch.Validators) small {
-	s := small{url: u, v: v, data: body, sha: sha256Hex(body)}
+	s := small{url: u, v: v, data: body, sha: sha256Hex(body), size: int64(len(body))}
 	rec, had := r.st.Upstreams[u]
 	s.changed = !had || rec.SHA256 != s.sha
 	return s
@@ -680,6 +685,9 @@ func (r *run) verifyDone(ctx context.Context, it *item, cancel context.CancelCau
 			cancel(err)
 			return
 		}
+	}
+	if it.rejected != "" {
+		dropSigs(it)
 	}
 	r.opt.Progress.Package(it.result(r.st))
 }
@@ -865,14 +873,47 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		r.verified.put(key, verdict)
 	}
 	for _, s := range it.sigs {
-		r.records.put(s.url, state.Upstream{SHA256: s.sha, Size: int64(len(s.data))})
+		r.records.put(s.url, state.Upstream{SHA256: s.sha, Size: s.size})
 	}
 	r.records.put(it.pkg.URL, state.Upstream{SHA256: it.fileSHA, Size: it.fileSize})
 	if it.fromList != nil {
 		it.fromList.used = true
 	}
 	r.mu.Unlock()
+	return r.holdSigs(ctx, it)
+}
+
+// maxHeldSigs bounds the bytes of accepted signatures a run holds in memory
+// for the bundle; past it, they go to the cache. Signatures are small (a few
+// hundred bytes), but a hostile mirror can pad a valid one (OpenPGP's
+// unhashed subpackets, up to verify.MaxSignatureSize; minisign's untrusted
+// comment, to 1 KiB) for each of 200,000 packages. A variable for tests.
+var maxHeldSigs int64 = 64 << 20
+
+// holdSigs keeps an accepted item's signatures in memory for the bundle
+// while the run holds less than maxHeldSigs of them, and moves the others
+// into the cache (where openBlob finds them; the records, which point to
+// them, keep them there).
+func (r *run) holdSigs(ctx context.Context, it *item) error {
+	for i := range it.sigs {
+		s := &it.sigs[i]
+		if r.sigsHeld.Add(s.size) <= maxHeldSigs {
+			continue
+		}
+		if err := r.cache.PutBatched(ctx, bytes.NewReader(s.data), s.sha, s.size); err != nil {
+			return fmt.Errorf("package %s: %w", it.full(), err)
+		}
+		s.data = nil
+		r.sigsHeld.Add(-s.size)
+	}
 	return nil
+}
+
+// dropSigs lets go of a refused item's signatures: nothing needs them.
+func dropSigs(it *item) {
+	for i := range it.sigs {
+		it.sigs[i].data = nil
+	}
 }
 
 // sigsDigest identifies a package's signature files: the SHA-256 of a
