@@ -236,8 +236,29 @@ func logRefusal(r *repo.Repo, opts ImportOptions, name string, m *bundle.Manifes
 	return err
 }
 
+// CheckPublishable checks a manifest's publish tree against the rules of the
+// repository it is imported into (repo.CheckTree: no colon or backslash, at
+// most repo.MaxPathLen bytes and repo.MaxPathDepth levels, no two paths
+// equal when case is ignored, no file inside another, at most
+// repo.MaxTreeEntries files). The bundle format allows more; import refuses
+// such a tree before it stores any blob, `mirror verify` reports it, and
+// sync never writes one. The error matches repo.ErrBadPath.
+func CheckPublishable(m *bundle.Manifest) error {
+	if len(m.Tree) > repo.MaxTreeEntries {
+		return fmt.Errorf("publish tree has %d files, limit %d: %w", len(m.Tree), repo.MaxTreeEntries, repo.ErrBadPath)
+	}
+	tree := make([]repo.Entry, len(m.Tree))
+	for i, e := range m.Tree {
+		tree[i] = repo.Entry{Path: e.Path, SHA256: e.SHA256, Size: e.Size}
+	}
+	if err := repo.CheckTree(tree); err != nil {
+		return fmt.Errorf("the publish tree cannot be served: %w", err)
+	}
+	return nil
+}
+
 // admit applies the repository's rules to a trusted manifest: replay,
-// rollback, expiry, maximum age, base. already reports the same bundle
+// rollback, expiry, maximum age, base, a publishable tree. already reports the same bundle
 // imported before (nothing to do).
 func admit(r *repo.Repo, opts ImportOptions, m *bundle.Manifest) (already bool, err error) {
 	st, err := repo.ReadState(r.Dir())
@@ -267,6 +288,9 @@ func admit(r *repo.Repo, opts ImportOptions, m *bundle.Manifest) (already bool, 
 	if m.BaseSequence != 0 && last < m.BaseSequence {
 		return false, fmt.Errorf("%w: this delta (sequence %d) builds on sequence %d, the repository is at %d; import the bundle with sequence %d first (or a full bundle)",
 			ErrMissingBase, m.Sequence, m.BaseSequence, last, m.BaseSequence)
+	}
+	if err := CheckPublishable(m); err != nil {
+		return false, err
 	}
 	// Blobs the tree needs that are neither carried nor stored.
 	carried := make(map[string]bool, len(m.Blobs))

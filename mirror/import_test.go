@@ -236,6 +236,39 @@ func TestImportEndToEnd(t *testing.T) {
 	}
 }
 
+// TestImportRefusesUnservableTreeFirst: a publish tree the bundle format
+// allows but the repository cannot serve (a colon, too deep, too long) is
+// refused by admit, before any blob enters the store, and CheckPublishable
+// (what `mirror verify` runs) names it.
+func TestImportRefusesUnservableTreeFirst(t *testing.T) {
+	key := impKey(t, 1)
+	for _, p := range []string{
+		"tools/hello-2026-01-01T00:00:00Z.tar.gz",
+		"tools/" + strings.Repeat("d/", repo.MaxPathDepth) + "f",
+		"tools/" + strings.Repeat(strings.Repeat("n", 200)+"/", repo.MaxPathLen/200+1) + "f",
+	} {
+		out, dir := t.TempDir(), t.TempDir()
+		b, m := impBundle(t, out, key, impSpec{seq: 1, files: map[string][]byte{p: impData("a", 64<<10)}})
+		if err := CheckPublishable(m); !errors.Is(err, repo.ErrBadPath) {
+			t.Fatalf("%.40s...: CheckPublishable: %v, want ErrBadPath", p, err)
+		}
+		_, err := Import(context.Background(), impOpts(dir, key, impT0.Add(time.Hour)), b)
+		if !errors.Is(err, repo.ErrBadPath) {
+			t.Fatalf("%.40s...: import: %v, want ErrBadPath", p, err)
+		}
+		blobs := 0
+		filepath.WalkDir(filepath.Join(dir, "store"), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && repo.ValidSum(d.Name()) {
+				blobs++
+			}
+			return nil
+		})
+		if blobs != 0 {
+			t.Fatalf("%.40s...: %d blobs stored before the refusal", p, blobs)
+		}
+	}
+}
+
 // Each bad bundle is refused with its own reason, and what is served stays
 // byte-identical.
 func TestImportRefusals(t *testing.T) {

@@ -418,6 +418,12 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		all = treeBlobs(m.Tree)
 	}
 	m.Blobs = pickBlobs(all, carry)
+	// Packages whose paths no import could serve were refused one by one;
+	// what is left to catch here (two paths equal when case is ignored,
+	// say) fails the run rather than make a bundle import refuses.
+	if err := CheckPublishable(m); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSync, err)
+	}
 
 	key, err := r.operatorKey()
 	if err != nil {

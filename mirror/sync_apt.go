@@ -117,8 +117,12 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 			}
 			li.sigs = append(li.sigs, bundle.PackageSignature{Path: e.Path, SHA256: e.SHA256, Scheme: e.Scheme})
 		}
-		items = append(items, &item{src: src, client: client, fromList: li, keys: d.Keys, size: d.Size,
-			pkg: files.Package{Name: d.Name, URL: src.Apt.URLOf(d.Filename), Path: src.Apt.PublishPath(d.Filename), SHA256: d.SHA256}})
+		pkg := files.Package{Name: d.Name, URL: src.Apt.URLOf(d.Filename), Path: src.Apt.PublishPath(d.Filename), SHA256: d.SHA256}
+		if why := unpublishable(pkg); why != "" {
+			rej = append(rej, rejected(src, d.Name, why))
+			continue
+		}
+		items = append(items, &item{src: src, client: client, fromList: li, keys: d.Keys, size: d.Size, pkg: pkg})
 	}
 	r.apt = append(r.apt, aptRun{src: src, sel: sel})
 	return items, rej, nil

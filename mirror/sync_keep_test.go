@@ -169,3 +169,28 @@ func keptEnv(t *testing.T) (*syncEnv, []string) {
 	}
 	return e, append(bundles, res.Bundle.Path)
 }
+
+// TestSyncRefusesUnservablePath: a package whose publish path no import
+// could serve (a colon, as in a timestamped upstream file name) is refused
+// by name at sync, instead of making every bundle from then on one that
+// import refuses; the rest is bundled and imports.
+func TestSyncRefusesUnservablePath(t *testing.T) {
+	e := newSyncEnv(t)
+	e.putRel("x.tar.gz", "x")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	e.put("a/one-2026-01-01T00:00:00Z.tar.gz", "one", "rel-a")
+	e.put("b/two.tar.gz", "two", "rel-b")
+	res := e.mustSync(SyncOptions{})
+	why := rejectedOf(res)["tools:a/one-2026-01-01T00:00:00Z.tar.gz"]
+	if res.Rejected != 1 || !strings.Contains(why, "cannot be served") || !strings.Contains(why, "colon") {
+		t.Fatalf("rejected %v, want the colon path refused", rejectedOf(res))
+	}
+	m, _ := e.openBundle(res.Bundle)
+	if _, ok := treeOf(m)["tools/b/two.tar.gz"]; !ok {
+		t.Fatal("the servable package is not in the bundle")
+	}
+	if _, err := Import(context.Background(), ImportOptions{Repo: t.TempDir(), Pub: e.pub}, []string{res.Bundle.Path}); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+}

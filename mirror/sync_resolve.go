@@ -24,6 +24,7 @@ import (
 	"github.com/mirror-tool/mirror/bundle"
 	"github.com/mirror-tool/mirror/internal/operator"
 	"github.com/mirror-tool/mirror/mirror/fetch"
+	"github.com/mirror-tool/mirror/mirror/repo"
 	"github.com/mirror-tool/mirror/mirror/source/files"
 	"github.com/mirror-tool/mirror/mirror/state"
 	"github.com/mirror-tool/mirror/mirror/store"
@@ -231,6 +232,22 @@ func (r *run) record(u string, rec state.Upstream) {
 	r.mu.Unlock()
 }
 
+// unpublishable says why a package's file or signatures could not be served
+// inside (repo.CheckPath: a colon, a backslash, too long, too deep), or "":
+// such a package is refused here, as no import could take a bundle with it.
+func unpublishable(p files.Package) string {
+	paths := []string{p.Path}
+	for _, s := range p.Signatures {
+		paths = append(paths, s.Path)
+	}
+	for _, x := range paths {
+		if err := repo.CheckPath(x); err != nil {
+			return fmt.Sprintf("cannot be served inside the gap: %v", err)
+		}
+	}
+	return ""
+}
+
 // carryRecord keeps the state's record of u in the next state (and so its
 // blob in the cache) unless this run recorded u itself.
 func (r *run) carryRecord(u string) {
@@ -346,6 +363,10 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 	// list's age with a fresh signature over an old list.
 	var listSigned time.Time
 	for _, p := range pkgs {
+		if why := unpublishable(p); why != "" {
+			rej = append(rej, rejected(src, p.Name, why))
+			continue
+		}
 		it := &item{src: src, client: client, pkg: p}
 		if list != nil {
 			v := r.policy.Decide(it.full(), ev)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mirror-tool/mirror/bundle"
 	"github.com/mirror-tool/mirror/internal/operator"
+	"github.com/mirror-tool/mirror/mirror"
 )
 
 // The `verify` and `inspect` commands: check or show a bundle without
@@ -122,6 +123,10 @@ func verifyAction(c *cli.Context) error {
 		if fi, err := os.Stat(f); err == nil {
 			size += fi.Size()
 		}
+	}
+	if err := mirror.CheckPublishable(m); err != nil {
+		return withHint(fmt.Errorf("bundle %s: %w", name, err),
+			"the signature and contents are intact, but import refuses a publish tree it cannot serve; a sync of this version never writes one: sync again with it")
 	}
 	if now := time.Now(); !now.Before(m.Expires) && !allowExpired {
 		return withHint(fmt.Errorf("bundle %s: %w on %s (sequence %d)", name, errBundleExpired, m.Expires.UTC().Format(time.RFC3339), m.Sequence),

@@ -37,6 +37,12 @@ func bndKey(t *testing.T, seed byte) minisign.PrivateKey {
 
 func bndWrite(t *testing.T, dir string, key minisign.PrivateKey, expires time.Time, opt bundle.Options) (*bundle.Written, *bundle.Manifest) {
 	t.Helper()
+	return bndWriteAt(t, dir, key, expires, opt, "tools/p%d.tar.gz")
+}
+
+// bndWriteAt is bndWrite with the packages' paths from pathFmt (one %d).
+func bndWriteAt(t *testing.T, dir string, key minisign.PrivateKey, expires time.Time, opt bundle.Options, pathFmt string) (*bundle.Written, *bundle.Manifest) {
+	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +57,7 @@ func bndWrite(t *testing.T, dir string, key minisign.PrivateKey, expires time.Ti
 		s := sha256.Sum256(b)
 		sum := hex.EncodeToString(s[:])
 		blobs[sum] = b
-		path := fmt.Sprintf("tools/p%d.tar.gz", i)
+		path := fmt.Sprintf(pathFmt, i)
 		m.Packages = append(m.Packages, bundle.Package{Source: "tools", Name: fmt.Sprintf("p%d", i), Version: "1.2",
 			Path: path, Size: int64(n), SHA256: sum, Keys: []string{"release\u200b"}})
 		m.Tree = append(m.Tree, bundle.Entry{Path: path, SHA256: sum, Size: int64(n)})
@@ -168,6 +174,22 @@ func TestVerifyCommand(t *testing.T) {
 			t.Fatalf("verify of a missing file: exit %d, %s", code, errs)
 		}
 	})
+}
+
+// TestVerifyUnservableTree: verify reports a bundle whose publish tree
+// import would refuse (a colon in a path), with a hint, and exits non-zero.
+func TestVerifyUnservableTree(t *testing.T) {
+	dir := t.TempDir()
+	key := bndKey(t, 1)
+	pub := filepath.Join(dir, "operator.pub")
+	if err := os.WriteFile(pub, key.Public().File(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := bndWriteAt(t, filepath.Join(dir, "w"), key, time.Now().Add(time.Hour), bundle.Options{}, "tools/p%d-2026-01-01T00:00:00Z.tar.gz")
+	code, out, errs := bndRun("verify", "--pub", pub, w.Paths[0])
+	if code == exitOK || strings.HasPrefix(out, "OK") || !strings.Contains(errs, "cannot be served") || !strings.Contains(errs, "import refuses") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
 }
 
 func TestVerifyExpired(t *testing.T) {
