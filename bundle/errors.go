@@ -41,6 +41,9 @@ var (
 	// ErrPart: a part of a split bundle is missing, duplicated, foreign or
 	// damaged; the error is a *PartError naming it.
 	ErrPart = errors.New("bad bundle part")
+	// ErrNotRegular: a bundle file given to read is not a regular file (a
+	// FIFO or a device would block the reader forever).
+	ErrNotRegular = errors.New("not a regular file")
 )
 
 // PartError names the part of a split bundle that is at fault. Index is the

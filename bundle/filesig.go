@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -28,7 +27,7 @@ func CheckFileSignature(ctx context.Context, paths []string, pub minisign.Public
 	}
 	var raw io.Reader
 	var sigPath string
-	f, err := os.Open(paths[0])
+	f, err := openFile(paths[0])
 	if err != nil {
 		return "", err
 	}
@@ -36,7 +35,7 @@ func CheckFileSignature(ctx context.Context, paths []string, pub minisign.Public
 	n, _ := io.ReadFull(f, prefix)
 	f.Close()
 	if len(paths) == 1 && !isPartHeader(prefix[:n]) {
-		f, err := os.Open(paths[0])
+		f, err := openFile(paths[0])
 		if err != nil {
 			return "", err
 		}
@@ -51,7 +50,7 @@ func CheckFileSignature(ctx context.Context, paths []string, pub minisign.Public
 		defer pr.Close()
 		raw, sigPath = pr, filepath.Join(filepath.Dir(parts[0].path), parts[0].h.Name+".minisig")
 	}
-	sf, err := os.Open(sigPath)
+	sf, err := openFile(sigPath)
 	if err != nil {
 		return sigPath, err
 	}

@@ -182,7 +182,7 @@ type part struct {
 // readPartHeader reads and checks the header of the part file at path, and
 // that the file has the size the header says.
 func readPartHeader(path string, pub *minisign.PublicKey) (*PartHeader, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +306,7 @@ func (r *partReader) advance() error {
 		return io.EOF
 	}
 	p := r.parts[r.cur]
-	f, err := os.Open(p.path)
+	f, err := openFile(p.path)
 	if err != nil {
 		return &PartError{Index: p.h.Index, Path: p.path, Err: err}
 	}

@@ -127,7 +127,7 @@ func open(ctx context.Context, paths []string, pub *minisign.PublicKey, lim Limi
 	var raw io.Reader
 	single := false
 	if len(paths) == 1 {
-		f, err := os.Open(paths[0])
+		f, err := openFile(paths[0])
 		if err != nil {
 			return nil, err
 		}

@@ -205,7 +205,7 @@ func isRefusal(err error) bool {
 	for _, e := range []error{ErrRollback, ErrMissingBase, ErrExpired, ErrTooOld, ErrRecheck,
 		bundle.ErrSignature, bundle.ErrFormat, bundle.ErrMalformed, bundle.ErrLimit, bundle.ErrHashMismatch,
 		bundle.ErrUnlisted, bundle.ErrDuplicate, bundle.ErrUnsafePath, bundle.ErrTrailingData,
-		bundle.ErrCorrupt, bundle.ErrTruncated, bundle.ErrPart, repo.ErrBlobMismatch, repo.ErrBadPath,
+		bundle.ErrCorrupt, bundle.ErrTruncated, bundle.ErrPart, bundle.ErrNotRegular, repo.ErrBlobMismatch, repo.ErrBadPath,
 		repo.ErrMissingBlob} {
 		if errors.Is(err, e) {
 			return true

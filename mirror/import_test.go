@@ -18,6 +18,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,6 +235,36 @@ func TestImportEndToEnd(t *testing.T) {
 	if err != nil || rc.Sequence != 2 || len(rc.Blobs) != 5 {
 		t.Fatalf("receipt %+v %v", rc, err)
 	}
+}
+
+// TestImportRefusesFIFO: a FIFO on the medium named like a bundle is
+// refused at once (opening it would wait forever, with the repository's lock
+// held), the refusal is logged, and the lock is free afterwards.
+func TestImportRefusesFIFO(t *testing.T) {
+	key := impKey(t, 1)
+	dir := t.TempDir()
+	fifo := filepath.Join(t.TempDir(), "b.tar.zst")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Import(context.Background(), impOpts(dir, key, impT0), []string{fifo})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, bundle.ErrNotRegular) {
+			t.Fatalf("import of a FIFO: %v, want ErrNotRegular", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("import waited on a FIFO")
+	}
+	r, err := repo.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatalf("the repository after the refusal: %v", err)
+	}
+	r.Close()
 }
 
 // TestImportRefusesUnservableTreeFirst: a publish tree the bundle format
