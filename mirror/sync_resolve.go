@@ -98,6 +98,7 @@ func (r *run) prepare() {
 		}
 		if src.Files.Checksums == "" {
 			p.pkgs, p.rej, p.err = src.Files.Packages(p.listing, nil, "")
+			p.pkgs, p.rej = servable(p.pkgs, p.rej)
 		}
 	}
 }
@@ -248,6 +249,20 @@ func unpublishable(p files.Package) string {
 	return ""
 }
 
+// servable moves the packages of pkgs that could not be served inside
+// (unpublishable) to rej.
+func servable(pkgs []files.Package, rej []files.Rejected) ([]files.Package, []files.Rejected) {
+	ok := pkgs[:0]
+	for _, p := range pkgs {
+		if why := unpublishable(p); why != "" {
+			rej = append(rej, files.Rejected{Name: p.Name, Reason: why})
+			continue
+		}
+		ok = append(ok, p)
+	}
+	return ok, rej
+}
+
 // carryRecord keeps the state's record of u in the next state (and so its
 // blob in the cache) unless this run recorded u itself.
 func (r *run) carryRecord(u string) {
@@ -352,6 +367,7 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 		if pkgs, rj, err = fc.Packages(listing, sums, listPath); err != nil {
 			return nil, nil, err
 		}
+		pkgs, rj = servable(pkgs, rj)
 	}
 	for _, x := range rj {
 		rej = append(rej, rejected(src, x.Name, x.Reason))
@@ -363,10 +379,6 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 	// list's age with a fresh signature over an old list.
 	var listSigned time.Time
 	for _, p := range pkgs {
-		if why := unpublishable(p); why != "" {
-			rej = append(rej, rejected(src, p.Name, why))
-			continue
-		}
 		it := &item{src: src, client: client, pkg: p}
 		if list != nil {
 			v := r.policy.Decide(it.full(), ev)
