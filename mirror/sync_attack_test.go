@@ -7,6 +7,7 @@ package mirror
 // syncEnv (sync_env_test.go).
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -28,7 +29,9 @@ import (
 	"github.com/mirror-tool/mirror/internal/minisign"
 	"github.com/mirror-tool/mirror/internal/operator"
 	"github.com/mirror-tool/mirror/mirror/lock"
+	"github.com/mirror-tool/mirror/mirror/repo"
 	"github.com/mirror-tool/mirror/mirror/state"
+	"github.com/mirror-tool/mirror/mirror/store"
 	"github.com/mirror-tool/mirror/verify"
 )
 
@@ -372,6 +375,72 @@ func TestAttackRollbackAfterListingOmits(t *testing.T) {
 		if m, _ := e.openBundle(res.Bundle); treeOf(m)["tools/a/one.tar.gz"] == sumOf("one v1") {
 			t.Error("the rolled-back version is in the bundle's publish tree")
 		}
+	}
+}
+
+// TestAttackForgedStateVerdict: a state folder edited between runs (the
+// verdict and upstream record of a package in sync.state pointed at a blob
+// put in the cache) must not make sync bundle, under the operator's
+// signature, a file no trusted key signed: a remembered verdict spares the
+// check only of a file an earlier bundle carried.
+func TestAttackForgedStateVerdict(t *testing.T) {
+	for _, full := range []bool{false, true} {
+		t.Run(fmt.Sprintf("full=%v", full), func(t *testing.T) { forgedStateVerdict(t, full) })
+	}
+}
+
+// forgedStateVerdict forges the state; with full, it also records the
+// forged blob as shipped, and the next run is a --full one, which carries
+// every blob.
+func forgedStateVerdict(t *testing.T, full bool) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one", "rel-a")
+	e.put("b/two.tar.gz", "two", "rel-b")
+	e.putRel("x.tar.gz", "x")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	first := e.mustSync(SyncOptions{})
+
+	sdir := filepath.Join(e.dir, "state")
+	st, err := state.Load(sdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := []byte("EVIL, never signed")
+	cache, _ := store.Open(filepath.Join(sdir, CacheDir))
+	if err := cache.Put(context.Background(), bytes.NewReader(evil), sumOf(string(evil)), int64(len(evil))); err != nil {
+		t.Fatal(err)
+	}
+	u := e.srv.URL + "/tools/a/one.tar.gz"
+	st.Upstreams[u] = state.Upstream{SHA256: sumOf(string(evil)), Size: int64(len(evil))}
+	v := st.Verified["tools:a/one.tar.gz"]
+	v.File = sumOf(string(evil))
+	st.Verified["tools:a/one.tar.gz"] = v
+	if full {
+		st.Shipped[sumOf(string(evil))] = st.Sequence
+	}
+	if err := st.Save(sdir); err != nil {
+		t.Fatal(err)
+	}
+
+	res := e.mustSync(SyncOptions{Full: full})
+	if why := rejectedOf(res)["tools:a/one.tar.gz"]; why == "" {
+		t.Errorf("the forged verdict was taken: tools:a/one.tar.gz not refused")
+	}
+	if res.Bundle == nil {
+		return // nothing carried: nothing reached a bundle
+	}
+	inside := t.TempDir()
+	bundles := []string{first.Bundle.Path, res.Bundle.Path}
+	if full {
+		bundles = bundles[1:]
+	}
+	if _, err := Import(context.Background(), ImportOptions{Repo: inside, Pub: e.pub}, bundles); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	got, _ := os.ReadFile(filepath.Join(inside, repo.CurrentLink, "tools/a/one.tar.gz"))
+	if bytes.Equal(got, evil) {
+		t.Errorf("the inside serves %q as tools/a/one.tar.gz, in a bundle signed by the operator; upstream still serves %q", got, "one")
 	}
 }
 

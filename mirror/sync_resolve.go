@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/url"
 	"os"
@@ -858,7 +859,23 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 			for i, s := range it.sigs {
 				sigs[i] = verify.Signature{Name: sigName(s.url), Data: s.data, File: path.Base(it.pkg.Name)}
 			}
-			ev, err := r.policy.Verify(ctx, f, sigs, r.now)
+			// A file taken from the cache is hashed while it is checked: a
+			// copy damaged on disk is the cache's fault, not the upstream's.
+			var rd io.Reader = f
+			var h hash.Hash
+			if it.partialPath == "" {
+				h = sha256.New()
+				rd = io.TeeReader(f, h)
+			}
+			ev, err := r.policy.Verify(ctx, rd, sigs, r.now)
+			if err == nil && h != nil {
+				if _, err = io.Copy(io.Discard, rd); err == nil && hex.EncodeToString(h.Sum(nil)) != it.fileSHA {
+					err = fmt.Errorf("%w: the cached copy of %s is damaged", ErrSync, it.full())
+					if rerr := r.cache.Remove(it.fileSHA); rerr == nil {
+						err = fmt.Errorf("%w (it was removed; the next run fetches it again)", err)
+					}
+				}
+			}
 			f.Close()
 			if err != nil {
 				return fmt.Errorf("package %s: %w", it.full(), err)
@@ -1004,6 +1021,16 @@ func (it *item) sigsAre(want string) bool {
 // window boundary passed since it was made.
 func (r *run) reusable(it *item) (state.Verified, bool) {
 	if !it.fromCache || len(it.sigs) == 0 {
+		return state.Verified{}, false
+	}
+	// A remembered verdict spares only the check of a file that an earlier
+	// bundle carried, and only in a delta: whatever this run's bundle
+	// carries is verified by this run, so a verdict written into the
+	// state folder by someone else cannot put a file into a bundle.
+	if r.opt.Full || r.opt.Since != "" {
+		return state.Verified{}, false
+	}
+	if _, shipped := r.st.Shipped[it.fileSHA]; !shipped {
 		return state.Verified{}, false
 	}
 	v, ok := r.st.Verified[it.full()]
