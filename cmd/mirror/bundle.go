@@ -166,14 +166,11 @@ func kind(m *bundle.Manifest) string {
 // displayName names a bundle in messages: the file, or NAME.tar.zst for
 // its parts.
 func displayName(files []string) string {
-	if len(files) == 1 && !isSplit(files) {
-		return files[0]
-	}
 	f := files[0]
-	if i := strings.LastIndex(f, ".part-"); i >= 0 {
-		return f[:i]
+	if i := strings.LastIndex(f, ".part-"); i >= 0 && (len(files) > 1 || isSplit(files)) {
+		f = f[:i]
 	}
-	return f
+	return terminalSafe(f)
 }
 
 // bundleHint says what to do about a bundle error.

@@ -71,10 +71,10 @@ func importAction(c *cli.Context) error {
 	for _, r := range results {
 		switch r.Result {
 		case repo.ResultAlready:
-			fmt.Fprintf(out, "%s: sequence %d (bundle %s) was imported before: nothing to do\n", r.Bundle, r.Sequence, r.BundleID)
+			fmt.Fprintf(out, "%s: sequence %d (bundle %s) was imported before: nothing to do\n", terminalSafe(r.Bundle), r.Sequence, r.BundleID)
 		default:
 			fmt.Fprintf(out, "%s: imported sequence %d (bundle %s, signed by %s): %d packages, %d files, %d new blobs (%s); now served\n",
-				r.Bundle, r.Sequence, r.BundleID, r.Signer, r.Packages, r.Files, r.NewBlobs, fmtBytes(r.Bytes))
+				terminalSafe(r.Bundle), r.Sequence, r.BundleID, r.Signer, r.Packages, r.Files, r.NewBlobs, fmtBytes(r.Bytes))
 		}
 	}
 	if err == nil {

@@ -12,7 +12,10 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
+	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 )
@@ -115,7 +118,7 @@ func report(stderr io.Writer, err error) int {
 		return exitOK
 	}
 	if errors.Is(err, errRejected) {
-		fmt.Fprintf(stderr, "mirror: %v\n", err)
+		fmt.Fprintf(stderr, "mirror: %s\n", terminalSafe(err.Error()))
 		return exitRejected
 	}
 	code := exitFailed
@@ -128,9 +131,9 @@ func report(stderr io.Writer, err error) int {
 		// Flag parsing and unknown commands come back as usage errors.
 		code = exitUsage
 	}
-	fmt.Fprintf(stderr, "mirror: %v\n", err)
+	fmt.Fprintf(stderr, "mirror: %s\n", terminalSafe(err.Error()))
 	if ee != nil && ee.hint != "" {
-		fmt.Fprintf(stderr, "mirror: hint: %s\n", ee.hint)
+		fmt.Fprintf(stderr, "mirror: hint: %s\n", terminalSafe(ee.hint))
 	}
 	if code == exitUsage {
 		fmt.Fprintf(stderr, "mirror: hint: run 'mirror --help' for usage\n")
@@ -143,4 +146,47 @@ func main() {
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// terminalSafe writes the characters of s that a terminal would act on
+// (control characters other than newline and tab, bidirectional overrides,
+// bytes that are not UTF-8) as Go escapes: file names from a medium,
+// upstream names and reasons reach error messages and logs, and an escape
+// sequence in one could rewrite what the operator sees (a refusal shown as
+// a success).
+func terminalSafe(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			if b.Len() == 0 {
+				b.WriteString(s[:i])
+			}
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case unsafeRune(r):
+			if b.Len() == 0 {
+				b.WriteString(s[:i])
+			}
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		case b.Len() > 0:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	if b.Len() == 0 {
+		return s
+	}
+	return b.String()
+}
+
+func unsafeRune(r rune) bool {
+	switch {
+	case r == '\n' || r == '\t':
+		return false
+	case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
+		return true
+	}
+	return r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
 }

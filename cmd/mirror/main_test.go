@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -39,5 +41,51 @@ func TestUnknownCommandIsUsageError(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"mirror", "frobnicate"}, &stdout, &stderr); code != exitUsage {
 		t.Fatalf("exit %d, want %d; stderr %q", code, exitUsage, stderr.String())
+	}
+}
+
+// TestTerminalSafe: what a terminal would act on is escaped; the rest,
+// newlines and tabs included, is left as it is.
+func TestTerminalSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain name.tar.zst":              "plain name.tar.zst",
+		"two\nlines\tand a tab, café, 日本": "two\nlines\tand a tab, café, 日本",
+		"\x1b[2K\rfake":                   `\x1b[2K\rfake`,
+		"a\x00b\x7fc\u009bd":              `a\x00b\x7fc\u009bd`,
+		"right\u202eto left\u2066":        `right\u202eto left\u2066`,
+		"bad \xff\xfe utf-8":              `bad \xff\xfe utf-8`,
+	} {
+		if got := terminalSafe(in); got != want {
+			t.Errorf("terminalSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestNoEscapesFromFileNames: a bundle file name with terminal escapes (a
+// medium's file names are not the operator's) reaches neither the terminal
+// nor `mirror status` raw, from import or from verify.
+func TestNoEscapesFromFileNames(t *testing.T) {
+	base := t.TempDir()
+	pub := filepath.Join(base, "operator.pub")
+	if err := os.WriteFile(pub, bndKey(t, 7).Public().File(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	evil := filepath.Join(t.TempDir(), "\x1b[2K\r\x1b[32mmirror: imported sequence 99; now served\x1b[0m\x1b[8m.tar.zst")
+	if err := os.WriteFile(evil, []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repoDir := filepath.Join(base, "repo")
+	for _, args := range [][]string{
+		{"import", "--pub", pub, "--repo", repoDir, evil},
+		{"status", "--repo", repoDir},
+		{"verify", "--pub", pub, evil},
+	} {
+		code, out, errs := bndRun(args...)
+		if strings.Contains(out+errs, "\x1b") || strings.Contains(out+errs, "\r") {
+			t.Errorf("mirror %s (exit %d) printed an escape:\nstdout %q\nstderr %q", args[0], code, out, errs)
+		}
+		if args[0] != "status" && (code == exitOK || !strings.Contains(errs, `\x1b[2K`)) {
+			t.Errorf("mirror %s: exit %d, stderr %q: want a failure naming the file with its escapes shown", args[0], code, errs)
+		}
 	}
 }

@@ -78,6 +78,6 @@ func printStatus(c *cli.Context, st *mirror.StatusReport, empty bool) {
 		fmt.Fprintf(out, "import log:\n")
 	}
 	for _, e := range st.Log {
-		fmt.Fprintf(out, "  %s  %-16s seq %-4d %s\n", ts(e.Time), e.Result, e.Sequence, e.Message)
+		fmt.Fprintf(out, "  %s  %-16s seq %-4d %s\n", ts(e.Time), e.Result, e.Sequence, terminalSafe(e.Message))
 	}
 }

@@ -87,7 +87,7 @@ func syncAction(c *cli.Context) error {
 	out := c.App.Writer
 	for _, p := range res.Packages {
 		if p.Status == mirror.StatusRejected && format == "text" {
-			fmt.Fprintf(stderr, "mirror: rejected %s:%s: %s\n", p.Source, p.Name, p.Reason)
+			fmt.Fprintf(stderr, "mirror: rejected %s:%s: %s\n", p.Source, terminalSafe(p.Name), terminalSafe(p.Reason))
 		}
 	}
 	if format == "json" {
@@ -122,7 +122,7 @@ func printPlan(w interface{ Write([]byte) (int, error) }, res *mirror.SyncResult
 		case p.SHA256 == "":
 			what = "fetch"
 		}
-		fmt.Fprintf(w, "%-9s %s:%s\n", what, p.Source, p.Name)
+		fmt.Fprintf(w, "%-9s %s:%s\n", what, p.Source, terminalSafe(p.Name))
 	}
 	unknown := ""
 	if res.UnknownSize > 0 {
