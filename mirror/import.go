@@ -87,6 +87,8 @@ type ImportResult struct {
 	// Collected counts what collection removed after the switch.
 	CollectedGenerations int `json:"collected_generations"`
 	CollectedBlobs       int `json:"collected_blobs"`
+	// Warning is what failed after the switch (the import took effect).
+	Warning string `json:"warning,omitempty"`
 }
 
 // partRe matches the part files of a split bundle: NAME.tar.zst.part-NNN.
@@ -382,17 +384,26 @@ func importOne(ctx context.Context, r *repo.Repo, opts ImportOptions, p pending)
 	for i, e := range m.Tree {
 		rec.Tree[i] = repo.Entry{Path: e.Path, SHA256: e.SHA256, Size: e.Size}
 	}
-	if err := r.Publish(ctx, rec, rd.ManifestBytes()); err != nil {
+	var switched *repo.SwitchedError
+	if err := r.Publish(ctx, rec, rd.ManifestBytes()); err != nil && !errors.As(err, &switched) {
 		return res, logRefusal(r, opts, name, m, err)
 	}
 	res.Result = repo.ResultImported
 	// The switch is done: from here on, errors do not undo the import.
-	g, b, cerr := r.Collect(ctx, opts.Keep)
-	res.CollectedGenerations, res.CollectedBlobs = g, b
-	repo.Checkpoint("collected")
 	msg := fmt.Sprintf("generation %d served", m.Sequence)
-	if cerr != nil {
-		msg += "; collection failed (retried at the next import): " + cerr.Error()
+	if switched != nil {
+		// state.json may lag: no collection until the next import has
+		// repaired it.
+		res.Warning = switched.Error()
+		msg += "; " + res.Warning
+	} else {
+		g, b, cerr := r.Collect(ctx, opts.Keep)
+		res.CollectedGenerations, res.CollectedBlobs = g, b
+		repo.Checkpoint("collected")
+		if cerr != nil {
+			res.Warning = "collection failed (retried at the next import): " + cerr.Error()
+			msg += "; " + res.Warning
+		}
 	}
 	lerr := r.AppendLog(repo.LogEntry{Time: opts.Now().UTC(), Bundle: name, Sequence: m.Sequence, Base: m.BaseSequence,
 		BundleID: m.ID, Signer: m.OperatorKeyID, Packages: res.Packages, Files: res.Files, NewBlobs: res.NewBlobs,

@@ -76,6 +76,9 @@ func importAction(c *cli.Context) error {
 			fmt.Fprintf(out, "%s: imported sequence %d (bundle %s, signed by %s): %d packages, %d files, %d new blobs (%s); now served\n",
 				terminalSafe(r.Bundle), r.Sequence, r.BundleID, r.Signer, r.Packages, r.Files, r.NewBlobs, fmtBytes(r.Bytes))
 		}
+		if r.Warning != "" {
+			fmt.Fprintf(c.App.ErrWriter, "mirror: warning: %s\n", terminalSafe(r.Warning))
+		}
 	}
 	if err == nil {
 		return nil

@@ -141,7 +141,8 @@ func (r *Repo) Missing(tree []Entry) error {
 // Publish builds generation rec.Sequence from rec.Tree (every blob must
 // already be in the store), syncs it, and switches `current` to it with
 // one rename. manifest (the signed manifest bytes) is kept beside it for
-// audit. On error nothing served has changed. The caller then records the
+// audit. On error nothing served has changed, except for a *SwitchedError:
+// the new generation is served, and a step after the switch failed. The caller then records the
 // import (state.json is written here, after the switch) and collects.
 func (r *Repo) Publish(ctx context.Context, rec *Record, manifest []byte) error {
 	if rec.Format == "" {
@@ -218,7 +219,11 @@ func (r *Repo) Publish(ctx context.Context, rec *Record, manifest []byte) error 
 		return err
 	}
 	Checkpoint("placed")
-	if err := r.switchTo(rec.Sequence); err != nil {
+	switched, err := r.switchTo(rec.Sequence)
+	if err != nil {
+		if switched {
+			return &SwitchedError{Sequence: rec.Sequence, Err: err}
+		}
 		return err
 	}
 	Checkpoint("switched")
@@ -226,8 +231,25 @@ func (r *Repo) Publish(ctx context.Context, rec *Record, manifest []byte) error 
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		old = nil // corrupt state is rewritten from the record; history restarts
 	}
-	return r.writeState(old, rec)
+	if err := r.writeState(old, rec); err != nil {
+		return &SwitchedError{Sequence: rec.Sequence, Err: err}
+	}
+	return nil
 }
+
+// SwitchedError is an error of Publish after `current` was switched: the new
+// generation is served, but syncing the folder or writing state.json
+// failed. The import took effect; the next Open repairs state.json from the
+// generation's record.
+type SwitchedError struct {
+	Sequence uint64
+	Err      error
+}
+
+func (e *SwitchedError) Error() string {
+	return fmt.Sprintf("generation %d is served, but: %v (the next import repairs state.json)", e.Sequence, e.Err)
+}
+func (e *SwitchedError) Unwrap() error { return e.Err }
 
 // build lays the tree out under work: folders, then one hard link (or
 // copy) per file. It returns the folders made, parents before children;
@@ -321,17 +343,19 @@ func (r *Repo) place(root *os.Root, blob string, e Entry, dst string) error {
 
 // switchTo points `current` at generation n: a new symlink made in tmp/
 // replaces `current` with one rename(2), then the folder is synced.
-func (r *Repo) switchTo(n uint64) error {
+// switchTo points `current` at generation n with one rename. switched
+// reports whether the rename happened (an error after it does not undo it).
+func (r *Repo) switchTo(n uint64) (switched bool, err error) {
 	tmp := filepath.Join(r.dir, TmpDir, "current-"+strconv.FormatUint(n, 10))
 	os.Remove(tmp)
 	if err := os.Symlink(linkTarget(n), tmp); err != nil {
-		return fmt.Errorf("switch to generation %d: %w", n, err)
+		return false, fmt.Errorf("switch to generation %d: %w", n, err)
 	}
 	if err := os.Rename(tmp, filepath.Join(r.dir, CurrentLink)); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("switch to generation %d: %w", n, err)
+		return false, fmt.Errorf("switch to generation %d: %w", n, err)
 	}
-	return atomicfile.SyncDir(r.dir)
+	return true, atomicfile.SyncDir(r.dir)
 }
 
 func (r *Repo) removeGeneration(n uint64) error {

@@ -568,3 +568,42 @@ func TestIngestPipeline(t *testing.T) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
+
+// TestPublishErrorAfterSwitch: when writing state.json fails after
+// `current` was switched (ENOSPC, EIO; here state.json is made a folder),
+// Publish says the new generation is served (*SwitchedError) instead of
+// "nothing served changed", and the next Open repairs state.json.
+func TestPublishErrorAfterSwitch(t *testing.T) {
+	dir := t.TempDir()
+	r := open(t, dir)
+	ctx := context.Background()
+	a, b := mkblob("one"), mkblob("two")
+	ingest(t, r, a, b)
+	if err := r.Publish(ctx, record(1, map[string]blob{"d/a": a}), nil); err != nil {
+		t.Fatal(err)
+	}
+	st := filepath.Join(dir, StateFile)
+	onCheckpoint = func(step string) {
+		if step == "switched" {
+			os.Remove(st)
+			os.MkdirAll(filepath.Join(st, "x"), 0o755)
+		}
+	}
+	t.Cleanup(func() { onCheckpoint = nil })
+	err := r.Publish(ctx, record(2, map[string]blob{"d/a": b}), nil)
+	var se *SwitchedError
+	if !errors.As(err, &se) || se.Sequence != 2 {
+		t.Fatalf("Publish with state.json unwritable after the switch: %v, want a *SwitchedError for 2", err)
+	}
+	if cur, _ := Current(dir); cur != 2 || served(t, dir)["d/a"] != "two" {
+		t.Fatalf("current %d, served %v: want generation 2", cur, served(t, dir))
+	}
+	onCheckpoint = nil
+	r.Close()
+	os.RemoveAll(st)
+	r = open(t, dir)
+	defer r.Close()
+	if s, err := ReadState(dir); err != nil || s.Sequence != 2 {
+		t.Fatalf("state after the next Open: %+v, %v; want sequence 2", s, err)
+	}
+}
