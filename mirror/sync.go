@@ -404,7 +404,11 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 			return nil, err
 		}
 		res.Elapsed = time.Since(start)
-		return res, r.saveUpstreams(next, <-unchanged)
+		if err := r.saveUpstreams(next, <-unchanged); err != nil {
+			return nil, err
+		}
+		r.sweepPartials(items)
+		return res, nil
 	}
 	if !opt.Full && receipt == nil && len(carry) == 0 && digest == st.Digest {
 		res.NothingNew = true
@@ -412,7 +416,11 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 			return nil, err
 		}
 		res.Elapsed = time.Since(start)
-		return res, r.saveUpstreams(next, <-unchanged)
+		if err := r.saveUpstreams(next, <-unchanged); err != nil {
+			return nil, err
+		}
+		r.sweepPartials(items)
+		return res, nil
 	}
 	if all == nil {
 		all = treeBlobs(m.Tree)
@@ -469,6 +477,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	}
 	hook("state-saved")
 	res.collect(cache, next, all)
+	r.sweepPartials(items)
 	res.Bundle = &BundleResult{Path: w.Paths[0], Paths: w.Paths, Size: w.Size, BLAKE2b512: w.BLAKE2b512, SHA256: w.SHA256,
 		Sequence: m.Sequence, BaseSequence: m.BaseSequence, Blobs: len(m.Blobs), BlobBytes: total}
 	res.Elapsed = time.Since(start)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mirror-tool/mirror/mirror/fetch"
 	"github.com/mirror-tool/mirror/mirror/state"
 	"github.com/mirror-tool/mirror/mirror/store"
 )
@@ -249,5 +250,42 @@ func TestSyncRecoversTornCache(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(cache, store.UnsyncedMarker)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("marker left after recovery: %v", err)
+	}
+}
+
+// TestSyncSweepsStrayPartials: partial downloads of URLs that are not in the
+// package set (an upstream that renames files and cuts their downloads)
+// are removed after a successful run, so they cannot fill the state folder;
+// a failed run keeps every partial for the next run to resume.
+func TestSyncSweepsStrayPartials(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/good.tar.gz", "good", "rel-a")
+	e.put("a/bad.tar.gz", "flaky", "rel-a")
+	e.putRel("x.tar.gz", "x")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	partial := filepath.Join(e.dir, "state", PartialDir)
+	if err := os.MkdirAll(partial, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	strays := []string{sumOf("gone 1")[:40], sumOf("gone 2")[:40], sumOf("gone 2")[:40] + fetch.MetaSuffix}
+	for _, n := range strays {
+		if err := os.WriteFile(filepath.Join(partial, n), []byte("stale bytes"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.faultN("/tools/a/bad.tar.gz", 1000, cut)
+	if _, err := e.sync(SyncOptions{}); !errors.Is(err, ErrSync) {
+		t.Fatalf("run with a dead file: %v, want ErrSync", err)
+	}
+	for _, n := range strays {
+		if _, err := os.Stat(filepath.Join(partial, n)); err != nil {
+			t.Fatalf("a failed run removed partial %s: %v", n, err)
+		}
+	}
+	e.fault("/tools/a/bad.tar.gz", nil)
+	e.mustSync(SyncOptions{})
+	if ents, _ := os.ReadDir(partial); len(ents) != 0 {
+		t.Fatalf("after a successful run the partial folder holds %d entries", len(ents))
 	}
 }

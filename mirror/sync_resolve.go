@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -812,6 +813,27 @@ func rejection(err error) string {
 
 func (r *run) partialFor(u string) string {
 	return r.partial + "/" + sha256Hex([]byte(u))[:40]
+}
+
+// sweepPartials removes, after a successful run, the partial downloads (and
+// side files) of URLs that are not in this run's package set: a partial
+// stays for the next run to resume only while its package is wanted, so an
+// upstream that renames files and cuts their downloads cannot fill the
+// state folder. A file that cannot be removed is left for the next run.
+func (r *run) sweepPartials(items []*item) {
+	ents, err := os.ReadDir(r.partial)
+	if err != nil || len(ents) == 0 {
+		return
+	}
+	keep := make(map[string]bool, len(items))
+	for _, it := range items {
+		keep[sha256Hex([]byte(it.pkg.URL))[:40]] = true
+	}
+	for _, e := range ents {
+		if !keep[strings.TrimSuffix(e.Name(), fetch.MetaSuffix)] {
+			os.Remove(filepath.Join(r.partial, e.Name()))
+		}
+	}
 }
 
 // verifyItem checks the file against its signatures or its signed checksum
