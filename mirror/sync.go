@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mirror-tool/mirror/bundle"
@@ -451,10 +452,11 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		Progress: func(_ int, done int64) { opt.Progress.BundleBytes(done, total) }})
 	if err != nil {
 		// A cached blob that no longer has its hash (disk trouble, someone
-		// editing the cache) is dropped, so the next run fetches and
-		// verifies it again instead of failing the same way forever.
+		// editing the cache), or a link in its place, is dropped, so the
+		// next run fetches and verifies it again instead of failing the same
+		// way forever.
 		var be *bundle.BlobError
-		if errors.As(err, &be) && errors.Is(err, bundle.ErrHashMismatch) {
+		if errors.As(err, &be) && (errors.Is(err, bundle.ErrHashMismatch) || errors.Is(err, syscall.ELOOP)) {
 			if rerr := cache.Remove(be.SHA256); rerr == nil {
 				err = fmt.Errorf("%w (the damaged cached copy was removed; the next run fetches it again)", err)
 			}

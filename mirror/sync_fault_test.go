@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -287,5 +288,42 @@ func TestSyncSweepsStrayPartials(t *testing.T) {
 	e.mustSync(SyncOptions{})
 	if ents, _ := os.ReadDir(partial); len(ents) != 0 {
 		t.Fatalf("after a successful run the partial folder holds %d entries", len(ents))
+	}
+}
+
+// TestSyncLinkInCache: a symbolic link put in the cache in place of a blob
+// (pointing at a file with the right content, even) is never followed into
+// a bundle: the run fails, the link is removed, and the next run fetches
+// and verifies the file again.
+func TestSyncLinkInCache(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one original", "rel-a")
+	e.putRel("x.tar.gz", "x")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	e.mustSync(SyncOptions{})
+	blob := filepath.Join(e.dir, "state", CacheDir, "sha256", sumOf("one original")[:2], sumOf("one original"))
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.WriteFile(target, []byte("one original"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(blob)
+	if err := os.Symlink(target, blob); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.sync(SyncOptions{Full: true})
+	if !errors.Is(err, ErrSync) || !strings.Contains(err.Error(), "removed") {
+		t.Fatalf("full sync over a link in the cache: %v", err)
+	}
+	if _, err := os.Lstat(blob); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the link is still in the cache: %v", err)
+	}
+	res := e.mustSync(SyncOptions{Full: true})
+	_, blobs := e.openBundle(res.Bundle)
+	if string(blobs[sumOf("one original")]) != "one original" {
+		t.Fatal("the next run did not bundle the file")
+	}
+	if fi, err := os.Lstat(blob); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("cache entry after the next run: %v, %v", fi, err)
 	}
 }

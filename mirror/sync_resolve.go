@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -869,11 +870,19 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 			sigKeys, it.schemes = v.Keys, v.Schemes
 			verdict, remembered = r.verdict(it, sigKeys, v.At, v.Signed), true
 		} else {
-			p := it.partialPath
-			if p == "" {
-				p = r.cache.Path(it.fileSHA)
+			var f *os.File
+			var err error
+			if it.partialPath != "" {
+				f, err = os.Open(it.partialPath)
+			} else {
+				f, err = r.cache.Open(it.fileSHA) // no link followed
+				if errors.Is(err, syscall.ELOOP) {
+					err = fmt.Errorf("%w: a link stands in the cache for %s: %w", ErrSync, it.fileSHA, err)
+					if rerr := r.cache.Remove(it.fileSHA); rerr == nil {
+						err = fmt.Errorf("%w (it was removed; the next run fetches the file again)", err)
+					}
+				}
 			}
-			f, err := os.Open(p)
 			if err != nil {
 				return fmt.Errorf("package %s: %w", it.full(), err)
 			}
