@@ -367,10 +367,10 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	// next is not touched until unchanged is received. A state read from
 	// an older format is written in the current one once, even with
 	// nothing else to record.
-	r.carryMarks()
 	unchanged := make(chan bool, 1)
 	go func() {
 		var sameUpstreams, sameVerdicts bool
+		r.carryMarks() // the manifest does not read r.verified
 		next.Upstreams, sameUpstreams = r.records.result()
 		next.Verified, sameVerdicts = r.verified.result()
 		unchanged <- st.Format == state.Format && sameUpstreams && sameVerdicts
