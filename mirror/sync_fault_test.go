@@ -3,8 +3,8 @@ package mirror
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
