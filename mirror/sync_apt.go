@@ -109,6 +109,7 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 		}
 	}
 	var items []*item
+	var guard pathGuard
 	for _, d := range sel.Debs {
 		li := &listInfo{}
 		for _, e := range d.Evidence {
@@ -118,7 +119,11 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 			li.sigs = append(li.sigs, bundle.PackageSignature{Path: e.Path, SHA256: e.SHA256, Scheme: e.Scheme})
 		}
 		pkg := files.Package{Name: d.Name, URL: src.Apt.URLOf(d.Filename), Path: src.Apt.PublishPath(d.Filename), SHA256: d.SHA256}
-		if why := unpublishable(pkg); why != "" {
+		why := unpublishable(pkg)
+		if why == "" {
+			why = guard.admit(pkg) // the index is signed: no unsigned newcomer to settle against
+		}
+		if why != "" {
 			rej = append(rej, rejected(src, d.Name, why))
 			continue
 		}

@@ -194,3 +194,34 @@ func TestSyncRefusesUnservablePath(t *testing.T) {
 		t.Fatalf("import: %v", err)
 	}
 }
+
+// TestSyncCaseVariantRefused: a name that differs from an accepted one only
+// in case (an upstream adding "a/ONE.tar.gz" beside "a/one.tar.gz") would
+// make a tree no import can serve. The newcomer is refused by name, the
+// package accepted before stays, and the run does not fail.
+func TestSyncCaseVariantRefused(t *testing.T) {
+	e := newSyncEnv(t)
+	e.putRel("x.tar.gz", "x")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	e.put("a/one.tar.gz", "one", "rel-a")
+	e.put("b/two.tar.gz", "two", "rel-b")
+	first := e.mustSync(SyncOptions{})
+	e.put("a/ONE.tar.gz", "variant", "rel-a") // sorts before a/one.tar.gz
+	e.put("b/two.tar.gz", "two v2", "rel-b")  // so that a bundle is made
+	res := e.mustSync(SyncOptions{})
+	rej := rejectedOf(res)
+	if why := rej["tools:a/ONE.tar.gz"]; !strings.Contains(why, "when case is ignored") {
+		t.Fatalf("the case variant: %q (rejected %v)", why, rej)
+	}
+	if why, ok := rej["tools:a/one.tar.gz"]; ok {
+		t.Fatalf("the package accepted before was refused: %q", why)
+	}
+	m, _ := e.openBundle(res.Bundle)
+	if treeOf(m)["tools/a/one.tar.gz"] != sumOf("one") {
+		t.Fatal("tools/a/one.tar.gz is not in the publish tree")
+	}
+	if _, err := Import(context.Background(), ImportOptions{Repo: t.TempDir(), Pub: e.pub}, []string{first.Bundle.Path, res.Bundle.Path}); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+}

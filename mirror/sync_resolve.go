@@ -71,6 +71,7 @@ type prepared struct {
 	listing []string
 	pkgs    []files.Package // with a checksum list: not made (its files depend on the list)
 	rej     []files.Rejected
+	clash   bool // pkgs' paths clash: resolve settles it with the state (settleClashes)
 	// err is the first error of the above, returned by resolve where it
 	// would have happened (after the state's and the trust table's).
 	err error
@@ -101,7 +102,7 @@ func (r *run) prepare() {
 		}
 		if src.Files.Checksums == "" {
 			p.pkgs, p.rej, p.err = src.Files.Packages(p.listing, nil, "")
-			p.pkgs, p.rej = servable(p.pkgs, p.rej)
+			p.pkgs, p.rej, p.clash = servable(p.pkgs, p.rej)
 		}
 	}
 }
@@ -253,17 +254,100 @@ func unpublishable(p files.Package) string {
 }
 
 // servable moves the packages of pkgs that could not be served inside
-// (unpublishable) to rej.
-func servable(pkgs []files.Package, rej []files.Rejected) ([]files.Package, []files.Rejected) {
-	ok := pkgs[:0]
+// (unpublishable) to rej, and reports whether the paths of the others clash
+// (pathGuard; settleClashes decides, once the state is read).
+func servable(pkgs []files.Package, rej []files.Rejected) (ok []files.Package, _ []files.Rejected, clash bool) {
+	ok = pkgs[:0]
+	var g pathGuard
 	for _, p := range pkgs {
 		if why := unpublishable(p); why != "" {
 			rej = append(rej, files.Rejected{Name: p.Name, Reason: why})
 			continue
 		}
+		clash = clash || g.admit(p) != ""
 		ok = append(ok, p)
 	}
+	return ok, rej, clash
+}
+
+// settleClashes refuses, among packages whose paths clash (pathGuard), all
+// but one: one accepted before (it has a verdict in the state) wins over a
+// newcomer, so an upstream that adds a case variant of a name cannot push
+// the package out; between equals, the first in name order wins. Called
+// only when servable found a clash.
+func (r *run) settleClashes(src *SourceConfig, pkgs []files.Package, rej []files.Rejected) ([]files.Package, []files.Rejected) {
+	known := func(p files.Package) bool { _, ok := r.st.Verified[src.Name+":"+p.Name]; return ok }
+	order := make([]files.Package, 0, len(pkgs))
+	for _, p := range pkgs {
+		if known(p) {
+			order = append(order, p)
+		}
+	}
+	for _, p := range pkgs {
+		if !known(p) {
+			order = append(order, p)
+		}
+	}
+	var g pathGuard
+	refused := map[string]bool{}
+	for _, p := range order {
+		if why := g.admit(p); why != "" {
+			refused[p.Name] = true
+			rej = append(rej, files.Rejected{Name: p.Name, Reason: why})
+		}
+	}
+	ok := pkgs[:0]
+	for _, p := range pkgs {
+		if !refused[p.Name] {
+			ok = append(ok, p)
+		}
+	}
 	return ok, rej
+}
+
+// pathGuard admits the packages of one source in turn unless their publish
+// paths would clash in the tree an import builds (repo.CheckTree): a path
+// equal to another's when case is ignored, a path that is also a folder of
+// another, a path inside another file. A package that clashes with one
+// admitted before is refused by name (an unsigned listing can add a case
+// variant of a name), instead of failing the whole run when the bundle is
+// made. Source names are lowercase, so two sources cannot clash.
+type pathGuard struct {
+	files map[string]string // path with case folded -> path
+	dirs  map[string]bool   // folders, case folded
+}
+
+func (g *pathGuard) admit(p files.Package) string {
+	if g.files == nil {
+		g.files, g.dirs = map[string]string{}, map[string]bool{}
+	}
+	paths := make([]string, 0, 1+len(p.Signatures))
+	paths = append(paths, p.Path)
+	for _, s := range p.Signatures {
+		paths = append(paths, s.Path)
+	}
+	for _, x := range paths {
+		k := strings.ToLower(x)
+		if prev, ok := g.files[k]; ok && prev != x {
+			return fmt.Sprintf("cannot be served inside the gap: %s and %s are the same path when case is ignored", x, prev)
+		}
+		if g.dirs[k] {
+			return fmt.Sprintf("cannot be served inside the gap: %s is also a folder of another package's files", x)
+		}
+		for d := path.Dir(k); d != "." && d != "/"; d = path.Dir(d) {
+			if prev, ok := g.files[d]; ok {
+				return fmt.Sprintf("cannot be served inside the gap: %s would be inside the file %s", x, prev)
+			}
+		}
+	}
+	for _, x := range paths {
+		k := strings.ToLower(x)
+		g.files[k] = x
+		for d := path.Dir(k); d != "." && d != "/" && !g.dirs[d]; d = path.Dir(d) {
+			g.dirs[d] = true
+		}
+	}
+	return ""
 }
 
 // carryRecord keeps the state's record of u in the next state (and so its
@@ -365,12 +449,18 @@ func (r *run) resolve(ctx context.Context, src *SourceConfig) ([]*item, []Packag
 	var rj []files.Rejected
 	if pre != nil && fc.Checksums == "" {
 		pkgs, rj = pre.pkgs, pre.rej
+		if pre.clash {
+			pkgs, rj = r.settleClashes(src, pkgs, rj)
+		}
 	} else {
 		var err error
 		if pkgs, rj, err = fc.Packages(listing, sums, listPath); err != nil {
 			return nil, nil, err
 		}
-		pkgs, rj = servable(pkgs, rj)
+		var clash bool
+		if pkgs, rj, clash = servable(pkgs, rj); clash {
+			pkgs, rj = r.settleClashes(src, pkgs, rj)
+		}
 	}
 	for _, x := range rj {
 		rej = append(rej, rejected(src, x.Name, x.Reason))
