@@ -207,12 +207,13 @@ func inspectAction(c *cli.Context) error {
 		return withHint(fmt.Errorf("bundle %s: %w", name, err), bundleHint(err))
 	}
 	out := c.App.Writer
+	// For people and for scripts alike (stdout keeps the JSON alone).
+	fmt.Fprintf(c.App.ErrWriter, "mirror: %s: signature not checked; use `mirror verify --pub operator.pub` before trusting any of this\n", name)
 	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(m)
 	}
-	fmt.Fprintf(c.App.ErrWriter, "mirror: %s: signature not checked; use `mirror verify --pub operator.pub` before trusting any of this\n", name)
 	now := time.Now()
 	exp := "expires in " + roundDuration(m.Expires.Sub(now))
 	if !now.Before(m.Expires) {

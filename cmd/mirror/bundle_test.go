@@ -234,6 +234,9 @@ func TestInspectCommand(t *testing.T) {
 	if m.ID == "" || m.Sequence != 4 || len(m.Packages) != 3 || m.Packages[2].Size != 70000 || m.OperatorKeyID != bndKey(t, 1).Public().ID.String() {
 		t.Fatalf("inspect --json manifest: %+v", m)
 	}
+	if !strings.Contains(errs, "signature not checked") {
+		t.Fatalf("inspect --json does not warn on stderr that nothing was checked: %q", errs)
+	}
 	if code, _, _ := bndRun("inspect"); code != exitUsage {
 		t.Fatalf("inspect without a bundle: exit %d, want 2", code)
 	}
