@@ -109,7 +109,7 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 		}
 	}
 	var items []*item
-	var guard pathGuard
+	guard := newPathGuard(len(sel.Debs))
 	for _, d := range sel.Debs {
 		li := &listInfo{}
 		for _, e := range d.Evidence {

@@ -241,14 +241,12 @@ func (r *run) record(u string, rec state.Upstream) {
 // inside (repo.CheckPath: a colon, a backslash, too long, too deep), or "":
 // such a package is refused here, as no import could take a bundle with it.
 func unpublishable(p files.Package) string {
-	paths := []string{p.Path}
-	for _, s := range p.Signatures {
-		paths = append(paths, s.Path)
+	err := repo.CheckPath(p.Path)
+	for i := 0; err == nil && i < len(p.Signatures); i++ {
+		err = repo.CheckPath(p.Signatures[i].Path)
 	}
-	for _, x := range paths {
-		if err := repo.CheckPath(x); err != nil {
-			return fmt.Sprintf("cannot be served inside the gap: %v", err)
-		}
+	if err != nil {
+		return fmt.Sprintf("cannot be served inside the gap: %v", err)
 	}
 	return ""
 }
@@ -258,7 +256,7 @@ func unpublishable(p files.Package) string {
 // (pathGuard; settleClashes decides, once the state is read).
 func servable(pkgs []files.Package, rej []files.Rejected) (ok []files.Package, _ []files.Rejected, clash bool) {
 	ok = pkgs[:0]
-	var g pathGuard
+	g := newPathGuard(len(pkgs))
 	for _, p := range pkgs {
 		if why := unpublishable(p); why != "" {
 			rej = append(rej, files.Rejected{Name: p.Name, Reason: why})
@@ -288,7 +286,7 @@ func (r *run) settleClashes(src *SourceConfig, pkgs []files.Package, rej []files
 			order = append(order, p)
 		}
 	}
-	var g pathGuard
+	g := newPathGuard(len(order))
 	refused := map[string]bool{}
 	for _, p := range order {
 		if why := g.admit(p); why != "" {
@@ -313,38 +311,57 @@ func (r *run) settleClashes(src *SourceConfig, pkgs []files.Package, rej []files
 // variant of a name), instead of failing the whole run when the bundle is
 // made. Source names are lowercase, so two sources cannot clash.
 type pathGuard struct {
-	files map[string]string // path with case folded -> path
-	dirs  map[string]bool   // folders, case folded
+	// seen maps a path with its case folded to the path, for a file, or
+	// to "" for a folder.
+	seen map[string]string
+}
+
+// parentDir is the folder of a clean relative path, "" at the top.
+func parentDir(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i > 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// newPathGuard is a pathGuard with room for n packages' paths.
+func newPathGuard(n int) *pathGuard {
+	return &pathGuard{seen: make(map[string]string, 2*n+8)}
 }
 
 func (g *pathGuard) admit(p files.Package) string {
-	if g.files == nil {
-		g.files, g.dirs = map[string]string{}, map[string]bool{}
-	}
-	paths := make([]string, 0, 1+len(p.Signatures))
-	paths = append(paths, p.Path)
+	var buf [4]string
+	paths := append(buf[:0], p.Path)
 	for _, s := range p.Signatures {
 		paths = append(paths, s.Path)
 	}
 	for _, x := range paths {
 		k := strings.ToLower(x)
-		if prev, ok := g.files[k]; ok && prev != x {
+		if prev, ok := g.seen[k]; ok && prev != x {
+			if prev == "" {
+				return fmt.Sprintf("cannot be served inside the gap: %s is also a folder of another package's files", x)
+			}
 			return fmt.Sprintf("cannot be served inside the gap: %s and %s are the same path when case is ignored", x, prev)
 		}
-		if g.dirs[k] {
-			return fmt.Sprintf("cannot be served inside the gap: %s is also a folder of another package's files", x)
-		}
-		for d := path.Dir(k); d != "." && d != "/"; d = path.Dir(d) {
-			if prev, ok := g.files[d]; ok {
+		for d := parentDir(k); d != ""; d = parentDir(d) {
+			prev, ok := g.seen[d]
+			if !ok {
+				continue
+			}
+			if prev != "" {
 				return fmt.Sprintf("cannot be served inside the gap: %s would be inside the file %s", x, prev)
 			}
+			break // a folder already: so are its parents
 		}
 	}
 	for _, x := range paths {
 		k := strings.ToLower(x)
-		g.files[k] = x
-		for d := path.Dir(k); d != "." && d != "/" && !g.dirs[d]; d = path.Dir(d) {
-			g.dirs[d] = true
+		g.seen[k] = x
+		for d := parentDir(k); d != ""; d = parentDir(d) {
+			if _, ok := g.seen[d]; ok {
+				break
+			}
+			g.seen[d] = ""
 		}
 	}
 	return ""

@@ -64,7 +64,7 @@ func CheckPath(p string) error {
 	case strings.Count(p, "/") >= MaxPathDepth:
 		return bad("too deep")
 	}
-	for _, el := range strings.Split(p, "/") {
+	for el := range strings.SplitSeq(p, "/") {
 		if el == ".." || el == "." {
 			return bad("dot element")
 		}
