@@ -49,6 +49,13 @@ func (s *records[V]) put(k string, v V) {
 	s.diff[k] = v
 }
 
+// carry puts base's value of k, when base has k and k was not put yet.
+func (s *records[V]) carry(k string) {
+	if v, ok := s.base[k]; ok && !s.has(k) {
+		s.put(k, v)
+	}
+}
+
 // has reports whether k was put.
 func (s *records[V]) has(k string) bool {
 	if _, ok := s.diff[k]; ok {

@@ -370,14 +370,8 @@ func (g *pathGuard) admit(p files.Package) string {
 // carryRecord keeps the state's record of u in the next state (and so its
 // blob in the cache) unless this run recorded u itself.
 func (r *run) carryRecord(u string) {
-	prev, ok := r.st.Upstreams[u]
-	if !ok {
-		return
-	}
 	r.mu.Lock()
-	if !r.records.has(u) {
-		r.records.put(u, prev)
-	}
+	r.records.carry(u)
 	r.mu.Unlock()
 }
 
@@ -1243,14 +1237,8 @@ func (r *run) acceptRollback(key string) bool {
 // run still compares with the last accepted version, so that a rollback
 // refused once is not accepted on the next try.
 func (r *run) carryVerified(key string) {
-	prev, ok := r.st.Verified[key]
-	if !ok {
-		return
-	}
 	r.mu.Lock()
-	if !r.verified.has(key) {
-		r.verified.put(key, prev)
-	}
+	r.verified.carry(key)
 	r.mu.Unlock()
 }
 
