@@ -260,8 +260,8 @@ func CheckPublishable(m *bundle.Manifest) error {
 }
 
 // admit applies the repository's rules to a trusted manifest: replay,
-// rollback, expiry, maximum age, base, a publishable tree. already reports the same bundle
-// imported before (nothing to do).
+// rollback, expiry, maximum age, base, a publishable tree. already reports
+// the same bundle imported before (nothing to do).
 func admit(r *repo.Repo, opts ImportOptions, m *bundle.Manifest) (already bool, err error) {
 	st, err := repo.ReadState(r.Dir())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

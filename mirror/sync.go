@@ -361,12 +361,12 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	// What was seen upstream is what this run verified: URLs no longer in
 	// the configuration (or rejected now) drop out, so the records stay
 	// bounded by the package set; the verdicts of packages not seen are
-	// kept for a while (carryMarks), as rollback marks. next's records and verdicts, and whether
-	// they are the state's (saveUpstreams, when no bundle is made), are
-	// made on the other core while the manifest and its digest are made;
-	// next is not touched until unchanged is received. A state read from
-	// an older format is written in the current one once, even with
-	// nothing else to record.
+	// kept for a while (carryMarks), as rollback marks. next's records and
+	// verdicts, and whether they are the state's (saveUpstreams, when no
+	// bundle is made), are made on the other core while the manifest and
+	// its digest are made; next is not touched until unchanged is
+	// received. A state read from an older format is written in the
+	// current one once, even with nothing else to record.
 	unchanged := make(chan bool, 1)
 	go func() {
 		var sameUpstreams, sameVerdicts bool
