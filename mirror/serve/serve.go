@@ -127,7 +127,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if fi.IsDir() {
 		if !strings.HasSuffix(r.URL.Path, "/") {
-			http.Redirect(w, r, (&url.URL{Path: r.URL.Path + "/"}).String(), http.StatusMovedPermanently)
+			// To the cleaned path: the raw one may start with "//", which
+			// a browser reads as another host (an open redirect).
+			to := "/"
+			if rel != "." {
+				to = "/" + rel + "/"
+			}
+			http.Redirect(w, r, (&url.URL{Path: to}).String(), http.StatusMovedPermanently)
 			return
 		}
 		idx := path.Join(rel, "index.html")

@@ -385,3 +385,29 @@ func TestServeUnderSwitches(t *testing.T) {
 	}
 	t.Logf("%d downloads across 6 switches", total)
 }
+
+// TestFolderRedirectStaysHere: a folder asked for without its slash is
+// redirected to the cleaned path on this server, never to a Location that
+// starts with "//" (another host, for a browser), whatever the raw path
+// holds.
+func TestFolderRedirectStaysHere(t *testing.T) {
+	dir := t.TempDir()
+	publish(t, dir, 1, map[string][]byte{"debian/dists/x": []byte("x")}, 2)
+	h := NewHandler(dir)
+	for target, want := range map[string]string{
+		"//evil.example/../debian":   "/debian/",
+		"/%2Fevil.example/../debian": "/debian/",
+		"/debian":                    "/debian/",
+		"/debian/dists":              "/debian/dists/",
+	} {
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader("GET " + target + " HTTP/1.1\r\nHost: mirror\r\n\r\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if loc := rec.Header().Get("Location"); rec.Code != http.StatusMovedPermanently || loc != want {
+			t.Errorf("GET %s: %d, Location %q; want 301 to %q", target, rec.Code, loc, want)
+		}
+	}
+}
