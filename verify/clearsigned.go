@@ -26,8 +26,13 @@ func (p *Policy) VerifyClearsigned(ctx context.Context, doc []byte, now time.Tim
 		return nil, nil, fmt.Errorf("%w: not an OpenPGP clearsigned document", ErrMalformed)
 	}
 	// Text before or after the signed block is refused: a reader could
-	// mistake it for signed content.
-	if i := bytes.Index(doc, []byte("-----BEGIN PGP SIGNED MESSAGE-----")); len(bytes.TrimSpace(doc[:i])) != 0 || len(bytes.TrimSpace(rest)) != 0 {
+	// mistake it for signed content. The document starts with the one
+	// BEGIN line (after white space only): an earlier line that merely
+	// holds it (after a tab, say) would let unsigned text stand in front
+	// of the block the decoder takes, and gpg --verify still says "Good".
+	begin := []byte("-----BEGIN PGP SIGNED MESSAGE-----")
+	body := bytes.TrimLeft(doc, " \t\r\n")
+	if !bytes.HasPrefix(body, begin) || bytes.Contains(body[len(begin):], append([]byte("\n"), begin...)) || len(bytes.TrimSpace(rest)) != 0 {
 		return nil, nil, fmt.Errorf("%w: text outside the clearsigned block", ErrMalformed)
 	}
 	if block.ArmoredSignature == nil || block.ArmoredSignature.Type != openpgp.SignatureType {

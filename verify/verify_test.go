@@ -402,11 +402,19 @@ func TestClearsigned(t *testing.T) {
 		if err != nil || v.Accepted || text != nil || !errors.Is(v.Err, ErrBadSignature) {
 			t.Fatalf("%s: tampered: %q %v %s", k, text, err, v)
 		}
-		// Text outside the signed block is refused.
-		for _, extra := range [][]byte{append([]byte("unsigned\n"), doc...), append(bytes.Clone(doc), "unsigned\n"...)} {
+		// Text outside the signed block is refused, also a fake block in
+		// front whose BEGIN line is not at a line start (the decoder skips
+		// it and takes the real block after it; gpg --verify says "Good").
+		fake := []byte("\t-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n" +
+			"0000000000000000000000000000000000000000000000000000000000000000  hello-2.12.tar.gz\n")
+		for _, extra := range [][]byte{append([]byte("unsigned\n"), doc...), append(bytes.Clone(doc), "unsigned\n"...), append(fake, doc...)} {
 			if _, _, err := p.VerifyClearsigned(context.Background(), extra, now); !errors.Is(err, ErrMalformed) {
-				t.Fatalf("%s: extra text: %v", k, err)
+				t.Fatalf("%s: extra text %.20q...: %v", k, extra, err)
 			}
+		}
+		// White space before the block is no text.
+		if _, _, err := p.VerifyClearsigned(context.Background(), append([]byte(" \n\n"), doc...), now); err != nil {
+			t.Fatalf("%s: white space before the block: %v", k, err)
 		}
 	}
 	for _, k := range []string{"expired", "revoked"} {
