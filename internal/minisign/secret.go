@@ -132,6 +132,22 @@ func scryptParams(opslimit, memlimit uint64) (logN uint, r, p uint64) {
 	return logN, r, p
 }
 
+// maxKDFBlockMem bounds scrypt's B buffer (128 r p bytes), which a small
+// memlimit with a large opslimit makes grow through p.
+const maxKDFBlockMem = 64 << 20
+
+// kdfFits checks the memory scrypt will really take for opslimit and
+// memlimit: the file's memlimit alone does not bound it (memlimit 0 with
+// the largest opslimit gives p = 2^21, a B buffer of 2 GiB).
+func kdfFits(opslimit, memlimit, maxMem uint64) error {
+	logN, r, p := scryptParams(opslimit, memlimit)
+	if v, b := 128*r*(uint64(1)<<logN), 128*r*p; v > maxMem || b > maxKDFBlockMem {
+		return fmt.Errorf("%w: scrypt limits ops=%d mem=%d need %d + %d bytes, more than %d + %d",
+			ErrMalformed, opslimit, memlimit, v, b, maxMem, uint64(maxKDFBlockMem))
+	}
+	return nil
+}
+
 func kdfStream(passphrase, salt []byte, opslimit, memlimit uint64) ([]byte, error) {
 	logN, r, p := scryptParams(opslimit, memlimit)
 	if p == 0 {
@@ -208,6 +224,9 @@ func parsePrivateKey(data, passphrase []byte, maxOps, maxMem uint64) (PrivateKey
 		if opslimit > maxOps || memlimit > maxMem {
 			return PrivateKey{}, fmt.Errorf("%w: scrypt limits ops=%d mem=%d exceed ops=%d mem=%d",
 				ErrMalformed, opslimit, memlimit, maxOps, maxMem)
+		}
+		if err := kdfFits(opslimit, memlimit, maxMem); err != nil {
+			return PrivateKey{}, err
 		}
 		stream, err := kdfStream(passphrase, salt, opslimit, memlimit)
 		if err != nil {

@@ -37,6 +37,30 @@ func TestScryptParams(t *testing.T) {
 	}
 }
 
+// TestKDFFits: the memory scrypt really takes is bounded, not only the
+// file's memlimit: a tiny memlimit with the largest opslimit asks for p =
+// 2^21 (a 2 GiB B buffer) and is refused; the limits of minisign's keys
+// and of ours fit.
+func TestKDFFits(t *testing.T) {
+	for _, tt := range []struct {
+		ops, mem uint64
+		ok       bool
+	}{
+		{DefaultKDFOpsLimit, DefaultKDFMemLimit, true},
+		{NewKeyKDFOpsLimit, NewKeyKDFMemLimit, true},
+		{MaxKDFOpsLimit, MaxKDFMemLimit, true},
+		{524288, 16777216, true},
+		{MaxKDFOpsLimit, 0, false},
+		{MaxKDFOpsLimit, 1 << 15, false},
+	} {
+		err := kdfFits(tt.ops, tt.mem, MaxKDFMemLimit)
+		if (err == nil) != tt.ok || err != nil && !errors.Is(err, ErrMalformed) {
+			logN, r, p := scryptParams(tt.ops, tt.mem)
+			t.Errorf("kdfFits(%d, %d) = %v (N = 2^%d, r = %d, p = %d), want ok %v", tt.ops, tt.mem, err, logN, r, p, tt.ok)
+		}
+	}
+}
+
 func TestParseStockUnencryptedKey(t *testing.T) {
 	data := readTestdata(t, "plain.key")
 	pub, err := ParsePublicKey(readTestdata(t, "plain.pub"))
