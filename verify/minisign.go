@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strconv"
@@ -25,6 +26,9 @@ func (p *Policy) addMinisign(k *trustedKey, material []byte) error {
 		if bytes.Equal(other.pub.Key, pub.Key) {
 			return fmt.Errorf("minisign key %s is also in key %q; a key may appear once in the trust file", pub.ID, other.key.info.Name)
 		}
+	}
+	if err := p.claimMaterial(k, keyMaterial(ed25519.PublicKey(pub.Key)), "minisign key "+pub.ID.String()); err != nil {
+		return err
 	}
 	p.mini[pub.ID] = append(p.mini[pub.ID], &miniKey{key: k, pub: pub})
 	k.info.IDs = append(k.info.IDs, pub.ID.String())

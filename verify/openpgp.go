@@ -80,6 +80,9 @@ func (p *Policy) addOpenPGP(k *trustedKey, material []byte) error {
 		if other, ok := p.pgp.owner[f]; ok {
 			return fmt.Errorf("OpenPGP key %s is also in key %q; a key may appear once in the trust file", f, other)
 		}
+		if err := p.claimMaterial(k, keyMaterial(c.pub.PublicKey), "OpenPGP key "+f); err != nil {
+			return err
+		}
 		p.pgp.owner[f] = k.info.Name
 		p.pgp.byID[c.pub.KeyId] = append(p.pgp.byID[c.pub.KeyId], c)
 		return nil

@@ -86,6 +86,11 @@ func (p *Policy) addSSH(k *trustedKey, material []byte) error {
 	if other, ok := p.ssh[w]; ok {
 		return fmt.Errorf("SSH key %s is also in key %q; a key may appear once in the trust file", ssh.FingerprintSHA256(pub), other.key.info.Name)
 	}
+	if cp, ok := pub.(ssh.CryptoPublicKey); ok {
+		if err := p.claimMaterial(k, keyMaterial(cp.CryptoPublicKey()), "SSH key "+ssh.FingerprintSHA256(pub)); err != nil {
+			return err
+		}
+	}
 	p.ssh[w] = &sshKey{key: k, pub: pub}
 	k.info.IDs = append(k.info.IDs, ssh.FingerprintSHA256(pub))
 	return nil

@@ -93,6 +93,9 @@ type Policy struct {
 	pgp   *pgpRing
 	mini  map[[8]byte][]*miniKey
 	ssh   map[string]*sshKey // by wire encoding
+	// material maps every key's canonical material (keyMaterial) to the
+	// entry that holds it, across schemes.
+	material map[string]string
 }
 
 type rule struct {
@@ -307,7 +310,8 @@ func NewPolicy(cfg Config, baseDir string) (*Policy, error) {
 	if len(cfg.Keys) > MaxKeys || len(cfg.Rules) > MaxRules {
 		return nil, &TrustFileError{Err: fmt.Errorf("more than %d keys or %d rules", MaxKeys, MaxRules)}
 	}
-	p := &Policy{byKey: map[string]*trustedKey{}, pgp: newPGPRing(), mini: map[[8]byte][]*miniKey{}, ssh: map[string]*sshKey{}}
+	p := &Policy{byKey: map[string]*trustedKey{}, pgp: newPGPRing(), mini: map[[8]byte][]*miniKey{}, ssh: map[string]*sshKey{},
+		material: map[string]string{}}
 	names := map[string]bool{}
 	for i, kc := range cfg.Keys {
 		bad := func(field string, format string, args ...any) error {

@@ -1,0 +1,62 @@
+package verify
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/mirror-tool/mirror/internal/minisign"
+	"github.com/mirror-tool/mirror/internal/operator"
+)
+
+// TestSameKeyInTwoEntries: one private key may stand behind one trust-file
+// entry only, whatever form each entry gives it (minisign, SSH, OpenPGP):
+// otherwise two signatures by it would meet a threshold of 2. The
+// operator's own operator.pub and operator.asc are such a pair.
+func TestSameKeyInTwoEntries(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := minisign.PrivateKey{Key: priv}
+	copy(mk.ID[:], "testkey1")
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := operator.Generate(rand.Reader, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, _ := ed25519.GenerateKey(rand.Reader)
+	otherSSH, _ := ssh.NewPublicKey(other)
+	for name, keys := range map[string][]KeyConfig{
+		"minisign and SSH": {
+			{Name: "alice-minisign", Minisign: mk.Public().String()},
+			{Name: "alice-ssh", SSH: string(ssh.MarshalAuthorizedKey(sshPub))},
+		},
+		"operator.pub and operator.asc": {
+			{Name: "op-pub", Minisign: string(op.Public().File())},
+			{Name: "op-asc", OpenPGP: string(op.ArmoredPublic())},
+		},
+	} {
+		for i := range keys {
+			keys[i].Allow = []string{"tools:**"}
+		}
+		_, err := NewPolicy(Config{Keys: keys, Rules: []RuleConfig{{Packages: []string{"tools:**"}, Threshold: 2}}}, t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), "same key") {
+			t.Errorf("%s: NewPolicy = %v, want the second entry refused as the same key", name, err)
+		}
+	}
+	// Two different keys in two forms are two keys.
+	if _, err := NewPolicy(Config{Keys: []KeyConfig{
+		{Name: "alice", Minisign: mk.Public().String(), Allow: []string{"tools:**"}},
+		{Name: "bob", SSH: string(ssh.MarshalAuthorizedKey(otherSSH)), Allow: []string{"tools:**"}},
+	}}, t.TempDir()); err != nil {
+		t.Fatalf("two different keys: %v", err)
+	}
+}
