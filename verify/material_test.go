@@ -1,6 +1,8 @@
 package verify
 
 import (
+	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"strings"
@@ -58,5 +60,30 @@ func TestSameKeyInTwoEntries(t *testing.T) {
 		{Name: "bob", SSH: string(ssh.MarshalAuthorizedKey(otherSSH)), Allow: []string{"tools:**"}},
 	}}, t.TempDir()); err != nil {
 		t.Fatalf("two different keys: %v", err)
+	}
+}
+
+// TestTwoArmoredBlocksInOneFile: a key file with two armored blocks loads
+// both keys (a block after the first was swallowed by the armor decoder's
+// buffer, and its key silently left out).
+func TestTwoArmoredBlocksInOneFile(t *testing.T) {
+	a := readFixture(t, "openpgp/ed25519.asc")
+	b := readFixture(t, "openpgp/p256.asc")
+	p, err := NewPolicy(Config{Keys: []KeyConfig{{Name: "two", OpenPGP: string(a) + string(b), Allow: []string{"tools:**"}}}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := NewPolicy(Config{Keys: []KeyConfig{{Name: "one", OpenPGP: string(a), Allow: []string{"tools:**"}}}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, first := len(p.Keys()[0].IDs), len(one.Keys()[0].IDs); got <= first {
+		t.Fatalf("two blocks give %d ids, one block %d: the second block was dropped", got, first)
+	}
+	for _, sig := range []string{"openpgp/p256.hello.txt.sig", "openpgp/ed25519.hello.txt.sig"} {
+		v, err := p.Check(context.Background(), "tools:hello.txt", bytes.NewReader(readFixture(t, "hello.txt")), sigs(t, sig), now)
+		if err != nil || !v.Accepted {
+			t.Errorf("%s: %v %s", sig, err, v)
+		}
 	}
 }

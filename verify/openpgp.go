@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bufio"
 	"bytes"
 	"crypto"
 	"encoding/hex"
@@ -43,7 +44,11 @@ func readKeyring(b []byte) (openpgp.EntityList, error) {
 		return openpgp.ReadKeyRing(bytes.NewReader(b))
 	}
 	var all openpgp.EntityList
-	r := bytes.NewReader(b)
+	// One buffered reader for every block: armor.Decode buffers what it
+	// is given unless it is a bufio.Reader already, and a fresh buffer per
+	// block swallowed the start of the next one (its key was dropped
+	// without a word).
+	r := bufio.NewReader(bytes.NewReader(b))
 	for {
 		block, err := armor.Decode(r)
 		if err == io.EOF {
@@ -61,6 +66,9 @@ func readKeyring(b []byte) (openpgp.EntityList, error) {
 		el, err := openpgp.ReadKeyRing(block.Body)
 		if err != nil {
 			return nil, err
+		}
+		if _, err := io.Copy(io.Discard, block.Body); err != nil {
+			return nil, fmt.Errorf("armor: %v", err)
 		}
 		all = append(all, el...)
 	}
