@@ -5,6 +5,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +88,53 @@ func TestTwoArmoredBlocksInOneFile(t *testing.T) {
 		if err != nil || !v.Accepted {
 			t.Errorf("%s: %v %s", sig, err, v)
 		}
+	}
+}
+
+// TestRevocationBlockInKeyFile: a revocation certificate appended to a key
+// file as its own armored block (gpg writes one for every new key) was
+// dropped with the rest of the file after the first block, so the key
+// stayed trusted. The trust file now fails to load instead: the operator
+// takes the revoked key out, or marks it `revoked` in its entry.
+func TestRevocationBlockInKeyFile(t *testing.T) {
+	gpg := needTool(t, "gpg")
+	home, err := os.MkdirTemp("", "gpg") // short: gpg-agent's socket path
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+		os.RemoveAll(home)
+	})
+	run := func(args ...string) []byte {
+		cmd := exec.Command(gpg, append([]string{"--homedir", home, "--batch", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("gpg %v: %v", args, err)
+		}
+		return out
+	}
+	run("--quick-gen-key", "Rev <rev@example.org>", "ed25519", "sign", "never")
+	key := run("--armor", "--export", "rev@example.org")
+	revs, err := filepath.Glob(filepath.Join(home, "openpgp-revocs.d", "*.rev"))
+	if err != nil || len(revs) != 1 {
+		t.Fatalf("gpg's revocation certificate: %v %v", revs, err)
+	}
+	raw, err := os.ReadFile(revs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// gpg guards the certificate with a ':' before its BEGIN line.
+	i := bytes.Index(raw, []byte(":-----BEGIN PGP PUBLIC KEY BLOCK-----"))
+	if i < 0 {
+		t.Fatalf("no guarded block in %s", revs[0])
+	}
+	rev := raw[i+1:]
+	if _, err := NewPolicy(Config{Keys: []KeyConfig{{Name: "k", OpenPGP: string(key), Allow: []string{"tools:**"}}}}, t.TempDir()); err != nil {
+		t.Fatalf("the key alone: %v", err)
+	}
+	_, err = NewPolicy(Config{Keys: []KeyConfig{{Name: "k", OpenPGP: string(key) + string(rev), Allow: []string{"tools:**"}}}}, t.TempDir())
+	if err == nil {
+		t.Fatal("a key file with a revocation block appended loads as if the key were not revoked")
 	}
 }
