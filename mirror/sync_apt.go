@@ -121,7 +121,7 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 		pkg := files.Package{Name: d.Name, URL: src.Apt.URLOf(d.Filename), Path: src.Apt.PublishPath(d.Filename), SHA256: d.SHA256}
 		why := unpublishable(pkg)
 		if why == "" {
-			why = guard.admit(pkg) // the index is signed: no unsigned newcomer to settle against
+			why = admitPaths(guard, pkg) // the index is signed: no unsigned newcomer to settle against
 		}
 		if why != "" {
 			rej = append(rej, rejected(src, d.Name, why))

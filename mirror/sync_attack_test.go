@@ -330,8 +330,7 @@ func TestAttackRollbackAfterListingOmits(t *testing.T) {
 	e.putRel("x.tar.gz", "x")
 	e.sums("x.tar.gz")
 	e.writeConfig(`files = ["v1/*.tar.gz"]`)
-	b, _ := os.ReadFile(e.cfgPath)
-	os.WriteFile(e.cfgPath, []byte(strings.Replace(string(b), `listing = "listing.txt"`, `listing = "`+e.srv.URL+`/listing.txt"`, 1)), 0o644)
+	e.listingByURL()
 	publishListing := func(omit string) {
 		l, _ := os.ReadFile(filepath.Join(e.dir, "listing.txt"))
 		var keep []string

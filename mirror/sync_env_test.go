@@ -225,6 +225,28 @@ func (e *syncEnv) putSigned(name, content, key string, stock bool) {
 	e.writeListing()
 }
 
+// cachedBlob is where the state's cache keeps content.
+func (e *syncEnv) cachedBlob(content string) string {
+	return filepath.Join(e.dir, "state", CacheDir, "sha256", sumOf(content)[:2], sumOf(content))
+}
+
+// listingByURL makes the tools source fetch its listing from the upstream
+// (listing.txt there) instead of reading the local file.
+func (e *syncEnv) listingByURL() {
+	e.t.Helper()
+	b, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c := strings.Replace(string(b), `listing = "listing.txt"`, `listing = "`+e.srv.URL+`/listing.txt"`, 1)
+	if c == string(b) {
+		e.t.Fatal("the config has no local listing to replace")
+	}
+	if err := os.WriteFile(e.cfgPath, []byte(c), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // touch gives an upstream file a later mtime, as a real upstream's file has
 // after it was replaced (Last-Modified has one-second resolution).
 func (e *syncEnv) touch(paths ...string) {

@@ -190,7 +190,7 @@ func TestSyncDamagedCache(t *testing.T) {
 	e.sums("x.tar.gz")
 	e.writeConfig(`files = ["v1/*.tar.gz"]`)
 	e.mustSync(SyncOptions{})
-	blob := filepath.Join(e.dir, "state", CacheDir, "sha256", sumOf("one original")[:2], sumOf("one original"))
+	blob := e.cachedBlob("one original")
 	os.Chmod(blob, 0o644)
 	if err := os.WriteFile(blob, []byte("one DAMAGED!"), 0o644); err != nil {
 		t.Fatal(err)
@@ -302,7 +302,7 @@ func TestSyncLinkInCache(t *testing.T) {
 	e.sums("x.tar.gz")
 	e.writeConfig(`files = ["v1/*.tar.gz"]`)
 	e.mustSync(SyncOptions{})
-	blob := filepath.Join(e.dir, "state", CacheDir, "sha256", sumOf("one original")[:2], sumOf("one original"))
+	blob := e.cachedBlob("one original")
 	target := filepath.Join(t.TempDir(), "elsewhere")
 	if err := os.WriteFile(target, []byte("one original"), 0o644); err != nil {
 		t.Fatal(err)

@@ -81,11 +81,8 @@ func TestSyncRefetchesRemovedCacheBlob(t *testing.T) {
 	if first.Bundle == nil || first.New != 4 {
 		t.Fatalf("first sync = %+v", first)
 	}
-	blob := func(content string) string {
-		return filepath.Join(e.dir, "state", CacheDir, "sha256", sumOf(content)[:2], sumOf(content))
-	}
 	for _, c := range []string{"one v1", "x v1"} {
-		if err := os.Remove(blob(c)); err != nil {
+		if err := os.Remove(e.cachedBlob(c)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -106,7 +103,7 @@ func TestSyncRefetchesRemovedCacheBlob(t *testing.T) {
 		t.Fatalf("the run after the loss = %+v (bundle %+v)", res, res.Bundle)
 	}
 	for _, c := range []string{"one v1", "x v1"} {
-		if b, err := os.ReadFile(blob(c)); err != nil || string(b) != c {
+		if b, err := os.ReadFile(e.cachedBlob(c)); err != nil || string(b) != c {
 			t.Fatalf("cache %s after the run: %q, %v", c, b, err)
 		}
 	}

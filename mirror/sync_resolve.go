@@ -253,7 +253,7 @@ func unpublishable(p files.Package) string {
 
 // servable moves the packages of pkgs that could not be served inside
 // (unpublishable) to rej, and reports whether the paths of the others clash
-// (pathGuard; settleClashes decides, once the state is read).
+// (admitPaths; settleClashes decides, once the state is read).
 func servable(pkgs []files.Package, rej []files.Rejected) (ok []files.Package, _ []files.Rejected, clash bool) {
 	ok = pkgs[:0]
 	g := newPathGuard(len(pkgs))
@@ -262,13 +262,13 @@ func servable(pkgs []files.Package, rej []files.Rejected) (ok []files.Package, _
 			rej = append(rej, files.Rejected{Name: p.Name, Reason: why})
 			continue
 		}
-		clash = clash || g.admit(p) != ""
+		clash = clash || admitPaths(g, p) != ""
 		ok = append(ok, p)
 	}
 	return ok, rej, clash
 }
 
-// settleClashes refuses, among packages whose paths clash (pathGuard), all
+// settleClashes refuses, among packages whose paths clash (admitPaths), all
 // but one: one accepted before (it has a verdict in the state) wins over a
 // newcomer, so an upstream that adds a case variant of a name cannot push
 // the package out; between equals, the first in name order wins. Called
@@ -289,7 +289,7 @@ func (r *run) settleClashes(src *SourceConfig, pkgs []files.Package, rej []files
 	g := newPathGuard(len(order))
 	refused := map[string]bool{}
 	for _, p := range order {
-		if why := g.admit(p); why != "" {
+		if why := admitPaths(g, p); why != "" {
 			refused[p.Name] = true
 			rej = append(rej, files.Rejected{Name: p.Name, Reason: why})
 		}
@@ -303,68 +303,32 @@ func (r *run) settleClashes(src *SourceConfig, pkgs []files.Package, rej []files
 	return ok, rej
 }
 
-// pathGuard admits the packages of one source in turn unless their publish
-// paths would clash in the tree an import builds (repo.CheckTree): a path
-// equal to another's when case is ignored, a path that is also a folder of
-// another, a path inside another file. A package that clashes with one
-// admitted before is refused by name (an unsigned listing can add a case
-// variant of a name), instead of failing the whole run when the bundle is
-// made. Source names are lowercase, so two sources cannot clash.
-type pathGuard struct {
-	// seen maps a path with its case folded to the path, for a file, or
-	// to "" for a folder.
-	seen map[string]string
-}
-
-// parentDir is the folder of a clean relative path, "" at the top.
-func parentDir(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i > 0 {
-		return p[:i]
-	}
-	return ""
-}
-
-// newPathGuard is a pathGuard with room for n packages' paths.
-func newPathGuard(n int) *pathGuard {
-	return &pathGuard{seen: make(map[string]string, 2*n+8)}
-}
-
-func (g *pathGuard) admit(p files.Package) string {
+// admitPaths adds the publish paths of p (its file and signatures) to g,
+// which holds those of the packages of its source admitted before, and
+// says why they collide (repo.TreeGuard: a path equal to another's when
+// case is ignored, a file that is also a folder, a file inside a file), or
+// "". A package that collides is refused by name (an unsigned listing can
+// add a case variant of a name) instead of failing the whole run when the
+// bundle is made. Source names are lowercase, so two sources cannot
+// collide.
+func admitPaths(g *repo.TreeGuard, p files.Package) string {
 	var buf [4]string
 	paths := append(buf[:0], p.Path)
 	for _, s := range p.Signatures {
 		paths = append(paths, s.Path)
 	}
-	for _, x := range paths {
-		k := strings.ToLower(x)
-		if prev, ok := g.seen[k]; ok && prev != x {
-			if prev == "" {
-				return fmt.Sprintf("cannot be served inside the gap: %s is also a folder of another package's files", x)
-			}
-			return fmt.Sprintf("cannot be served inside the gap: %s and %s are the same path when case is ignored", x, prev)
-		}
-		for d := parentDir(k); d != ""; d = parentDir(d) {
-			prev, ok := g.seen[d]
-			if !ok {
-				continue
-			}
-			if prev != "" {
-				return fmt.Sprintf("cannot be served inside the gap: %s would be inside the file %s", x, prev)
-			}
-			break // a folder already: so are its parents
-		}
-	}
-	for _, x := range paths {
-		k := strings.ToLower(x)
-		g.seen[k] = x
-		for d := parentDir(k); d != ""; d = parentDir(d) {
-			if _, ok := g.seen[d]; ok {
-				break
-			}
-			g.seen[d] = ""
-		}
+	if err := g.Add(paths...); err != nil {
+		return fmt.Sprintf("cannot be served inside the gap: %v", err)
 	}
 	return ""
+}
+
+// newPathGuard is a repo.TreeGuard for n packages' publish paths; a path
+// may come again (a signature several packages share).
+func newPathGuard(n int) *repo.TreeGuard {
+	g := repo.NewTreeGuard(2 * n)
+	g.Repeats = true
+	return g
 }
 
 // carryRecord keeps the state's record of u in the next state (and so its
@@ -929,7 +893,7 @@ func (r *run) sweepPartials(items []*item) {
 	}
 	keep := make(map[string]bool, len(items))
 	for _, it := range items {
-		keep[sha256Hex([]byte(it.pkg.URL))[:40]] = true
+		keep[filepath.Base(r.partialFor(it.pkg.URL))] = true
 	}
 	for _, e := range ents {
 		if !keep[strings.TrimSuffix(e.Name(), fetch.MetaSuffix)] {

@@ -428,8 +428,7 @@ func TestSyncListingURL(t *testing.T) {
 	e.writeConfig(`files = ["v1/*.tar.gz"]`)
 	listing, _ := os.ReadFile(filepath.Join(e.dir, "listing.txt"))
 	os.WriteFile(filepath.Join(e.up, "listing.txt"), listing, 0o644)
-	b, _ := os.ReadFile(e.cfgPath)
-	os.WriteFile(e.cfgPath, []byte(strings.Replace(string(b), `listing = "listing.txt"`, `listing = "`+e.srv.URL+`/listing.txt"`, 1)), 0o644)
+	e.listingByURL()
 	res := e.mustSync(SyncOptions{})
 	if res.Bundle == nil || res.New != 3 || e.hitsOf("/listing.txt") != 1 {
 		t.Fatalf("sync with a listing URL = %+v", res)

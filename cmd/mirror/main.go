@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
@@ -148,12 +149,12 @@ func main() {
 	os.Exit(code)
 }
 
-// terminalSafe writes the characters of s that a terminal would act on
-// (control characters other than newline and tab, bidirectional overrides,
-// bytes that are not UTF-8) as Go escapes: file names from a medium,
-// upstream names and reasons reach error messages and logs, and an escape
-// sequence in one could rewrite what the operator sees (a refusal shown as
-// a success).
+// terminalSafe writes the characters of s that a terminal could act on or
+// hide (what unicode.IsPrint refuses: control and format characters, such
+// as bidirectional overrides, other than newline and tab; bytes that are
+// not UTF-8) as Go escapes: file names from a medium, upstream names and
+// reasons reach error messages and logs, and an escape sequence in one
+// could rewrite what the operator sees (a refusal shown as a success).
 func terminalSafe(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
@@ -181,12 +182,7 @@ func terminalSafe(s string) string {
 	return b.String()
 }
 
+// unsafeRune: what safe (inspect) would quote, newline and tab aside.
 func unsafeRune(r rune) bool {
-	switch {
-	case r == '\n' || r == '\t':
-		return false
-	case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
-		return true
-	}
-	return r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
+	return r != '\n' && r != '\t' && !unicode.IsPrint(r)
 }

@@ -84,8 +84,7 @@ func CheckTree(tree []Entry) error {
 	if len(tree) > MaxTreeEntries {
 		return fmt.Errorf("publish tree has %d files, limit %d: %w", len(tree), MaxTreeEntries, ErrBadPath)
 	}
-	files := make(map[string]string, len(tree)) // folded -> path
-	dirs := make(map[string]bool)
+	g := NewTreeGuard(len(tree))
 	for _, e := range tree {
 		if err := CheckPath(e.Path); err != nil {
 			return err
@@ -96,25 +95,85 @@ func CheckTree(tree []Entry) error {
 		if e.Size < 0 {
 			return fmt.Errorf("%s: negative size: %w", e.Path, ErrCorrupt)
 		}
-		key := strings.ToLower(e.Path)
-		if prev, ok := files[key]; ok {
-			return &PathError{Path: e.Path, Reason: "collides with " + prev}
-		}
-		if dirs[key] {
-			return &PathError{Path: e.Path, Reason: "is also a folder"}
-		}
-		files[key] = e.Path
-		for d := path.Dir(key); d != "."; d = path.Dir(d) {
-			if _, ok := files[d]; ok {
-				return &PathError{Path: e.Path, Reason: "is inside a file"}
-			}
-			if dirs[d] {
-				break
-			}
-			dirs[d] = true
+		if err := g.Add(e.Path); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// TreeGuard finds, as paths are added, those that would collide in a tree:
+// equal to another when case is ignored, a file that is also a folder of
+// another, a file inside another file. CheckTree uses it on a whole tree;
+// sync on one package's paths at a time, to refuse a package rather than
+// fail the run. Paths are clean (CheckPath).
+type TreeGuard struct {
+	// Repeats lets a path be added again (sync: a signature that several
+	// packages share); CheckTree refuses a repeated path.
+	Repeats bool
+	seen    map[string]string // path with case folded -> path, "" for a folder
+	added   []string          // keys the Add under way put, to take back
+}
+
+// NewTreeGuard makes a TreeGuard with room for about n paths.
+func NewTreeGuard(n int) *TreeGuard {
+	return &TreeGuard{seen: make(map[string]string, n+8)}
+}
+
+// Add adds paths, all or none. The error is a *PathError (ErrBadPath)
+// naming the first path that collides.
+func (g *TreeGuard) Add(paths ...string) error {
+	g.added = g.added[:0]
+	for _, x := range paths {
+		if err := g.add(x); err != nil {
+			for _, k := range g.added {
+				delete(g.seen, k)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *TreeGuard) add(x string) error {
+	k := strings.ToLower(x)
+	if prev, ok := g.seen[k]; ok {
+		switch {
+		case prev == "":
+			return &PathError{Path: x, Reason: "is also a folder"}
+		case prev != x:
+			return &PathError{Path: x, Reason: "collides with " + prev + " when case is ignored"}
+		case !g.Repeats:
+			return &PathError{Path: x, Reason: "comes twice"}
+		}
+		return nil
+	}
+	for d := parentDir(k); d != ""; d = parentDir(d) {
+		if prev, ok := g.seen[d]; ok {
+			if prev != "" {
+				return &PathError{Path: x, Reason: "is inside the file " + prev}
+			}
+			break // a folder already: so are its parents
+		}
+	}
+	g.seen[k] = x
+	g.added = append(g.added, k)
+	for d := parentDir(k); d != ""; d = parentDir(d) {
+		if _, ok := g.seen[d]; ok {
+			break
+		}
+		g.seen[d] = ""
+		g.added = append(g.added, d)
+	}
+	return nil
+}
+
+// parentDir is the folder of a clean relative path, "" at the top.
+func parentDir(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i > 0 {
+		return p[:i]
+	}
+	return ""
 }
 
 // Missing returns the entries of tree whose blob the store lacks.

@@ -607,3 +607,34 @@ func TestPublishErrorAfterSwitch(t *testing.T) {
 		t.Fatalf("state after the next Open: %+v, %v; want sequence 2", s, err)
 	}
 }
+
+// TestTreeGuard: paths are added all or none; a clash names its reason; a
+// repeated path is refused unless Repeats is set.
+func TestTreeGuard(t *testing.T) {
+	g := NewTreeGuard(4)
+	if err := g.Add("d/a", "d/a.sig"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		paths  []string
+		reason string
+	}{
+		{[]string{"x/new", "D/A"}, "when case is ignored"},
+		{[]string{"d"}, "is also a folder"},
+		{[]string{"d/a/b"}, "inside the file"},
+		{[]string{"d/a"}, "comes twice"},
+	} {
+		var pe *PathError
+		if err := g.Add(c.paths...); !errors.As(err, &pe) || !strings.Contains(pe.Reason, c.reason) {
+			t.Fatalf("Add(%v) = %v, want %q", c.paths, err, c.reason)
+		}
+	}
+	// The refused Add took back x/new: adding it again is no repeat.
+	if err := g.Add("x/new"); err != nil {
+		t.Fatalf("after a refused Add: %v", err)
+	}
+	g.Repeats = true
+	if err := g.Add("d/a"); err != nil {
+		t.Fatalf("a repeat with Repeats: %v", err)
+	}
+}
