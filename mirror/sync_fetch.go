@@ -13,8 +13,6 @@ import (
 	"github.com/mirror-tool/mirror/verify"
 )
 
-// run is the working state of one Sync.
-
 // pipeline downloads (a pool of r.jobs) and verifies (a pool of GOMAXPROCS,
 // fed as downloads finish) every item. It returns the first fatal error
 // (network failures other than 404, I/O errors); rejections are recorded in

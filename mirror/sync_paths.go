@@ -7,8 +7,6 @@ import (
 	"github.com/mirror-tool/mirror/mirror/source/files"
 )
 
-// run is the working state of one Sync.
-
 // unpublishable says why a package's file or signatures could not be served
 // inside (repo.CheckPath: a colon, a backslash, too long, too deep), or "":
 // such a package is refused here, as no import could take a bundle with it.

@@ -19,8 +19,6 @@ import (
 	"github.com/mirror-tool/mirror/verify"
 )
 
-// run is the working state of one Sync.
-
 // carryRecord keeps the state's record of u in the next state (and so its
 // blob in the cache) unless this run recorded u itself.
 func (r *run) carryRecord(u string) {

@@ -14,8 +14,6 @@ import (
 	"github.com/mirror-tool/mirror/verify"
 )
 
-// run is the working state of one Sync.
-
 // loadTrust loads the policy and the self-contained trust text recorded in
 // the bundle: the [trust] table with every `file =` key inlined, so that
 // the inside can re-check every decision with the manifest alone. The

@@ -21,8 +21,6 @@ import (
 	"github.com/mirror-tool/mirror/verify"
 )
 
-// run is the working state of one Sync.
-
 // verifyItem checks the file against its signatures or its signed checksum
 // list; accepted content enters the cache, rejected content is deleted.
 func (r *run) verifyItem(ctx context.Context, it *item) error {
