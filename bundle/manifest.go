@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mirror-tool/mirror/internal/treepath"
 )
 
 // Format is the version line of this bundle format: the manifest's "format"
@@ -284,14 +286,15 @@ func (m *Manifest) ValidateLimits(lim Limits) error {
 	}
 
 	tree := make(map[string]Entry, len(m.Tree))
-	paths := newPathSet(len(m.Tree))
+	paths := treepath.NewSet(len(m.Tree))
 	for i, e := range m.Tree {
 		f := fmt.Sprintf("tree[%d]", i)
 		if err := checkPath(e.Path); err != nil {
 			return field(f+".path", ErrUnsafePath, "%v", err)
 		}
-		if err := paths.add(e.Path); err != nil {
-			return field(f+".path", ErrDuplicate, "%v", err)
+		var clash *treepath.Clash
+		if err := paths.Add(e.Path); errors.As(err, &clash) {
+			return field(f+".path", ErrDuplicate, "path %q %s", clip(e.Path), clash.Reason())
 		}
 		if e.Size < 0 || e.Size > lim.MaxBlobSize {
 			return field(f+".size", ErrLimit, "%d is outside 0..%d", e.Size, lim.MaxBlobSize)
@@ -463,45 +466,6 @@ func checkPath(p string) error {
 		if err := checkSegment(seg); err != nil {
 			return fmt.Errorf("path %q: %w", clip(p), err)
 		}
-	}
-	return nil
-}
-
-// pathSet detects duplicate paths, case-insensitive collisions and a path
-// that is both a file and a directory.
-type pathSet struct {
-	files map[string]string // folded -> original
-	dirs  map[string]string
-}
-
-func newPathSet(n int) *pathSet {
-	return &pathSet{files: make(map[string]string, n), dirs: make(map[string]string, n)}
-}
-
-func (s *pathSet) add(p string) error {
-	f := strings.ToLower(p)
-	if o, ok := s.files[f]; ok {
-		if o == p {
-			return fmt.Errorf("path %q listed twice", clip(p))
-		}
-		return fmt.Errorf("path %q collides with %q when case is ignored", clip(p), clip(o))
-	}
-	if o, ok := s.dirs[f]; ok {
-		return fmt.Errorf("path %q is also a directory of %q", clip(p), clip(o))
-	}
-	s.files[f] = p
-	for i := len(f) - 1; i > 0; i-- {
-		if f[i] != '/' {
-			continue
-		}
-		d := f[:i]
-		if o, ok := s.files[d]; ok {
-			return fmt.Errorf("path %q is inside file %q", clip(p), clip(o))
-		}
-		if _, ok := s.dirs[d]; ok {
-			break // its parents are recorded already
-		}
-		s.dirs[d] = p
 	}
 	return nil
 }

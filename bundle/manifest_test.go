@@ -51,6 +51,7 @@ func TestValidate(t *testing.T) {
 		{"long path", func(m *Manifest) { m.Tree[0].Path = strings.Repeat("abcdefgh/", 500) + "x" }, ErrUnsafePath, "tree[0].path"},
 		{"duplicate path", func(m *Manifest) { m.Tree[1].Path = m.Tree[0].Path }, ErrDuplicate, "tree[1].path"},
 		{"case-insensitive duplicate", func(m *Manifest) { m.Tree[1].Path = strings.ToUpper(m.Tree[0].Path) }, ErrDuplicate, "tree[1].path"},
+		{"case variant beyond lower case", func(m *Manifest) { m.Tree[0].Path, m.Tree[1].Path = "tools/\u03c3", "tools/\u03c2" }, ErrDuplicate, "tree[1].path"},
 		{"file is also a directory", func(m *Manifest) { m.Tree[1].Path = m.Tree[0].Path + "/x" }, ErrDuplicate, "tree[1].path"},
 		{"directory is also a file", func(m *Manifest) { m.Tree[1].Path = "TOOLS" }, ErrDuplicate, "tree[1].path"},
 		{"tree hash upper-case", func(m *Manifest) { m.Tree[0].SHA256 = strings.ToUpper(m.Tree[0].SHA256) }, ErrMalformed, "tree[0].sha256"},

@@ -96,7 +96,6 @@ func admitPaths(g *repo.TreeGuard, p files.Package) string {
 // newPathGuard is a repo.TreeGuard for n packages' publish paths; a path
 // may come again (a signature several packages share).
 func newPathGuard(n int) *repo.TreeGuard {
-	g := repo.NewTreeGuard(2 * n)
-	g.Repeats = true
+	g := repo.NewTreeGuard(2*n, true)
 	return g
 }

@@ -12,8 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/mirror-tool/mirror/internal/atomicfile"
+	"github.com/mirror-tool/mirror/internal/treepath"
 )
 
 // Limits on a publish tree.
@@ -64,6 +66,11 @@ func CheckPath(p string) error {
 	case strings.Count(p, "/") >= MaxPathDepth:
 		return bad("too deep")
 	}
+	if !utf8.ValidString(p) {
+		// The manifest is JSON, which would carry such a path as U+FFFD:
+		// the bundle would publish a name other than the one checked.
+		return bad("not UTF-8")
+	}
 	for el := range strings.SplitSeq(p, "/") {
 		if el == ".." || el == "." {
 			return bad("dot element")
@@ -84,7 +91,7 @@ func CheckTree(tree []Entry) error {
 	if len(tree) > MaxTreeEntries {
 		return fmt.Errorf("publish tree has %d files, limit %d: %w", len(tree), MaxTreeEntries, ErrBadPath)
 	}
-	g := NewTreeGuard(len(tree))
+	g := NewTreeGuard(len(tree), false)
 	for _, e := range tree {
 		if err := CheckPath(e.Path); err != nil {
 			return err
@@ -102,78 +109,32 @@ func CheckTree(tree []Entry) error {
 	return nil
 }
 
-// TreeGuard finds, as paths are added, those that would collide in a tree:
-// equal to another when case is ignored, a file that is also a folder of
-// another, a file inside another file. CheckTree uses it on a whole tree;
-// sync on one package's paths at a time, to refuse a package rather than
-// fail the run. Paths are clean (CheckPath).
+// TreeGuard finds, as paths are added, those that would collide in a tree
+// (treepath.Set: equal to another when case is ignored, a file that is also
+// a folder of another, a file inside another file). CheckTree uses it on a
+// whole tree; sync on one package's paths at a time, to refuse a package
+// rather than fail the run. Paths are clean (CheckPath).
 type TreeGuard struct {
-	// Repeats lets a path be added again (sync: a signature that several
-	// packages share); CheckTree refuses a repeated path.
-	Repeats bool
-	seen    map[string]string // path with case folded -> path, "" for a folder
-	added   []string          // keys the Add under way put, to take back
+	set *treepath.Set
 }
 
-// NewTreeGuard makes a TreeGuard with room for about n paths.
-func NewTreeGuard(n int) *TreeGuard {
-	return &TreeGuard{seen: make(map[string]string, n+8)}
+// NewTreeGuard makes a TreeGuard with room for about n paths. With repeats,
+// a path may be added again (sync: a signature that several packages
+// share); CheckTree refuses a repeated path.
+func NewTreeGuard(n int, repeats bool) *TreeGuard {
+	s := treepath.NewSet(n)
+	s.Repeats = repeats
+	return &TreeGuard{set: s}
 }
 
 // Add adds paths, all or none. The error is a *PathError (ErrBadPath)
 // naming the first path that collides.
 func (g *TreeGuard) Add(paths ...string) error {
-	g.added = g.added[:0]
-	for _, x := range paths {
-		if err := g.add(x); err != nil {
-			for _, k := range g.added {
-				delete(g.seen, k)
-			}
-			return err
-		}
+	var c *treepath.Clash
+	if err := g.set.Add(paths...); errors.As(err, &c) {
+		return &PathError{Path: c.Path, Reason: c.Reason()}
 	}
 	return nil
-}
-
-func (g *TreeGuard) add(x string) error {
-	k := strings.ToLower(x)
-	if prev, ok := g.seen[k]; ok {
-		switch {
-		case prev == "":
-			return &PathError{Path: x, Reason: "is also a folder"}
-		case prev != x:
-			return &PathError{Path: x, Reason: "collides with " + prev + " when case is ignored"}
-		case !g.Repeats:
-			return &PathError{Path: x, Reason: "comes twice"}
-		}
-		return nil
-	}
-	for d := parentDir(k); d != ""; d = parentDir(d) {
-		if prev, ok := g.seen[d]; ok {
-			if prev != "" {
-				return &PathError{Path: x, Reason: "is inside the file " + prev}
-			}
-			break // a folder already: so are its parents
-		}
-	}
-	g.seen[k] = x
-	g.added = append(g.added, k)
-	for d := parentDir(k); d != ""; d = parentDir(d) {
-		if _, ok := g.seen[d]; ok {
-			break
-		}
-		g.seen[d] = ""
-		g.added = append(g.added, d)
-	}
-	return nil
-}
-
-// parentDir is the folder of a clean relative path, "" at the top.
-func parentDir(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i > 0 {
-		return p[:i]
-	}
-	return ""
 }
 
 // Missing returns the entries of tree whose blob the store lacks.

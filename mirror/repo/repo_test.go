@@ -372,6 +372,12 @@ func TestCheckTree(t *testing.T) {
 		{[]string{"a", "a/b"}, false},
 		{[]string{"a/b", "a"}, false},
 		{[]string{"A/b", "a"}, false},
+		{[]string{"a\xffb"}, false},                 // not UTF-8: JSON would carry it as U+FFFD
+		{[]string{"pkg/\u212a", "pkg/k"}, false},    // Kelvin sign and k
+		{[]string{"\u017fum", "SUM"}, false},        // long s and S
+		{[]string{"\u03c3", "\u03c2"}, false},       // medial and final sigma
+		{[]string{"caf\u00e9", "CAF\u00c9"}, false}, // é and É
+		{[]string{"stra\u00dfe", "STRASSE"}, true},  // ß is not S S under simple folding
 		{[]string{strings.Repeat("d/", MaxPathDepth) + "f"}, false},
 	} {
 		var tree []Entry
@@ -609,9 +615,9 @@ func TestPublishErrorAfterSwitch(t *testing.T) {
 }
 
 // TestTreeGuard: paths are added all or none; a clash names its reason; a
-// repeated path is refused unless Repeats is set.
+// repeated path is refused unless the guard was made to allow repeats.
 func TestTreeGuard(t *testing.T) {
-	g := NewTreeGuard(4)
+	g := NewTreeGuard(4, false)
 	if err := g.Add("d/a", "d/a.sig"); err != nil {
 		t.Fatal(err)
 	}
@@ -620,7 +626,7 @@ func TestTreeGuard(t *testing.T) {
 		reason string
 	}{
 		{[]string{"x/new", "D/A"}, "when case is ignored"},
-		{[]string{"d"}, "is also a folder"},
+		{[]string{"d"}, `is also a folder of "d/a"`},
 		{[]string{"d/a/b"}, "inside the file"},
 		{[]string{"d/a"}, "comes twice"},
 	} {
@@ -633,8 +639,8 @@ func TestTreeGuard(t *testing.T) {
 	if err := g.Add("x/new"); err != nil {
 		t.Fatalf("after a refused Add: %v", err)
 	}
-	g.Repeats = true
-	if err := g.Add("d/a"); err != nil {
+	g = NewTreeGuard(4, true)
+	if err := g.Add("d/a", "d/a"); err != nil {
 		t.Fatalf("a repeat with Repeats: %v", err)
 	}
 }
