@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mirror-tool/mirror/bundle"
+	"github.com/mirror-tool/mirror/internal/atomicfile"
 	"github.com/mirror-tool/mirror/internal/operator"
 	"github.com/mirror-tool/mirror/mirror/fetch"
 	"github.com/mirror-tool/mirror/mirror/lock"
@@ -467,7 +469,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	// The bundle and its signature are complete and synced: only now is
 	// anything recorded as shipped.
 	if err := waitCache(); err != nil {
-		return nil, fmt.Errorf("%w (bundle %s was written but not recorded; the next run rewrites sequence %d)", err, name, m.Sequence)
+		return nil, unrecorded(cfg.Output.State, w.Paths, name, m.Sequence, digest, err)
 	}
 	<-unchanged // next's records and verdicts are made
 	next.Shipped = maps.Clone(st.Shipped)
@@ -475,7 +477,7 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 	next.Bundle = name + bundle.Suffix
 	next.Digest = digest
 	if err := next.Save(cfg.Output.State); err != nil {
-		return nil, fmt.Errorf("%w: bundle %s was written but the state was not updated (the next run rewrites sequence %d): %w", ErrSync, name, m.Sequence, err)
+		return nil, unrecorded(cfg.Output.State, w.Paths, name, m.Sequence, digest, fmt.Errorf("%w: %w", ErrSync, err))
 	}
 	hook("state-saved")
 	res.collect(cache, next, all)
@@ -484,6 +486,31 @@ func Sync(ctx context.Context, cfg *Config, opt SyncOptions) (*SyncResult, error
 		Sequence: m.Sequence, BaseSequence: m.BaseSequence, Blobs: len(m.Blobs), BlobBytes: total}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// unrecorded handles a bundle written whose state could not be saved (a
+// full disk, an I/O error): unless the state on disk records it after all
+// (Save failed after its rename), its files are removed. Left in place, a
+// copy job could ship a bundle that nothing records, and the next run
+// writes another one under the same sequence, which the inside refuses as
+// a replay; on a full disk it would also keep the next run from fitting.
+func unrecorded(stateDir string, paths []string, name string, seq uint64, digest string, cause error) error {
+	if st, err := state.Load(stateDir); err == nil && st.Sequence == seq && st.Digest == digest {
+		return fmt.Errorf("bundle %s was written and the state records it, but saving the state reported: %w", name, cause)
+	}
+	var failed error
+	for _, p := range slices.Backward(paths) { // the signature first
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			failed = errors.Join(failed, err)
+		}
+	}
+	if failed == nil && len(paths) > 0 {
+		failed = atomicfile.SyncDir(filepath.Dir(paths[0]))
+	}
+	if failed != nil {
+		return fmt.Errorf("bundle %s was written but not recorded, and removing it failed (%v); the next run sets it aside and writes sequence %d again: %w", name, failed, seq, cause)
+	}
+	return fmt.Errorf("bundle %s was written but not recorded, so it was removed; the next run writes sequence %d again: %w", name, seq, cause)
 }
 
 // BundleName is the file name (without bundle.Suffix) of bundle seq.
