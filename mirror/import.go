@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mirror-tool/mirror/bundle"
@@ -408,7 +409,12 @@ func importOne(ctx context.Context, r *repo.Repo, opts ImportOptions, p pending)
 	lerr := r.AppendLog(repo.LogEntry{Time: opts.Now().UTC(), Bundle: name, Sequence: m.Sequence, Base: m.BaseSequence,
 		BundleID: m.ID, Signer: m.OperatorKeyID, Packages: res.Packages, Files: res.Files, NewBlobs: res.NewBlobs,
 		Bytes: res.Bytes, Result: repo.ResultImported, Message: msg})
-	return res, lerr
+	if lerr != nil {
+		// Served all the same: a warning, not a failure that would say
+		// nothing served changed.
+		res.Warning = strings.TrimPrefix(res.Warning+"; the import log has no line for it: "+lerr.Error(), "; ")
+	}
+	return res, nil
 }
 
 // recheck re-verifies every package's upstream signatures against the trust

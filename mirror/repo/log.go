@@ -51,13 +51,28 @@ func (r *Repo) AppendLog(e LogEntry) error {
 	}
 	line = append(line, '\n')
 	path := filepath.Join(r.dir, LogFile)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("append to %s: %w", path, err)
 	}
-	_, err = f.Write(line)
+	// A line cut short (a full disk, a crash) must not swallow this one:
+	// it starts on a line of its own, and if it does not fit whole it is
+	// taken back.
+	size, err := f.Seek(0, io.SeekEnd)
+	if err == nil && size > 0 {
+		var last [1]byte
+		if _, rerr := f.ReadAt(last[:], size-1); rerr == nil && last[0] != '\n' {
+			line = append([]byte{'\n'}, line...)
+		}
+	}
+	if err == nil {
+		_, err = f.Write(line)
+	}
 	if err == nil {
 		err = f.Sync()
+	}
+	if err != nil {
+		f.Truncate(size)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -393,6 +393,24 @@ func TestCheckTree(t *testing.T) {
 	}
 }
 
+// TestAppendAfterTornLine: a line cut short by a crash does not swallow
+// the next one appended.
+func TestAppendAfterTornLine(t *testing.T) {
+	dir := t.TempDir()
+	r := open(t, dir)
+	defer r.Close()
+	if err := os.WriteFile(filepath.Join(dir, LogFile), []byte(`{"time":"2026-01-01T00:00:00Z","sequence":1,"res`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AppendLog(LogEntry{Time: time.Now(), Sequence: 2, Result: ResultImported}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadLog(dir, 2)
+	if err != nil || len(got) != 2 || got[0].Result != "unreadable" || got[1].Sequence != 2 || got[1].Result != ResultImported {
+		t.Fatalf("log after a torn line: %+v, %v; want the torn line unreadable and sequence 2 imported", got, err)
+	}
+}
+
 func TestLogTornLine(t *testing.T) {
 	data := []byte(`{"time":"2026-01-01T00:00:00Z","sequence":1,"result":"imported"}` + "\n" +
 		`{"time":"2026-01-02T00:00:00Z","sequence":2,"result":"refused","message":"rollback"}` + "\n" +
