@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -168,6 +169,9 @@ func syncError(err error, cfg *mirror.Config) error {
 			operator.EnvPassphraseFile+" wins over "+operator.EnvPassphrase+", which wins over operator.passphrase_file)")
 	case errors.Is(err, mirror.ErrReceipt):
 		return withHint(err, "pass the receipt.json that mirror import wrote in the repository inside")
+	case errors.Is(err, syscall.ENOSPC):
+		return withHint(err, "free space on the disk of the file named above (state: "+cfg.Output.State+", bundles: "+cfg.Output.Dir+
+			") and run again; nothing was recorded (downloads resume from the cache)")
 	case errors.Is(err, mirror.ErrSync):
 		return withHint(err, "nothing was recorded; run again (downloads resume from the cache)")
 	}
