@@ -51,6 +51,7 @@ type batch struct {
 	inflight sync.RWMutex
 	mu       sync.Mutex
 	marked   bool            // the marker is durable on disk
+	since    time.Time       // the marker's time (wall clock)
 	shards   map[string]bool // shard folders known to exist
 }
 
@@ -70,7 +71,7 @@ func (s *Store) mark() error {
 		return fmt.Errorf("store %s: %w", s.dir, err)
 	}
 	// The marker's mtime is the start of the batch (Recover's window).
-	now := time.Now()
+	now := s.clock()
 	err = os.Chtimes(p, now, now)
 	if err == nil {
 		err = f.Sync()
@@ -84,8 +85,50 @@ func (s *Store) mark() error {
 	if err != nil {
 		return fmt.Errorf("store %s: batch marker: %w", s.dir, err)
 	}
-	b.marked = true
+	b.marked, b.since = true, now
 	return nil
+}
+
+// keepWindow moves the marker's time back, durably, when the wall clock
+// has gone back since it was set (NTP correcting a clock that ran ahead, a
+// virtual machine resumed), by more than half of recoverSlack: a blob
+// renamed now gets an inode change time that Recover's window must still
+// hold. It runs before each rename of a batch; a step landing between it
+// and the rename (microseconds) is not covered.
+func (s *Store) keepWindow() error {
+	b := s.batch()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := s.clock()
+	if !now.Before(b.since.Add(-recoverSlack / 2)) {
+		return nil
+	}
+	p := filepath.Join(s.dir, UnsyncedMarker)
+	f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("store %s: batch marker: %w", s.dir, err)
+	}
+	err = os.Chtimes(p, now, now)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store %s: batch marker: %w", s.dir, err)
+	}
+	b.since = now
+	return nil
+}
+
+// clock is the wall clock (without a monotonic reading: the window is in
+// file times), or the test's.
+func (s *Store) clock() time.Time {
+	if s.now != nil {
+		return s.now().Round(0)
+	}
+	return time.Now().Round(0)
 }
 
 // AdoptBatched moves the file at path, whose SHA-256 the caller computed as
@@ -116,6 +159,9 @@ func (s *Store) AdoptBatched(path string, sum string, size int64) error {
 	s.batch().inflight.RLock()
 	defer s.batch().inflight.RUnlock()
 	if err := s.mark(); err != nil {
+		return err
+	}
+	if err := s.keepWindow(); err != nil {
 		return err
 	}
 	b := s.batch()

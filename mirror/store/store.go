@@ -78,6 +78,8 @@ type Store struct {
 	// wrap, when set (tests only), wraps the writer of temporary files so
 	// that write failures such as ENOSPC can be injected.
 	wrap func(io.Writer) io.Writer
+	// now, when set (tests only), is the wall clock of batch markers.
+	now func() time.Time
 
 	batched batch // AdoptBatched and Sync (batch.go)
 }
