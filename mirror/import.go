@@ -98,15 +98,25 @@ var partRe = regexp.MustCompile(`^(.*\.tar\.zst)\.part-[0-9]{3}$`)
 // GroupBundles groups the files given on the command line into bundles:
 // the parts of one split bundle (NAME.tar.zst.part-NNN) together, by file
 // name, wherever they are (parts may come on several media), every other
-// file alone; detached .minisig files (for stock tools) are skipped.
-// Groups keep the order of their first file.
+// file alone; detached .minisig files (for stock tools) are skipped, and
+// so is a file given again (the same path, or another path to the same
+// file: a shell pattern that matches a file named before it). Groups keep
+// the order of their first file.
 func GroupBundles(paths []string) [][]string {
 	var out [][]string
 	idx := map[string]int{}
+	var seen []string
+	var seenInfo []os.FileInfo
 	for _, p := range paths {
 		if filepath.Ext(p) == ".minisig" {
 			continue
 		}
+		fi, _ := os.Stat(p)
+		if slices.ContainsFunc(seen, func(q string) bool { return filepath.Clean(q) == filepath.Clean(p) }) ||
+			fi != nil && slices.ContainsFunc(seenInfo, func(o os.FileInfo) bool { return o != nil && os.SameFile(o, fi) }) {
+			continue
+		}
+		seen, seenInfo = append(seen, p), append(seenInfo, fi)
 		key := p
 		if m := partRe.FindStringSubmatch(filepath.Base(p)); m != nil {
 			key = "part:" + m[1] // parts may come from several media (folders)
@@ -144,6 +154,24 @@ func Import(ctx context.Context, opts ImportOptions, paths []string) ([]ImportRe
 	groups := GroupBundles(paths)
 	if len(groups) == 0 {
 		return nil, errors.New("no bundle given")
+	}
+	// A bundle file that is not there is a slip of the command line, not a
+	// bundle to refuse: it is said before the repository is opened (or
+	// made, for a --repo that does not exist yet), and nothing is logged.
+	for i, g := range groups {
+		if len(g) == 1 { // a whole bundle, or the name of a split one
+			files, err := bundle.Files(g[0])
+			if err != nil {
+				return nil, err
+			}
+			groups[i] = files
+			continue
+		}
+		for _, p := range g {
+			if _, err := os.Stat(p); err != nil {
+				return nil, err
+			}
+		}
 	}
 	r, err := repo.Open(ctx, opts.Repo)
 	if err != nil {

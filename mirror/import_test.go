@@ -531,6 +531,42 @@ func TestGroupBundles(t *testing.T) {
 	}
 }
 
+// TestImportCommandLineSlips: a bundle file that is not there fails the
+// import before the repository is opened, so a mistyped --repo is not
+// made and nothing is logged; a bundle named twice (again, or through a
+// link) is imported once; a split bundle may be named as a whole one.
+func TestImportCommandLineSlips(t *testing.T) {
+	key := impKey(t, 1)
+	media := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "repo")
+	if _, err := Import(context.Background(), impOpts(dir, key, impT0), []string{filepath.Join(media, "nosuch.tar.zst")}); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("import of a missing file: %v, want ErrNotExist", err)
+	}
+	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the import of a missing file made the repository (%v)", err)
+	}
+
+	b1, _ := impBundle(t, media, key, impSpec{seq: 1, files: map[string][]byte{"tools/a.tar.gz": impData("a", 1000)}})
+	link := filepath.Join(t.TempDir(), "same.tar.zst")
+	if err := os.Symlink(b1[0], link); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Import(context.Background(), impOpts(dir, key, impT0), []string{b1[0], filepath.Dir(b1[0]) + "/./" + filepath.Base(b1[0]), link})
+	if err != nil || len(res) != 1 || res[0].Result != repo.ResultImported {
+		t.Fatalf("one bundle named three ways: %+v, %v; want it imported once", res, err)
+	}
+
+	parts, _ := impBundle(t, media, key, impSpec{seq: 2, base: 1, partSize: 64 << 10,
+		files: map[string][]byte{"tools/a.tar.gz": impData("a", 1000), "tools/b.tar.gz": impData("b", 200<<10)}, carry: []string{"tools/b.tar.gz"}})
+	if len(parts) < 2 {
+		t.Fatalf("the bundle was not split: %v", parts)
+	}
+	whole := strings.TrimSuffix(parts[0], ".part-001")
+	if res, err := Import(context.Background(), impOpts(dir, key, impT0), []string{whole}); err != nil || len(res) != 1 || res[0].Sequence != 2 {
+		t.Fatalf("a split bundle named as a whole one: %+v, %v", res, err)
+	}
+}
+
 // TestImportRecheck: --recheck re-verifies upstream signatures with the
 // trust file the bundle carries: a bundle whose package is signed by a key
 // outside its scope is refused, a good one passes; without --recheck the
