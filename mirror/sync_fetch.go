@@ -42,6 +42,7 @@ func (r *run) pipeline(ctx context.Context, items []*item) error {
 			for it := range dl {
 				if err := r.fetchItem(wctx, it); err != nil {
 					cancel(err)
+					it.land()
 					continue
 				}
 				if it.partialPath == "" {
@@ -50,6 +51,7 @@ func (r *run) pipeline(ctx context.Context, items []*item) error {
 					// the verify pool, which is there to overlap the
 					// checks of fresh downloads with the network.
 					r.verifyDone(wctx, it, cancel)
+					it.land()
 					continue
 				}
 				vq <- it
@@ -65,6 +67,7 @@ func (r *run) pipeline(ctx context.Context, items []*item) error {
 			defer vwg.Done()
 			for it := range vq {
 				r.verifyDone(ctx, it, cancel)
+				it.land()
 			}
 		}()
 	}
@@ -237,6 +240,9 @@ func (r *run) fetchItem(ctx context.Context, it *item) error {
 	if r.opt.DryRun {
 		return nil
 	}
+	if cached, err := r.fetchShared(ctx, it); cached || err != nil {
+		return err
+	}
 	it.partialPath = r.partialFor(it.pkg.URL)
 	limit := r.opt.MaxFileSize
 	if it.size > 0 && it.size < limit {
@@ -256,6 +262,77 @@ func (r *run) fetchItem(ctx context.Context, it *item) error {
 	}
 	it.fileSHA, it.fileSize, it.downloaded = res.SHA256, res.Size, res.Size
 	return nil
+}
+
+// flight is one download of a URL in a run, shared by every item of that
+// URL (two sources, or two names, for one upstream file): the partial file
+// is named by the URL, so two downloads at once would write and adopt the
+// same file. done is closed when the item making it has been verified;
+// sha is then the blob it put into the cache, "" when it put none
+// (rejected for its source, refused by the upstream, or the run failed).
+type flight struct {
+	done chan struct{}
+	sha  string
+	size int64
+}
+
+// fetchShared makes it the item that downloads its URL in this run, or
+// waits for the item that does. When that one's download passed its own
+// checks and is in the cache, it takes the cached file (cached true) and
+// is verified from the cache against its own source's signatures, checksum
+// list and policy, as any cached file is. Otherwise it downloads the file
+// itself, once the other is done with the partial file.
+func (r *run) fetchShared(ctx context.Context, it *item) (cached bool, err error) {
+	for {
+		r.mu.Lock()
+		if r.flights == nil {
+			r.flights = map[string]*flight{}
+		}
+		f := r.flights[it.pkg.URL]
+		if f == nil || (f.landed() && f.sha == "") {
+			it.flight = &flight{done: make(chan struct{})}
+			r.flights[it.pkg.URL] = it.flight
+			r.mu.Unlock()
+			return false, nil
+		}
+		r.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return false, context.Cause(ctx)
+		}
+		if f.sha == "" {
+			continue
+		}
+		if _, err := os.Stat(r.cache.Path(f.sha)); err != nil {
+			return false, fmt.Errorf("package %s: %w", it.full(), err)
+		}
+		it.fromCache, it.fileSHA, it.fileSize = true, f.sha, f.size
+		return true, nil
+	}
+}
+
+func (f *flight) landed() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// land ends the download it made for the run (fetchShared), once it is
+// verified (or the run failed): the items waiting for it go on.
+func (it *item) land() {
+	f := it.flight
+	if f == nil {
+		return
+	}
+	it.flight = nil
+	if it.adopted && it.rejected == "" {
+		f.sha, f.size = it.fileSHA, it.fileSize
+	}
+	close(f.done)
 }
 
 // rejection turns the fetch errors that are the upstream's answer about a

@@ -45,6 +45,8 @@ type run struct {
 	pass     []byte            // an encrypted key's passphrase, read at the start (checkKey)
 	// pre holds what prepare made of the files sources (read-only after).
 	pre map[*SourceConfig]*prepared
+	// flights are this run's package downloads by URL (fetchShared).
+	flights map[string]*flight
 }
 
 // prepared is what resolve needs of a files source that does not depend on
@@ -126,6 +128,8 @@ type item struct {
 	size     int64    // the size the signed index gives, 0 when unknown (apt)
 
 	partialPath string
+	flight      *flight // the download of pkg.URL this item makes for the run (land)
+	adopted     bool    // the download passed its checks and is in the cache
 	fromCache   bool
 	needFetch   bool
 	downloaded  int64

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -535,5 +536,66 @@ func TestSyncMigratesV1State(t *testing.T) {
 	}
 	if res := e.mustSync(SyncOptions{}); !res.NothingNew || res.Bundle != nil {
 		t.Fatalf("run on the migrated state = %+v", res)
+	}
+}
+
+// TestSyncSharedURL: two sources that fetch the same upstream URL (one file
+// with per-file signatures, one from a shared checksum list) download it
+// once per run, and both packages are accepted, each checked against its
+// own source's signatures and policy: the two items used to share one
+// partial file, and the second found it moved into the cache by the first
+// (every run failed).
+func TestSyncSharedURL(t *testing.T) {
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one v1", "rel-a")
+	e.put("b/two.tar.gz", "two v1", "rel-b")
+	e.putRel("x.tar.gz", "x v1")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	cfg, _ := os.ReadFile(e.cfgPath)
+	text := strings.Replace(string(cfg), `allow = ["tools:a/*"]`, `allow = ["tools:a/*", "tools2:*"]`, 1)
+	text = strings.Replace(text, `allow = ["rel:v1/*"]`, `allow = ["rel:v1/*", "rel2:v1/*"]`, 1)
+	text += fmt.Sprintf(`
+[[source]]
+name = "tools2"
+type = "files"
+url = "%s/tools/a/"
+files = ["one.tar.gz"]
+signatures = ["{file}.minisig"]
+
+[[source]]
+name = "rel2"
+type = "files"
+url = "%s/rel/"
+files = ["v1/x.tar.gz"]
+checksums = "v1/SHA256SUMS.asc"
+`, e.srv.URL, e.srv.URL)
+	os.WriteFile(e.cfgPath, []byte(text), 0o644)
+
+	want := []string{"rel2:v1/x.tar.gz", "rel:v1/x.tar.gz", "tools2:one.tar.gz", "tools:a/one.tar.gz", "tools:b/two.tar.gz"}
+	check := func(step string, res *SyncResult, one, x int) {
+		t.Helper()
+		if res.Rejected != 0 || res.Bundle == nil {
+			t.Fatalf("%s: rejected %v, bundle %+v", step, rejectedOf(res), res.Bundle)
+		}
+		m, _ := e.openBundle(res.Bundle)
+		if got := packageNames(m); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: packages %v, want %v", step, got, want)
+		}
+		if n := e.hitsOf("/tools/a/one.tar.gz"); n != one {
+			t.Errorf("%s: one.tar.gz fetched %d times in all, want %d", step, n, one)
+		}
+		if n := e.hitsOf("/rel/v1/x.tar.gz"); n != x {
+			t.Errorf("%s: x.tar.gz fetched %d times in all, want %d", step, n, x)
+		}
+	}
+	check("fresh state", e.mustSync(SyncOptions{}), 1, 1)
+	// New releases of both: each fetched once more, and both accepted.
+	e.put("a/one.tar.gz", "one v2", "rel-a")
+	e.putRel("x.tar.gz", "x v2")
+	e.sums("x.tar.gz")
+	check("new releases", e.mustSync(SyncOptions{}), 2, 2)
+	if res := e.mustSync(SyncOptions{}); !res.NothingNew || res.Unchanged != 5 {
+		t.Fatalf("nothing new: %+v", res)
 	}
 }

@@ -123,6 +123,7 @@ func (r *run) verifyItem(ctx context.Context, it *item) error {
 		if err := r.cache.AdoptBatched(it.partialPath, it.fileSHA, it.fileSize); err != nil {
 			return fmt.Errorf("package %s: %w", it.full(), err)
 		}
+		it.adopted = true
 		hook("adopted")
 	}
 	// Signatures are fetched whole every run, so they stay in memory for
