@@ -562,8 +562,10 @@ func readReceipt(path string, st *state.State) (*repo.Receipt, error) {
 // checkKey finds, before anything is fetched, what would otherwise stop
 // the run only when it signs: a missing or damaged key file, an unencrypted
 // key that Load refuses (it is loaded now, in a few milliseconds), and for
-// an encrypted key a passphrase file or variable that cannot be read (kept
-// for operatorKey), or none at all when there is no opt.Passphrase to ask.
+// an encrypted key a missing, damaged or foreign operator.asc (compared
+// with operator.pub, no decryption: operator.CheckPublic), a passphrase
+// file or variable that cannot be read (kept for operatorKey), or none at
+// all when there is no opt.Passphrase to ask.
 // An encrypted key is still decrypted, and the terminal still asked, only
 // when something is to be signed: scrypt's CPU and memory, and a prompt,
 // are not spent on a run with nothing new. A wrong passphrase therefore
@@ -577,6 +579,9 @@ func (r *run) checkKey() error {
 	if !enc {
 		_, err := r.loadKey(false)
 		return err
+	}
+	if err := operator.CheckPublic(path); err != nil {
+		return fmt.Errorf("operator key: %w", err) // names the file
 	}
 	p, err := operator.Passphrase(os.Getenv, r.cfg.Operator.PassphraseFile)
 	switch {

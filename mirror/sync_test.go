@@ -336,6 +336,70 @@ func TestSyncKeyCheckedFirst(t *testing.T) {
 	}
 }
 
+// TestSyncEncryptedKeyAscCheckedFirst: beside an encrypted key, a missing,
+// damaged or foreign operator.asc stops a run before the upstream is asked
+// anything (it used to show only when the bundle was signed, after every
+// download), and a dry run reports it, without the passphrase being used.
+func TestSyncEncryptedKeyAscCheckedFirst(t *testing.T) {
+	t.Cleanup(minisign.SetKDFLimitsForTest(32768, 1<<20))
+	t.Setenv(operator.EnvPassphrase, "the passphrase")
+	t.Setenv(operator.EnvPassphraseFile, "")
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one v1", "rel-a")
+	e.putRel("x.tar.gz", "x v1")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	keyDir := filepath.Join(e.dir, "op")
+	ascFile := filepath.Join(keyDir, operator.AscFile)
+	os.RemoveAll(keyDir)
+	k, err := operator.Generate(rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Write(keyDir, []byte("the passphrase")); err != nil {
+		t.Fatal(err)
+	}
+	own, _ := os.ReadFile(ascFile)
+	other, err := operator.Generate(rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests := func() int {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		n := 0
+		for _, c := range e.hits {
+			n += c
+		}
+		return n
+	}
+	for _, c := range []struct {
+		name string
+		asc  []byte // nil: no operator.asc
+		want error
+	}{
+		{"missing", nil, fs.ErrNotExist},
+		{"damaged", own[:len(own)/2], operator.ErrMalformedPublic},
+		{"another key's", other.ArmoredPublic(), operator.ErrMismatch},
+	} {
+		os.Remove(ascFile)
+		if c.asc != nil {
+			os.WriteFile(ascFile, c.asc, 0o644)
+		}
+		before := requests()
+		if _, err := e.sync(SyncOptions{}); !errors.Is(err, c.want) || !strings.Contains(err.Error(), ascFile) || requests() != before {
+			t.Fatalf("%s operator.asc: %v, %d requests; want %v naming %s before any request", c.name, err, requests()-before, c.want, ascFile)
+		}
+		if res := e.mustSync(SyncOptions{DryRun: true}); res.ToFetch != 2 || !strings.Contains(res.KeyProblem, ascFile) {
+			t.Fatalf("dry run, %s operator.asc: key problem %q", c.name, res.KeyProblem)
+		}
+	}
+	os.WriteFile(ascFile, own, 0o644)
+	if res := e.mustSync(SyncOptions{}); res.Bundle == nil || res.Bundle.Sequence != 1 {
+		t.Fatalf("keygen's operator.asc again: bundle %+v", res.Bundle)
+	}
+}
+
 // TestSyncTrustWindow: a verdict remembered for an unchanged cached file is
 // not reused once a trust-table window closed: at a later clock, the key's
 // not_after has passed and the same cached file is rejected.

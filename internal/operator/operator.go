@@ -301,17 +301,9 @@ func Load(keyPath string, passphrase []byte) (*Key, error) {
 	if err != nil {
 		return nil, &FileError{Path: keyPath, Err: err}
 	}
-	ascPath := filepath.Join(filepath.Dir(keyPath), AscFile)
-	asc, err := readLimited(ascPath, MaxArmoredSize)
+	ascPath, asc, pub, created, err := readAsc(keyPath)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &FileError{Path: ascPath, Err: fmt.Errorf("the OpenPGP public key written by keygen must stay beside %s: %w", filepath.Base(keyPath), err)}
-		}
 		return nil, err
-	}
-	pub, created, err := readArmoredPublic(asc)
-	if err != nil {
-		return nil, &FileError{Path: ascPath, Err: err}
 	}
 	if !bytes.Equal(pub, mk.Key.Public().(ed25519.PublicKey)) {
 		return nil, &FileError{Path: ascPath, Err: fmt.Errorf("%w: its key material is another key's", ErrMismatch)}
@@ -326,6 +318,48 @@ func Load(keyPath string, passphrase []byte) (*Key, error) {
 	}
 	k.asc = asc
 	return k, nil
+}
+
+// readAsc reads and parses operator.asc beside the key file keyPath.
+func readAsc(keyPath string) (ascPath string, asc []byte, pub ed25519.PublicKey, created time.Time, err error) {
+	ascPath = filepath.Join(filepath.Dir(keyPath), AscFile)
+	asc, err = readLimited(ascPath, MaxArmoredSize)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			err = &FileError{Path: ascPath, Err: fmt.Errorf("the OpenPGP public key written by keygen must stay beside %s: %w", filepath.Base(keyPath), err)}
+		}
+		return ascPath, nil, nil, time.Time{}, err
+	}
+	pub, created, err = readArmoredPublic(asc)
+	if err != nil {
+		return ascPath, nil, nil, time.Time{}, &FileError{Path: ascPath, Err: err}
+	}
+	return ascPath, asc, pub, created, nil
+}
+
+// CheckPublic checks, without the passphrase (no decryption, no scrypt),
+// what Load would refuse about the public files beside an encrypted key
+// at keyPath: operator.asc missing or damaged, or, when operator.pub is
+// beside it (keygen writes both), operator.asc holding another key than
+// operator.pub (ErrMismatch). An encrypted minisign key file keeps even
+// its key id encrypted, so a key file swapped for another key's still
+// shows only when Load decrypts it.
+func CheckPublic(keyPath string) error {
+	ascPath, _, pub, _, err := readAsc(keyPath)
+	if err != nil {
+		return err
+	}
+	pk, err := LoadPublic(filepath.Join(filepath.Dir(keyPath), PubFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(pub, pk.Key) {
+		return &FileError{Path: ascPath, Err: fmt.Errorf("%w: its key material is not the key in %s", ErrMismatch, PubFile)}
+	}
+	return nil
 }
 
 // LoadPublic reads a minisign public key file (operator.pub).

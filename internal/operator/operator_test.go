@@ -527,3 +527,43 @@ func TestSqvAcceptsDetachSign(t *testing.T) {
 		t.Errorf("sqv accepts Release.gpg over a changed Release:\n%s", out)
 	}
 }
+
+// TestCheckPublic: without the passphrase, CheckPublic finds a missing,
+// damaged or foreign operator.asc beside an encrypted key, and accepts the
+// files keygen wrote.
+func TestCheckPublic(t *testing.T) {
+	_, dir := writeKey(t, []byte("pass"))
+	other, _ := writeKey(t, nil)
+	keyPath := filepath.Join(dir, KeyFile)
+	ascPath := filepath.Join(dir, AscFile)
+	own, err := os.ReadFile(ascPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPublic(keyPath); err != nil {
+		t.Fatalf("keygen's files: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		asc  []byte // nil: no operator.asc
+		want error
+	}{
+		{"missing", nil, fs.ErrNotExist},
+		{"damaged", own[:len(own)/2], ErrMalformedPublic},
+		{"another key's", other.ArmoredPublic(), ErrMismatch},
+	} {
+		os.Remove(ascPath)
+		if c.asc != nil {
+			os.WriteFile(ascPath, c.asc, 0o644)
+		}
+		if err := CheckPublic(keyPath); !errors.Is(err, c.want) || !strings.Contains(err.Error(), ascPath) {
+			t.Errorf("%s operator.asc: %v, want %v naming %s", c.name, err, c.want, ascPath)
+		}
+	}
+	// Without operator.pub, only operator.asc's own shape can be checked.
+	os.WriteFile(ascPath, own, 0o644)
+	os.Remove(filepath.Join(dir, PubFile))
+	if err := CheckPublic(keyPath); err != nil {
+		t.Fatalf("no operator.pub: %v", err)
+	}
+}
