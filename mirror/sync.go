@@ -566,10 +566,10 @@ func readReceipt(path string, st *state.State) (*repo.Receipt, error) {
 // with operator.pub, no decryption: operator.CheckPublic), a passphrase
 // file or variable that cannot be read (kept for operatorKey), or none at
 // all when there is no opt.Passphrase to ask.
-// An encrypted key is still decrypted, and the terminal still asked, only
-// when something is to be signed: scrypt's CPU and memory, and a prompt,
-// are not spent on a run with nothing new. A wrong passphrase therefore
-// still shows only then.
+// An encrypted key is decrypted only before the first package download
+// (unlockKey, with a passphrase read here) or when something is to be
+// signed (the terminal is asked then): scrypt's CPU and memory, and a
+// prompt, are not spent on a run with nothing to download.
 func (r *run) checkKey() error {
 	path := r.cfg.Operator.Key
 	enc, err := operator.NeedsPassphrase(path)

@@ -243,6 +243,9 @@ func (r *run) fetchItem(ctx context.Context, it *item) error {
 	if cached, err := r.fetchShared(ctx, it); cached || err != nil {
 		return err
 	}
+	if err := r.unlockKey(); err != nil {
+		return err
+	}
 	it.partialPath = r.partialFor(it.pkg.URL)
 	limit := r.opt.MaxFileSize
 	if it.size > 0 && it.size < limit {
@@ -333,6 +336,24 @@ func (it *item) land() {
 		f.sha, f.size = it.fileSHA, it.fileSize
 	}
 	close(f.done)
+}
+
+// unlockKey decrypts an encrypted operator key whose passphrase checkKey
+// read from a file or variable, once, before the run's first package
+// download (the other downloads wait for it): a wrong passphrase stops the
+// run before it downloads anything, instead of after every download, when
+// the bundle is signed. A run that downloads a package almost always signs
+// a bundle, so scrypt's time and memory are spent now instead of then; a
+// run with nothing to download (a no-op, a dry run) still never decrypts.
+// A passphrase asked on the terminal (opt.Passphrase) is still asked only
+// when a bundle is about to be signed, not over the progress display.
+func (r *run) unlockKey() error {
+	r.keyOnce.Do(func() {
+		if r.pass != nil && r.key == nil {
+			_, r.keyErr = r.loadKey(true)
+		}
+	})
+	return r.keyErr
 }
 
 // rejection turns the fetch errors that are the upstream's answer about a

@@ -47,6 +47,10 @@ type run struct {
 	pre map[*SourceConfig]*prepared
 	// flights are this run's package downloads by URL (fetchShared).
 	flights map[string]*flight
+	// keyOnce and keyErr: the encrypted key decrypted before the first
+	// download (unlockKey).
+	keyOnce sync.Once
+	keyErr  error
 }
 
 // prepared is what resolve needs of a files source that does not depend on

@@ -400,6 +400,45 @@ func TestSyncEncryptedKeyAscCheckedFirst(t *testing.T) {
 	}
 }
 
+// TestSyncWrongPassphraseBeforeDownloads: a wrong passphrase from a file or
+// variable stops the run before it downloads a package (it used to show
+// when the bundle was signed, after every download, and the next run
+// downloaded them again); a run with nothing to download never decrypts
+// the key, so a no-op still passes with it.
+func TestSyncWrongPassphraseBeforeDownloads(t *testing.T) {
+	t.Cleanup(minisign.SetKDFLimitsForTest(32768, 1<<20))
+	t.Setenv(operator.EnvPassphraseFile, "")
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one v1", "rel-a")
+	e.putRel("x.tar.gz", "x v1")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	keyDir := filepath.Join(e.dir, "op")
+	os.RemoveAll(keyDir)
+	k, err := operator.Generate(rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Write(keyDir, []byte("the passphrase")); err != nil {
+		t.Fatal(err)
+	}
+	e.pub = k.Public()
+	packages := func() int { return e.hitsOf("/tools/a/one.tar.gz") + e.hitsOf("/rel/v1/x.tar.gz") }
+
+	t.Setenv(operator.EnvPassphrase, "not the passphrase")
+	if _, err := e.sync(SyncOptions{}); !errors.Is(err, operator.ErrPassphrase) || packages() != 0 {
+		t.Fatalf("wrong passphrase: %v, %d package downloads; want ErrPassphrase before any", err, packages())
+	}
+	t.Setenv(operator.EnvPassphrase, "the passphrase")
+	if res := e.mustSync(SyncOptions{}); res.Bundle == nil || packages() != 2 {
+		t.Fatalf("right passphrase: bundle %+v, %d package downloads", res.Bundle, packages())
+	}
+	t.Setenv(operator.EnvPassphrase, "not the passphrase")
+	if res := e.mustSync(SyncOptions{}); !res.NothingNew || packages() != 2 {
+		t.Fatalf("nothing new with a wrong passphrase: %+v, %d package downloads", res, packages())
+	}
+}
+
 // TestSyncTrustWindow: a verdict remembered for an unchanged cached file is
 // not reused once a trust-table window closed: at a later clock, the key's
 // not_after has passed and the same cached file is rejected.
