@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 
@@ -278,6 +280,11 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 		if c.Timeout < 0 {
 			return nil, cerr(at("timeout"), label+": timeout", "must be positive, e.g. \"60s\"")
 		}
+		if c.Type == files.Type || c.Type == apt.Type {
+			if err := checkURL(c.URL); err != nil {
+				return nil, cerr(at("url"), label+": url", "%v", err)
+			}
+		}
 		switch {
 		case c.Type == files.Type:
 			fc := d.files
@@ -310,6 +317,23 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 	}
 
 	return cfg, nil
+}
+
+// checkURL checks a source's url: an http:// or https:// URL with a host,
+// and no space or control character (url.Parse takes a space in the path,
+// which the upstream then answers with a 404 at fetch time).
+func checkURL(s string) error {
+	if s == "" {
+		return errors.New("missing; want the http:// or https:// base URL of the upstream")
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return fmt.Errorf("%q has a space or control character; write a space as %%20", s)
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q: want an http:// or https:// URL", s)
+	}
+	return nil
 }
 
 func allKnownTypes[T any](items []T, typ func(T) string) bool {

@@ -142,7 +142,9 @@ func TestConfigErrors(t *testing.T) {
 		{"bad duration", minimalConfig + "\n[output]\nexpires = \"a month\"\n", 17, []string{"expires", "720h"}},
 		{"no key", strings.Replace(minimalConfig, `key = "k/operator.key"`, ``, 1), 1, []string{"operator.key", "mirror keygen"}},
 		{"bad source name", strings.Replace(minimalConfig, `name = "tools"`, `name = "../x"`, 1), 10, []string{"name", "a-z"}},
-		{"bad url", strings.Replace(minimalConfig, `http://127.0.0.1/`, `file:///etc`, 1), 9, []string{"http:// or https://"}},
+		{"bad url", strings.Replace(minimalConfig, `http://127.0.0.1/`, `file:///etc`, 1), 12, []string{`source "tools": url: "file:///etc": want an http:// or https://`}},
+		{"url without a scheme", strings.Replace(minimalConfig, `http://127.0.0.1/`, `127.0.0.1:18301`, 1), 12, []string{`source "tools": url: "127.0.0.1:18301": want an http:// or https://`}},
+		{"url with a space", strings.Replace(minimalConfig, `http://127.0.0.1/`, `http://127.0.0.1/my files/`, 1), 12, []string{"url", "space", "%20"}},
 		{"toml syntax", minimalConfig + "\nfoo = = 1\n", 16, []string{"mirror.toml:16"}},
 		{"no sources", minimalConfig[:strings.Index(minimalConfig, "[[source]]")], 0, []string{"no [[source]]"}},
 	} {
