@@ -348,7 +348,7 @@ func allKnownTypes[T any](items []T, typ func(T) string) bool {
 func expected(parent string) string {
 	switch parent {
 	case "":
-		return "top-level fields are jobs, [operator], [output], [trust] and [[source]]"
+		return "top-level fields are jobs, max_file_size, [operator], [output], [trust] and [[source]]"
 	case "operator":
 		return "[operator] has key and passphrase_file"
 	case "output":

@@ -128,6 +128,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"unknown source field", strings.Replace(minimalConfig, `signatures =`, `signaturs =`, 1), 14, []string{"source.signaturs", "unknown field", "signatures"}},
 		{"unknown trust field", strings.Replace(minimalConfig, `allow =`, `alow =`, 1), 7, []string{"trust.key.alow", "docs/trust.md"}},
+		{"unknown top-level field", "max_filesize = 1\n" + minimalConfig, 1, []string{`unknown field "max_filesize"`, "max_file_size"}},
 		{"unknown table", minimalConfig + "\n[outptu]\ndir = \"x\"\n", 16, []string{"outptu", "[output]"}},
 		{"unknown output field", minimalConfig + "\n[output]\nmax_part = 1\n", 17, []string{"output.max_part", "max_part_size"}},
 		{"bad type", strings.Replace(minimalConfig, `"files"`, `"ftp"`, 1), 11, []string{`unknown source type "ftp"`, `"files"`}},
