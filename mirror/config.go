@@ -202,6 +202,21 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 	if cfg.Operator.Key == "" {
 		return nil, cerr(lineOfHeader(raw, "operator", 0), "operator.key", "missing; set it to the secret key written by `mirror keygen --out DIR` (DIR/operator.key)")
 	}
+	// TOML is not a shell: "~/x" would be a folder named "~".
+	home := func(p, table string, item int, field, full string) error {
+		if !strings.HasPrefix(p, "~") {
+			return nil
+		}
+		return cerr(lineOfKey(raw, table, item, field), full, "%q starts with \"~\", which is not expanded here (TOML is not a shell): write the full path, e.g. \"/home/USER%s\"", p, strings.TrimPrefix(p, "~"))
+	}
+	for _, f := range []struct{ p, table, field string }{
+		{cfg.Operator.Key, "operator", "key"}, {cfg.Operator.PassphraseFile, "operator", "passphrase_file"},
+		{cfg.Output.Dir, "output", "dir"}, {cfg.Output.State, "output", "state"},
+	} {
+		if err := home(f.p, f.table, 0, f.field, f.table+"."+f.field); err != nil {
+			return nil, err
+		}
+	}
 	cfg.Operator.Key = abs(cfg.Operator.Key)
 	cfg.Operator.PassphraseFile = abs(cfg.Operator.PassphraseFile)
 	if cfg.Output.Dir == "" {
@@ -277,6 +292,14 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 		names[c.Name] = true
 		sc := SourceConfig{Name: c.Name, Type: c.Type, URL: c.URL, CAFile: abs(c.CAFile), UserAgent: c.UserAgent, Timeout: time.Duration(c.Timeout),
 			NoPipelining: c.Pipelining != nil && !*c.Pipelining}
+		if err := home(c.CAFile, "source", item, "ca_file", label+": ca_file"); err != nil {
+			return nil, err
+		}
+		if d.files != nil {
+			if err := home(d.files.Listing, "source", item, "listing", label+": listing"); err != nil {
+				return nil, err
+			}
+		}
 		if c.Timeout < 0 {
 			return nil, cerr(at("timeout"), label+": timeout", "must be positive, e.g. \"60s\"")
 		}
