@@ -178,6 +178,9 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 		if errors.As(err, &pe) {
 			return nil, cerr(pe.Position.Line, pe.LastKey, "%s", pe.Message)
 		}
+		if te, ok := typeError(err); ok {
+			return nil, cerr(te.line, te.key, "%s", te.msg)
+		}
 		return nil, cerr(lineInMessage(err), "", "%v", err)
 	}
 	cfg := &Config{File: file, Dir: filepath.Dir(file), Operator: doc.Operator, Output: doc.Output, Trust: doc.Trust}
@@ -392,11 +395,60 @@ func decodeError(file string, raw []byte, item int, err error) error {
 	if errors.As(err, &pe) {
 		return &ConfigError{File: file, Line: pe.Position.Line, Field: pe.LastKey, Err: errors.New(pe.Message)}
 	}
+	if te, ok := typeError(err); ok {
+		return &ConfigError{File: file, Line: te.line, Field: te.key, Err: errors.New(te.msg)}
+	}
 	line := lineInMessage(err)
 	if line == 0 {
 		line = lineOfHeader(raw, "source", item)
 	}
 	return &ConfigError{File: file, Line: line, Field: fmt.Sprintf("source #%d", item), Err: err}
+}
+
+// typeErrRe matches the toml decoder's message for a value of the wrong
+// type, which it reports only as text.
+var typeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): incompatible types: TOML value has type (.+); destination has type (.+)$`)
+
+type configTypeError struct {
+	line int
+	key  string
+	msg  string
+}
+
+// typeError rewrites the decoder's "incompatible types: TOML value has
+// type string; destination has type integer" as "want an integer, got a
+// string", at the line and key it names.
+func typeError(err error) (configTypeError, bool) {
+	m := typeErrRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return configTypeError{}, false
+	}
+	line, _ := strconv.Atoi(m[1])
+	return configTypeError{line: line, key: m[2], msg: fmt.Sprintf("want %s, got %s", tomlKind(m[4], true), tomlKind(m[3], false))}, true
+}
+
+// tomlKind names a Go type as the TOML value it stands for; wanted adds
+// how to write a string.
+func tomlKind(goType string, wanted bool) string {
+	switch {
+	case goType == "string" && wanted:
+		return "a string (in quotes)"
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "true or false"
+	case strings.HasPrefix(goType, "int") || strings.HasPrefix(goType, "uint") || goType == "integer":
+		return "an integer"
+	case strings.HasPrefix(goType, "float"):
+		return "a number"
+	case strings.HasPrefix(goType, "[]") || goType == "slice" || goType == "array":
+		return "a list [...]"
+	case strings.HasPrefix(goType, "map") || goType == "struct" || goType == "table":
+		return "a table"
+	case strings.Contains(goType, "Time") || strings.Contains(goType, "time"):
+		return "a date"
+	}
+	return goType
 }
 
 var lineRe = regexp.MustCompile(`\bline (\d+)\b`)
@@ -477,6 +529,9 @@ type Duration time.Duration
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
+		if _, nerr := strconv.ParseFloat(string(b), 64); nerr == nil {
+			return fmt.Errorf("%s has no unit; write a duration in quotes, e.g. \"%sh\" (hours) or \"90m\"", b, b)
+		}
 		return fmt.Errorf("%q is not a duration; write e.g. \"720h\" or \"90m\"", b)
 	}
 	*d = Duration(v)
