@@ -318,6 +318,14 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 				fc.Listing = abs(fc.Listing)
 			}
 			if err := fc.Validate(); err != nil {
+				var fe *files.FieldError
+				if errors.As(err, &fe) && fe.Field != "" {
+					line := at(fe.Field)
+					if line == 0 {
+						line = lineOfHeader(raw, "source", item)
+					}
+					return nil, cerr(line, label+": "+fe.Field, "%s", fe.Msg)
+				}
 				return nil, cerr(lineOfHeader(raw, "source", item), label, "%v", err)
 			}
 			sc.Files = fc

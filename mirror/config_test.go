@@ -137,6 +137,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad type", strings.Replace(minimalConfig, `"files"`, `"ftp"`, 1), 11, []string{`unknown source type "ftp"`, `"files"`}},
 		{"apt with files fields", strings.Replace(minimalConfig, `"files"`, `"apt"`, 1), 13, []string{"source.files", "unknown field", "an apt [[source]] has", "suites"}},
 		{"apt without suites", strings.Replace(strings.Replace(strings.Replace(minimalConfig, `"files"`, `"apt"`, 1), `files = ["a.tar.gz"]`, ``, 1), `signatures = ["{file}.minisig"]`, `components = ["main"]`, 1), 9, []string{"suites is empty"}},
+		{"bad signature template", strings.Replace(minimalConfig, `"{file}.minisig"`, `"{nope}.minisig"`, 1), 14, []string{`source "tools": signatures: `}},
+		{"bad files glob", strings.Replace(minimalConfig, `["a.tar.gz"]`, `["a[.tar.gz"]`, 1), 13, []string{`source "tools": files: bad glob`}},
 		{"jobs type", "jobs = \"many\"\n" + minimalConfig, 1, []string{"jobs: want an integer, got a string"}},
 		{"source field type", strings.Replace(minimalConfig, `files = ["a.tar.gz"]`, `files = "a.tar.gz"`, 1), 13, []string{"source.files: want a list [...], got a string"}},
 		{"operator field type", strings.Replace(minimalConfig, `key = "k/operator.key"`, `key = 5`, 1), 2, []string{"operator.key: want a string (in quotes), got an integer"}},

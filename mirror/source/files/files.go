@@ -83,46 +83,64 @@ type Config struct {
 
 // Validate checks the configuration without touching the network.
 func (c *Config) Validate() error {
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("%w %q: %s", ErrConfig, c.Name, fmt.Sprintf(format, args...))
+	fail := func(field, format string, args ...any) error {
+		return &FieldError{Source: c.Name, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fail("url %q: want an http:// or https:// URL", c.URL)
+		return fail("url", "%q: want an http:// or https:// URL", c.URL)
 	}
 	if len(c.Files) == 0 {
-		return fail("files is empty: list the paths (or globs) of the files to mirror")
+		return fail("files", "empty: list the paths (or globs) of the files to mirror")
 	}
 	for _, f := range c.Files {
 		if _, err := path.Match(f, ""); err != nil {
-			return fail("files: bad glob %q: %v", f, err)
+			return fail("files", "bad glob %q: %v", f, err)
 		}
 		if !isGlob(f) {
 			if _, err := CleanPath(f); err != nil {
-				return fail("files: %v", err)
+				return fail("files", "%v", err)
 			}
 		}
 	}
 	if len(c.Signatures) == 0 && c.Checksums == "" {
-		return fail("nothing to verify with: set signatures (URL templates like \"{file}.minisig\") or checksums")
+		return fail("", "nothing to verify with: set signatures (URL templates like \"{file}.minisig\") or checksums")
 	}
 	if c.ChecksumsSignature != "" && c.Checksums == "" {
-		return fail("checksums_signature is set but checksums is not")
+		return fail("checksums_signature", "set but checksums is not")
 	}
 	for _, t := range c.Signatures {
 		if _, err := Expand(t, "a/b"); err != nil {
-			return fail("signatures: %v", err)
+			return fail("signatures", "%v", err)
 		}
 	}
-	for _, p := range []string{c.Checksums, c.ChecksumsSignature} {
-		if p != "" && !isURL(p) {
-			if _, err := CleanPath(p); err != nil {
-				return fail("%v", err)
+	for _, f := range []struct{ field, p string }{{"checksums", c.Checksums}, {"checksums_signature", c.ChecksumsSignature}} {
+		if f.p != "" && !isURL(f.p) {
+			if _, err := CleanPath(f.p); err != nil {
+				return fail(f.field, "%v", err)
 			}
 		}
 	}
 	return nil
 }
+
+// FieldError is what Validate finds wrong with one field of a source's
+// configuration ("" when no one field is at fault), so that the config
+// loader can point at that field's line. It is an ErrConfig.
+type FieldError struct {
+	Source string
+	Field  string
+	Msg    string
+}
+
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%v %q: %s", ErrConfig, e.Source, e.Msg)
+	}
+	return fmt.Sprintf("%v %q: %s: %s", ErrConfig, e.Source, e.Field, e.Msg)
+}
+
+func (e *FieldError) Unwrap() error { return ErrConfig }
 
 // Signature is one detached signature of a package.
 type Signature struct {
