@@ -55,9 +55,11 @@ type SyncOptions struct {
 	Since string
 	// Progress receives progress; nil discards it.
 	Progress Progress
-	// AcceptRollback names packages ("source:path", path.Match globs)
-	// whose upstream may go back to an older signed release in this run
-	// (otherwise refused as ErrUpstreamRollback).
+	// AcceptRollback names packages ("source:path", path.Match globs;
+	// "source:dists/SUITE" for an apt suite) whose upstream may go back to
+	// an older signed release in this run (otherwise refused as
+	// ErrUpstreamRollback, or ErrRollbackMark for an apt suite whose last
+	// release cannot be read back).
 	AcceptRollback []string
 	// Passphrase returns the operator key's passphrase (a terminal
 	// prompt); it is called only when a bundle is about to be signed, the

@@ -57,9 +57,13 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 	// 37-38 MiB in 5 of 25 runs without this, 33 MiB in 25 of 25 with it).
 	debug.FreeOSMemory()
 	for _, s := range sel.Suites {
-		if err := r.notOlder(src, s); err != nil {
+		mark, err := r.notOlder(src, s)
+		if err != nil {
 			return nil, nil, fmt.Errorf("%w: source %q: %w", ErrSync, src.Name, err)
 		}
+		r.mu.Lock()
+		r.verified.put(releaseKey(src, s.Name), mark)
+		r.mu.Unlock()
 	}
 	var rej []PackageResult
 	for _, x := range sel.Rejected {
@@ -137,35 +141,81 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 // before.
 var ErrUpstreamRollback = errors.New("the upstream rolled back")
 
+// ErrRollbackMark: the release mirrored before cannot be read back, so a new
+// release cannot be compared with it.
+var ErrRollbackMark = errors.New("the rollback mark cannot be read")
+
+// releaseKey is where the mark of an apt suite is remembered among the
+// verdicts: "SOURCE:dists/SUITE", the name a refused suite is reported
+// under (so a refused run carries the mark), which no package name can
+// take (Debian package names hold no slash).
+func releaseKey(src *SourceConfig, suite string) string {
+	return src.Name + ":dists/" + suite
+}
+
 // notOlder refuses a suite whose verified release is dated before the
-// release this state mirrored last time (InRelease or Release, whichever was
-// recorded): a validly signed but older release, inside its Valid-Until, is
-// how a malicious or stale mirror holds clients back (a rollback). The
-// earlier release is read from the cache, where it entered only after its
-// signature check; if the cache lost it, there is nothing to compare with.
-func (r *run) notOlder(src *SourceConfig, s *apt.Suite) error {
-	if s.Release == nil || s.Release.Date.IsZero() {
-		return nil
+// release this state mirrored last time, or has no Date where that one had
+// one: a validly signed but older release, inside its Valid-Until, is how a
+// malicious or stale mirror holds clients back (a rollback). It returns the
+// mark to remember for the next run: the Date of the release accepted now,
+// as parsed from the text its signature was checked on, never from bytes
+// read back later. A mark that exists but cannot be read refuses the suite:
+// silently skipping the comparison would let a rollback through.
+func (r *run) notOlder(src *SourceConfig, s *apt.Suite) (state.Verified, error) {
+	key := releaseKey(src, s.Name)
+	mark := state.Verified{File: sha256Hex(s.Signed[0].Data), Trust: r.trustSHA, At: r.now, Signed: s.Release.Date}
+	prev, ok := r.st.Verified[key]
+	if ok && prev.File == mark.File {
+		return prev, nil // the same release: its mark stays as it was
 	}
+	if !ok {
+		date, had, err := r.legacyReleaseDate(src, s.Name)
+		switch {
+		case err != nil && r.acceptRollback(key):
+			return mark, nil
+		case err != nil:
+			return state.Verified{}, fmt.Errorf("%w: suite %s: %w: nothing of this source was taken; if the upstream is known to be sane, run sync once with --accept-rollback '%s' to take its release as the new mark",
+				ErrRollbackMark, s.Name, err, key)
+		case !had:
+			return mark, nil // nothing mirrored before: nothing to compare with
+		}
+		prev.Signed = date
+	}
+	date := s.Release.Date
+	if r.acceptRollback(key) || prev.Signed.IsZero() || (!date.IsZero() && !date.Before(prev.Signed)) {
+		return mark, nil
+	}
+	what := "is dated " + apt.FormatDate(date)
+	if date.IsZero() {
+		what = "has no Date"
+	}
+	return state.Verified{}, fmt.Errorf("%w: suite %s: the release %s, older than the one mirrored before (%s); a stale or malicious mirror serves an old, validly signed release: nothing of this source was taken; check the upstream URL, and wait for it to catch up (if the upstream really went back, run sync once with --accept-rollback '%s')",
+		ErrUpstreamRollback, s.Name, what, apt.FormatDate(prev.Signed), key)
+}
+
+// legacyReleaseDate returns, for a state written before release marks were
+// kept among its verdicts, the Date of the release it recorded for suite
+// (InRelease or Release, whichever was recorded), read back from the
+// cache, where it entered only after its signature check; had is false
+// when there is no such record. A record whose copy the cache lost, or
+// that does not parse, is an error.
+func (r *run) legacyReleaseDate(src *SourceConfig, suite string) (date time.Time, had bool, err error) {
 	for _, name := range []string{"InRelease", "Release"} {
-		rec, ok := r.st.Upstreams[src.Apt.URLOf("dists/"+s.Name+"/"+name)]
+		rec, ok := r.st.Upstreams[src.Apt.URLOf("dists/"+suite+"/"+name)]
 		if !ok {
 			continue
 		}
 		data, ok := r.cached(rec.SHA256, apt.MaxReleaseSize)
 		if !ok {
-			continue
+			return time.Time{}, true, fmt.Errorf("the %s mirrored before (SHA-256 %s) is no longer in the cache", name, rec.SHA256)
 		}
-		prev, err := apt.SignedDate(data)
-		if err != nil || prev.IsZero() {
-			continue
+		date, err := apt.SignedDate(data)
+		if err != nil {
+			return time.Time{}, true, fmt.Errorf("the %s mirrored before (SHA-256 %s): %w", name, rec.SHA256, err)
 		}
-		if s.Release.Date.Before(prev) {
-			return fmt.Errorf("%w: suite %s: the release is dated %s, older than the one mirrored before (%s); a stale or malicious mirror serves an old, validly signed release: nothing of this source was taken; check the upstream URL, and wait for it to catch up",
-				ErrUpstreamRollback, s.Name, apt.FormatDate(s.Release.Date), apt.FormatDate(prev))
-		}
+		return date, true, nil
 	}
-	return nil
+	return time.Time{}, false, nil
 }
 
 // cached returns the cache's copy of sum, if it holds one of at most max

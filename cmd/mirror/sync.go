@@ -33,7 +33,7 @@ func init() {
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel downloads (default: jobs in the config, else min(8, 4*CPUs))"},
 			&cli.StringFlag{Name: "since", Usage: "build the delta that the inside is missing, from the `RECEIPT` that mirror import wrote"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "progress and summary as text or json"},
-			&cli.StringSliceFlag{Name: "accept-rollback", Usage: "let the `SOURCE:PATH` package (a glob; repeatable) go back to an older signed release in this run, when its upstream really withdrew the newer one"},
+			&cli.StringSliceFlag{Name: "accept-rollback", Usage: "let the `SOURCE:PATH` package (a glob; repeatable; SOURCE:dists/SUITE for an apt suite) go back to an older signed release in this run, when its upstream really withdrew the newer one"},
 		},
 		Action: syncAction,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

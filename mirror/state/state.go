@@ -95,7 +95,9 @@ type State struct {
 	Upstreams map[string]Upstream `json:"upstreams"`
 	// Verified remembers accepted decisions that do not depend on the
 	// clock, keyed by package ("source:name"), so that an unchanged file
-	// is not hashed again on every run.
+	// is not hashed again on every run, and the rollback marks (Signed):
+	// of each package, of a checksum list and, under "source:dists/SUITE",
+	// the Date of an apt suite's last accepted release.
 	Verified map[string]Verified `json:"verified,omitempty"`
 	// Bundle is the file name of the last bundle recorded.
 	Bundle string `json:"bundle,omitempty"`
