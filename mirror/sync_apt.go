@@ -163,7 +163,7 @@ func releaseKey(src *SourceConfig, suite string) string {
 // silently skipping the comparison would let a rollback through.
 func (r *run) notOlder(src *SourceConfig, s *apt.Suite) (state.Verified, error) {
 	key := releaseKey(src, s.Name)
-	mark := state.Verified{File: sha256Hex(s.Signed[0].Data), Trust: r.trustSHA, At: r.now, Signed: s.Release.Date}
+	mark := state.Verified{File: sha256Hex(s.Signed[0].Data), Trust: r.trustSHA, At: r.now, Signed: r.capMark(s.Release.Date)}
 	prev, ok := r.st.Verified[key]
 	if ok && prev.File == mark.File {
 		return prev, nil // the same release: its mark stays as it was
@@ -191,6 +191,17 @@ func (r *run) notOlder(src *SourceConfig, s *apt.Suite) (state.Verified, error) 
 	}
 	return state.Verified{}, fmt.Errorf("%w: suite %s: the release %s, older than the one mirrored before (%s); a stale or malicious mirror serves an old, validly signed release: nothing of this source was taken; check the upstream URL, and wait for it to catch up (if the upstream really went back, run sync once with --accept-rollback '%s')",
 		ErrUpstreamRollback, s.Name, what, apt.FormatDate(prev.Signed), key)
+}
+
+// capMark returns date, or this run's second if date is later: Release.Check
+// lets a Date lie up to apt.MaxDateSkew ahead of the clock, and a mark in
+// the future would refuse the next, correctly dated release (as notRolledBack
+// caps the files source's marks).
+func (r *run) capMark(date time.Time) time.Time {
+	if now := r.now.Truncate(time.Second); date.After(now) {
+		return now
+	}
+	return date
 }
 
 // legacyReleaseDate returns, for a state written before release marks were
@@ -254,10 +265,11 @@ func (r *run) publishApt(ctx context.Context, items []*item) error {
 		if err != nil {
 			return err
 		}
-		// Signed at the upstream's Date (never before the key was made):
-		// an unchanged selection gives identical files, so a re-run with
-		// nothing new makes no bundle.
-		at := a.sel.Date()
+		// Signed at the upstream's Date (never before the key was made,
+		// never after this run's start: apt clients refuse a release
+		// dated in their future): an unchanged selection gives identical
+		// files, so a re-run with nothing new makes no bundle.
+		at := r.capMark(a.sel.Date())
 		if c := key.Entity().PrimaryKey.CreationTime; at.Before(c) {
 			at = c
 		}

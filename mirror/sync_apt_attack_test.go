@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mirror-tool/mirror/mirror/serve"
 	"github.com/mirror-tool/mirror/mirror/source/apt"
 	"github.com/mirror-tool/mirror/mirror/state"
 )
@@ -65,20 +70,10 @@ func TestAttackAptRollbackInsideValidUntil(t *testing.T) {
 // inside Valid-Until. serve puts one at the upstream with the given mtime.
 func rollbackAptEnv(t *testing.T) (e *aptEnv, newer, older []byte, serve func([]byte, time.Time), now time.Time) {
 	t.Helper()
-	needTools(t, "gpg")
 	e = newAptEnv(t, []string{"debian:*"}, "stable")
-	gh, err := os.MkdirTemp("", "gpg") // short: gpg-agent's socket path
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		exec.Command("gpgconf", "--homedir", gh, "--kill", "all").Run()
-		os.RemoveAll(gh)
-	})
-	env := []string{"GNUPGHOME=" + gh}
-	runTool(t, env, "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", "Archive Signer <archive@example.org>", "ed25519", "sign", "never")
+	env, public := gpgSigner(t, "Archive Signer <archive@example.org>", "archive@example.org")
 	keyFile := filepath.Join(e.dir, "archive-mine.asc")
-	if err := os.WriteFile(keyFile, runTool(t, env, "gpg", "--batch", "--armor", "--export", "archive@example.org"), 0o644); err != nil {
+	if err := os.WriteFile(keyFile, public, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg, _ := os.ReadFile(e.cfgPath)
@@ -121,6 +116,190 @@ func rollbackAptEnv(t *testing.T) (e *aptEnv, newer, older []byte, serve func([]
 	}
 
 	return e, newer, older, serve, now
+}
+
+// gpgSigner makes a throwaway gpg home (a short path: gpg-agent's socket
+// lives there) with an Ed25519 signing key for uid, and returns the
+// environment that runs gpg with it and the armored public key.
+func gpgSigner(t *testing.T, uid, email string) (env []string, public []byte) {
+	t.Helper()
+	needTools(t, "gpg")
+	gh, err := os.MkdirTemp("", "gpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		exec.Command("gpgconf", "--homedir", gh, "--kill", "all").Run()
+		os.RemoveAll(gh)
+	})
+	env = []string{"GNUPGHOME=" + gh}
+	runTool(t, env, "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never")
+	return env, runTool(t, env, "gpg", "--batch", "--armor", "--export", email)
+}
+
+// vendorApt is a second apt upstream, "vendor" (suite stable, main,
+// amd64), beside the fixture's debian source, signed by a gpg key of its
+// own that the trust file allows for vendor:* only. A test writes its
+// Packages, .deb files and InRelease itself.
+type vendorApt struct {
+	t    *testing.T
+	e    *aptEnv
+	root string
+	env  []string
+}
+
+// newVendorApt adds the vendor source, taking packages, to a new aptEnv
+// (debian: hello with its dependencies).
+func newVendorApt(t *testing.T, packages []string) *vendorApt {
+	t.Helper()
+	e := newAptEnv(t, []string{"debian:*"}, "stable")
+	v := &vendorApt{t: t, e: e, root: filepath.Join(e.dir, "vendor-upstream")}
+	if err := os.MkdirAll(v.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(v.root)))
+	t.Cleanup(srv.Close)
+	env, public := gpgSigner(t, "Vendor <vendor@example.org>", "vendor@example.org")
+	v.env = env
+	keyFile := filepath.Join(e.dir, "vendor.asc")
+	if err := os.WriteFile(keyFile, public, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = fmt.Appendf(cfg, `
+[[source]]
+name = "vendor"
+type = "apt"
+url = %q
+suites = ["stable"]
+components = ["main"]
+architectures = ["amd64"]
+packages = %s
+
+[[trust.key]]
+name = "vendor"
+file = %q
+allow = ["vendor:*"]
+`, srv.URL+"/", tomlList(packages), keyFile)
+	if err := os.WriteFile(e.cfgPath, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// deb writes a .deb (any bytes: only its hash matters to sync) at
+// filename and returns its Packages paragraph.
+func (v *vendorApt) deb(name, filename string, content []byte) string {
+	v.t.Helper()
+	p := filepath.Join(v.root, filepath.FromSlash(filename))
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, content, 0o644); err != nil {
+		v.t.Fatal(err)
+	}
+	return fmt.Sprintf("Package: %s\nVersion: 1.0\nArchitecture: amd64\nMaintainer: x <x@example.org>\nFilename: %s\nSize: %d\nSHA256: %s\nDescription: %s\n",
+		name, filename, len(content), sumOf(string(content)), name)
+}
+
+// publish writes dists/stable with the given Packages paragraphs, a
+// Release dated date (Valid-Until a year later) listing it, and its
+// InRelease clearsigned by the vendor key, last modified at date (a fresh
+// Last-Modified for each release).
+func (v *vendorApt) publish(date time.Time, paragraphs ...string) {
+	v.t.Helper()
+	dists := filepath.Join(v.root, "dists", "stable")
+	os.MkdirAll(filepath.Join(dists, "main", "binary-amd64"), 0o755)
+	pkgs := strings.Join(paragraphs, "\n")
+	if err := os.WriteFile(filepath.Join(dists, "main", "binary-amd64", "Packages"), []byte(pkgs), 0o644); err != nil {
+		v.t.Fatal(err)
+	}
+	rel := fmt.Sprintf("Origin: Vendor\nLabel: Vendor\nSuite: stable\nCodename: stable\nDate: %s\nValid-Until: %s\nArchitectures: amd64\nComponents: main\nSHA256:\n %s %d main/binary-amd64/Packages\n",
+		apt.FormatDate(date), apt.FormatDate(date.Add(365*24*time.Hour)), sumOf(pkgs), len(pkgs))
+	in := filepath.Join(v.e.dir, "vendor-Release")
+	os.WriteFile(in, []byte(rel), 0o644)
+	out := filepath.Join(dists, "InRelease")
+	os.Remove(out)
+	runTool(v.t, v.env, "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--local-user", "vendor@example.org", "--clearsign", "--output", out, in)
+	os.Chtimes(out, date, date)
+}
+
+// sync runs sync and returns its result and error.
+func (v *vendorApt) sync() (*SyncResult, error) {
+	v.t.Helper()
+	cfg, err := LoadConfig(v.e.cfgPath)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return Sync(context.Background(), cfg, SyncOptions{Fetch: testFetchOptions()})
+}
+
+// TestAttackAptFutureDate: the vendor's signer clock runs ahead. A release
+// dated three years ahead is refused (ErrNotYetValid) as a suite, and the
+// run goes on for the other source; one dated within apt.MaxDateSkew is
+// taken, but the operator's Release is dated (and signed) no later than
+// the run's start, and its mark goes no later either, so the next,
+// correctly dated release is not refused as a rollback.
+func TestAttackAptFutureDate(t *testing.T) {
+	v := newVendorApt(t, []string{"tool"})
+	now := time.Now()
+	v.publish(now.Add(3*365*24*time.Hour), v.deb("tool", "pool/main/t/tool_1.0_amd64.deb", []byte("tool 1.0")))
+	res, err := v.sync()
+	if err != nil {
+		t.Fatalf("a future-dated vendor release fails the whole run: %v", err)
+	}
+	rej := rejectedOf(res)
+	if len(rej) != 1 || !strings.Contains(rej["vendor:dists/stable"], apt.ErrNotYetValid.Error()) {
+		t.Fatalf("rejected %v, want only vendor:dists/stable, not valid yet", rej)
+	}
+	if m, _ := v.e.bundle(res); !slices.Contains(debPaths(m), "debian/pool/main/h/hello/hello_1.0_amd64.deb") || treeOf(m)["vendor/dists/stable/Release"] != "" {
+		t.Fatalf("bundle: %v, vendor Release %q; want debian's packages and nothing of vendor", debPaths(m), treeOf(m)["vendor/dists/stable/Release"])
+	}
+
+	// Within the skew: taken, signed at the run's start at the latest.
+	v.publish(now.Add(apt.MaxDateSkew/2), v.deb("tool", "pool/main/t/tool_1.1_amd64.deb", []byte("tool 1.1")))
+	start := time.Now()
+	res, err = v.sync()
+	if err != nil || len(rejectedOf(res)) != 0 {
+		t.Fatalf("a release dated %v ahead: %v, rejected %v", apt.MaxDateSkew/2, err, rejectedOf(res))
+	}
+	m, blobs := v.e.bundle(res)
+	rel, err := apt.ParseRelease(blobs[treeOf(m)["vendor/dists/stable/Release"]])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel.Date.After(start) {
+		t.Fatalf("the operator's Release is dated %v, after the run started (%v): apt clients refuse it as not valid yet", rel.Date, start)
+	}
+
+	// The vendor's next release, dated correctly (before the last one's
+	// Date), is no rollback.
+	v.publish(time.Now(), v.deb("tool", "pool/main/t/tool_1.2_amd64.deb", []byte("tool 1.2")))
+	if res, err := v.sync(); err != nil || len(rejectedOf(res)) != 0 {
+		t.Fatalf("correctly dated release after one dated ahead: %v, rejected %v", err, rejectedOf(res))
+	}
+}
+
+// TestAptGetFutureDatedUpstream: a vendor release dated within
+// apt.MaxDateSkew ahead is mirrored, and the real apt-get accepts the
+// operator's InRelease made from it (it refuses one dated in its future:
+// "not valid yet").
+func TestAptGetFutureDatedUpstream(t *testing.T) {
+	needTools(t, "apt-get", "gpgv")
+	v := newVendorApt(t, []string{"tool"})
+	v.publish(time.Now().Add(apt.MaxDateSkew/2), v.deb("tool", "pool/main/t/tool_1.0_amd64.deb", []byte("tool 1.0")))
+	res, err := v.sync()
+	if err != nil || res.Bundle == nil {
+		t.Fatalf("sync: %v", err)
+	}
+	repoDir := filepath.Join(v.e.dir, "repo")
+	if _, err := Import(context.Background(), ImportOptions{Repo: repoDir, Pub: v.e.op.Public(), Recheck: true}, res.Bundle.Paths[:len(res.Bundle.Paths)-1]); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	srv := httptest.NewServer(serve.NewHandler(repoDir))
+	defer srv.Close()
+	newAptClient(t, srv.URL+"/vendor", v.e.op.ArmoredPublic()).run(t, true, "update")
 }
 
 // TestAttackAptRollbackAfterRefusedRun: one run in which the upstream serves
@@ -254,6 +433,7 @@ func TestAptReleaseMark(t *testing.T) {
 		{"older", map[string]state.Verified{"debian:dists/stable": prev}, nil, suite("v0", now.Add(-3*day)), time.Time{}, ErrUpstreamRollback},
 		{"no Date after a Date", map[string]state.Verified{"debian:dists/stable": prev}, nil, suite("v0", time.Time{}), time.Time{}, ErrUpstreamRollback},
 		{"no Date after no Date", map[string]state.Verified{"debian:dists/stable": {File: sumOf("v1"), At: now}}, nil, suite("v2", time.Time{}), time.Time{}, nil},
+		{"ahead of the clock: the mark is the run's second", map[string]state.Verified{"debian:dists/stable": prev}, nil, suite("v2", now.Add(apt.MaxDateSkew)), now, nil},
 		{"older, accepted", map[string]state.Verified{"debian:dists/stable": prev}, []string{"debian:dists/*"}, suite("v0", now.Add(-3*day)), now.Add(-3 * day), nil},
 		{"another suite's mark", map[string]state.Verified{"debian:dists/testing": prev}, nil, suite("v0", now.Add(-3*day)), now.Add(-3 * day), nil},
 	} {

@@ -36,6 +36,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Type is the value of `type` in a [[source]] table for this source.
@@ -62,6 +63,14 @@ const (
 	MaxPathLen = 1024
 )
 
+// MaxDateSkew is how far a Release's Date may lie ahead of the clock of
+// the run that checks it. apt refuses a release dated in its future ("not
+// valid yet"), and the operator's indexes are signed at the upstream's
+// Date: a release dated further ahead is refused, so that the signer's
+// clock running ahead neither makes the mirror unusable for clients nor
+// sets a rollback mark that its next, correctly dated release cannot pass.
+const MaxDateSkew = time.Hour
+
 // Errors callers branch on.
 var (
 	// ErrConfig: the [[source]] table is invalid.
@@ -76,6 +85,9 @@ var (
 	ErrHash = errors.New("hash mismatch")
 	// ErrExpired: the Release's Valid-Until has passed.
 	ErrExpired = errors.New("release expired")
+	// ErrNotYetValid: the Release's Date is more than MaxDateSkew ahead
+	// of the clock.
+	ErrNotYetValid = errors.New("release not valid yet")
 	// ErrSuite: the Release is for another suite than the one asked for.
 	ErrSuite = errors.New("release for another suite")
 	// ErrMissing: the Release does not list an index the source needs.

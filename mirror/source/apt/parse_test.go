@@ -168,6 +168,12 @@ func TestParseRelease(t *testing.T) {
 	if err := r.Check("testing", r.Date); !errors.Is(err, ErrSuite) {
 		t.Fatalf("other suite: %v", err)
 	}
+	if err := r.Check("stable", r.Date.Add(-MaxDateSkew)); err != nil {
+		t.Errorf("Date MaxDateSkew ahead of the clock: %v", err)
+	}
+	if err := r.Check("stable", r.Date.Add(-MaxDateSkew-time.Second)); !errors.Is(err, ErrNotYetValid) {
+		t.Errorf("Date more than MaxDateSkew ahead of the clock: %v, want ErrNotYetValid", err)
+	}
 	if err := r.Check("stable", r.ValidUntil.Add(time.Second)); !errors.Is(err, ErrExpired) {
 		t.Fatalf("after Valid-Until: %v", err)
 	}

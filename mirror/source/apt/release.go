@@ -121,10 +121,14 @@ func ParseDate(s string) (time.Time, error) {
 func FormatDate(t time.Time) string { return t.UTC().Format("Mon, 02 Jan 2006 15:04:05 UTC") }
 
 // Check applies the release's own rules at now: it must be for suite (its
-// Suite or Codename) and its Valid-Until must not have passed.
+// Suite or Codename), its Date must not lie more than MaxDateSkew after now
+// and its Valid-Until must not have passed.
 func (r *Release) Check(suite string, now time.Time) error {
 	if r.Suite != suite && r.Codename != suite {
 		return fmt.Errorf("%w: asked for %q, the release says Suite %q, Codename %q (a replayed or misconfigured release)", ErrSuite, suite, r.Suite, r.Codename)
+	}
+	if r.Date.After(now.Add(MaxDateSkew)) {
+		return fmt.Errorf("%w: Date %s is more than %v after now (%s); the signer's clock runs ahead (or ours is behind): apt clients would refuse it, and it would lock out the next, correctly dated release", ErrNotYetValid, FormatDate(r.Date), MaxDateSkew, FormatDate(now))
 	}
 	if !r.ValidUntil.IsZero() && now.After(r.ValidUntil) {
 		return fmt.Errorf("%w: Valid-Until %s has passed (now %s); the upstream must publish a fresh release", ErrExpired, FormatDate(r.ValidUntil), FormatDate(now))
