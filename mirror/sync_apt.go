@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/mirror-tool/mirror/bundle"
@@ -123,7 +124,10 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 			li.sigs = append(li.sigs, bundle.PackageSignature{Path: e.Path, SHA256: e.SHA256, Scheme: e.Scheme})
 		}
 		pkg := files.Package{Name: d.Name, URL: src.Apt.URLOf(d.Filename), Path: src.Apt.PublishPath(d.Filename), SHA256: d.SHA256}
-		why := unpublishable(pkg)
+		why := onGeneratedPath(d.Filename)
+		if why == "" {
+			why = unpublishable(pkg)
+		}
 		if why == "" {
 			why = admitPaths(guard, pkg) // the index is signed: no unsigned newcomer to settle against
 		}
@@ -135,6 +139,24 @@ func (r *run) resolveApt(ctx context.Context, src *SourceConfig) ([]*item, []Pac
 	}
 	r.apt = append(r.apt, aptRun{src: src, sel: sel})
 	return items, rej, nil
+}
+
+// onGeneratedPath says why a file named by a signed index (a Packages
+// Filename, a Sources file) cannot be published: its first element is,
+// ignoring case as the publish tree's collision check does, a folder the
+// mirror writes itself under SOURCE/ (dists/, the operator-signed indexes
+// and their by-hash copies; _upstream/, the upstream's evidence). Such a
+// file would collide with a generated one, or stand where a generated one
+// needs a folder, and fail the whole run; refused here, it is one package
+// rejected by name. "" when the path is free.
+func onGeneratedPath(filename string) string {
+	first, _, _ := strings.Cut(filename, "/")
+	for _, dir := range []string{"dists", apt.UpstreamDir} {
+		if strings.EqualFold(first, dir) {
+			return fmt.Sprintf("its file %s lies under %s/, where the mirror publishes files of its own: refused", filename, first)
+		}
+	}
+	return ""
 }
 
 // ErrUpstreamRollback: an upstream served a release older than one mirrored

@@ -302,6 +302,65 @@ func TestAptGetFutureDatedUpstream(t *testing.T) {
 	newAptClient(t, srv.URL+"/vendor", v.e.op.ArmoredPublic()).run(t, true, "update")
 }
 
+// TestAttackAptFilenameOnGeneratedPath: a vendor archive (its key allowed
+// for vendor:* only) lists a package whose Filename is a path the mirror
+// generates under vendor/ itself: the operator-signed Release, a case
+// variant of InRelease (ASCII or Unicode folding), the _upstream evidence,
+// a file where by-hash needs a folder. That package is rejected by name;
+// the vendor's other package and the debian source are mirrored.
+func TestAttackAptFilenameOnGeneratedPath(t *testing.T) {
+	for _, fn := range []string{
+		"dists/stable/Release",
+		"Dists/stable/InRelease",
+		"di\u017fts/stable/InRelease", // U+017F LATIN SMALL LETTER LONG S folds to s
+		"_upstream/dists/stable/InRelease",
+		"_UPSTREAM/dists/stable/Release",
+		"dists/stable/main/binary-amd64/by-hash",
+	} {
+		t.Run(fn, func(t *testing.T) {
+			v := newVendorApt(t, []string{"tool", "evil"})
+			v.publish(time.Now().Add(-time.Hour),
+				v.deb("tool", "pool/main/t/tool_1.0_amd64.deb", []byte("tool 1.0")),
+				v.deb("evil", fn, []byte("not a release")))
+			res, err := v.sync()
+			if err != nil {
+				t.Fatalf("one vendor package with Filename %q fails the whole run: %v", fn, err)
+			}
+			rej := rejectedOf(res)
+			if len(rej) != 1 || !strings.Contains(rej["vendor:evil"], fn) {
+				t.Fatalf("rejected %v, want only vendor:evil, naming its file", rej)
+			}
+			m, _ := v.e.bundle(res)
+			for _, p := range []string{"vendor/pool/main/t/tool_1.0_amd64.deb", "debian/pool/main/h/hello/hello_1.0_amd64.deb"} {
+				if !slices.Contains(debPaths(m), p) {
+					t.Errorf("%s not bundled: %v", p, debPaths(m))
+				}
+			}
+		})
+	}
+}
+
+// TestOnGeneratedPath: which index paths fall on the folders the mirror
+// writes under SOURCE/.
+func TestOnGeneratedPath(t *testing.T) {
+	for p, refused := range map[string]bool{
+		"pool/main/h/hello/hello_1.0_amd64.deb": false,
+		"pool/main/h/hello/hello_1.0.dsc":       false,
+		"pool/dists/x.deb":                      false,
+		"distsx/x.deb":                          false,
+		"dists":                                 true,
+		"dists/stable/Release":                  true,
+		"DISTS/stable/Release":                  true,
+		"di\u017fts/stable/Release":             true,
+		"_upstream/x":                           true,
+		"_Upstream/x":                           true,
+	} {
+		if got := onGeneratedPath(p) != ""; got != refused {
+			t.Errorf("onGeneratedPath(%q) refuses: %v, want %v", p, got, refused)
+		}
+	}
+}
+
 // TestAttackAptRollbackAfterRefusedRun: one run in which the upstream serves
 // a broken InRelease (the suite is refused, the run exits 3 and saves its
 // state) must not erase the rollback mark: the next run, offered an older
