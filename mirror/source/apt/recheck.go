@@ -44,7 +44,17 @@ type Rechecker struct {
 	policy   *verify.Policy
 	now      time.Time
 	releases map[string]*checkedRelease
-	indexes  map[string]map[string]FileSum // release key + index sum -> Filename -> .deb sum
+	indexes  map[string]map[string]listed // release key + index sum -> Filename -> what the index says of it
+}
+
+// listed is what an index says of one file: the package it belongs to (for
+// a Sources index, the source package), its SHA-256 and size. ambiguous is
+// set when the index lists the file twice with different data: it then
+// proves nothing about it.
+type listed struct {
+	Package string
+	FileSum
+	ambiguous bool
 }
 
 type checkedRelease struct {
@@ -56,7 +66,7 @@ type checkedRelease struct {
 // NewRechecker returns a Rechecker deciding with policy at now (the
 // bundle's creation time).
 func NewRechecker(policy *verify.Policy, now time.Time) *Rechecker {
-	return &Rechecker{policy: policy, now: now, releases: map[string]*checkedRelease{}, indexes: map[string]map[string]FileSum{}}
+	return &Rechecker{policy: policy, now: now, releases: map[string]*checkedRelease{}, indexes: map[string]map[string]listed{}}
 }
 
 // Loader returns a carried file by SHA-256, at most max bytes.
@@ -65,9 +75,12 @@ type Loader func(sha256 string, max int64) ([]byte, error)
 // Check decides the package SOURCE:name whose .deb is at publish path
 // debPath with debSHA256 and debSize, from its evidence (publish paths
 // SOURCE/.../dists/SUITE/FILE, SHA-256 and scheme, as in the manifest). The
-// verdict is the policy's for SOURCE:name on the release's signature; an
-// error wrapping ErrEvidence means the evidence is malformed or does not
-// list this .deb with this hash and size.
+// verdict is the policy's for SOURCE:name on the release's signature, and
+// name must be the package the index lists the .deb under (the source
+// package, for a Sources index), so that a manifest cannot decide a file
+// under another package's name; an error wrapping ErrEvidence means the
+// evidence is malformed or does not list this .deb under this name with
+// this hash and size.
 func (rc *Rechecker) Check(ctx context.Context, source, name, debPath, debSHA256 string, debSize int64, evidence []Evidence, load Loader) (verify.Verdict, error) {
 	var relDocs, idx []Evidence
 	for _, e := range evidence {
@@ -112,8 +125,14 @@ func (rc *Rechecker) Check(ctx context.Context, source, name, debPath, debSHA256
 		rc.indexes[ik] = debs
 	}
 	fn := strings.TrimPrefix(debPath, source+"/")
-	if got, ok := debs[fn]; !ok || got.SHA256 != debSHA256 || got.Size != debSize {
+	got, ok := debs[fn]
+	switch {
+	case !ok || got.SHA256 != debSHA256 || got.Size != debSize:
 		return verify.Verdict{}, fmt.Errorf("%w: %s: the index %s does not list %s with SHA-256 %s and size %d", ErrEvidence, name, idx[0].Path, fn, debSHA256, debSize)
+	case got.ambiguous:
+		return verify.Verdict{}, fmt.Errorf("%w: %s: the index %s lists %s twice, with different packages, hashes or sizes", ErrEvidence, name, idx[0].Path, fn)
+	case got.Package != name:
+		return verify.Verdict{}, fmt.Errorf("%w: %s: the index %s lists %s as package %s, not %s", ErrEvidence, name, idx[0].Path, fn, got.Package, name)
 	}
 	return rc.policy.Decide(source+":"+name, cr.ev), nil
 }
@@ -169,7 +188,9 @@ func (rc *Rechecker) checkRelease(ctx context.Context, suite string, docs []Evid
 	return &checkedRelease{rel: rel, ev: ev}
 }
 
-func (rc *Rechecker) checkIndex(suite string, rel *Release, e Evidence, load Loader, sources bool) (map[string]FileSum, error) {
+// checkIndex checks the index e against the release and returns what it
+// lists, by Filename (by path under the archive root, for a Sources index).
+func (rc *Rechecker) checkIndex(suite string, rel *Release, e Evidence, load Loader, sources bool) (map[string]listed, error) {
 	i := strings.LastIndex(e.Path, "/dists/"+suite+"/")
 	if i < 0 {
 		return nil, fmt.Errorf("%w: index %s is not in suite %s", ErrEvidence, e.Path, suite)
@@ -195,10 +216,10 @@ func (rc *Rechecker) checkIndex(suite string, rel *Release, e Evidence, load Loa
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", e.Path, err)
 		}
-		out := map[string]FileSum{}
+		out := map[string]listed{}
 		for _, s := range srcs {
 			for _, f := range s.Files {
-				out[s.Path(f)] = FileSum{SHA256: f.SHA256, Size: f.Size}
+				list(out, s.Path(f), listed{Package: s.Name, FileSum: FileSum{SHA256: f.SHA256, Size: f.Size}})
 			}
 		}
 		return out, nil
@@ -207,9 +228,21 @@ func (rc *Rechecker) checkIndex(suite string, rel *Release, e Evidence, load Loa
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e.Path, err)
 	}
-	out := make(map[string]FileSum, len(pkgs))
+	out := make(map[string]listed, len(pkgs))
 	for _, p := range pkgs {
-		out[p.Filename] = FileSum{SHA256: p.SHA256, Size: p.Size}
+		list(out, p.Filename, listed{Package: p.Name, FileSum: FileSum{SHA256: p.SHA256, Size: p.Size}})
 	}
 	return out, nil
+}
+
+// list adds what an index says of file fn to out; a second entry with
+// other data makes fn ambiguous (the same file listed twice alike, an
+// .orig tarball shared by two versions of a source, is one entry).
+func list(out map[string]listed, fn string, l listed) {
+	if have, ok := out[fn]; ok && have != l {
+		have.ambiguous = true
+		out[fn] = have
+		return
+	}
+	out[fn] = l
 }

@@ -96,3 +96,82 @@ func TestRecheck(t *testing.T) {
 		t.Fatal("changed InRelease accepted")
 	}
 }
+
+// TestRecheckBindsName: the re-check inside the gap decides a file under
+// the name its index gives it. A manifest (signed by the operator, but
+// the re-check exists so as not to take its word) that names the .deb the
+// index lists as libgreet1 "hello", or a source package's file by another
+// source's name, is refused, even though a key allowed for hello would
+// then accept it.
+func TestRecheckBindsName(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(fixtures(t), "repo")
+	url, get, _ := serveDir(t, root)
+	cfg := testConfig(url)
+	cfg.SourcePackages = true
+	sel, err := Resolve(ctx, cfg, get, policy(t, "debian:*"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := map[string][]byte{}
+	for _, f := range sel.UpstreamFiles() {
+		blobs[sum256(f.Data)] = f.Data
+	}
+	var lib, src *Deb
+	for _, d := range sel.Debs {
+		switch {
+		case d.Name == "libgreet1" && d.Architecture != "source":
+			lib = d
+		case d.Name == "hello" && d.Architecture == "source":
+			src = d
+		}
+	}
+	if lib == nil || src == nil {
+		t.Fatalf("the fixture selection lacks libgreet1's .deb or hello's source: %v", sel.Rejected)
+	}
+	rc := NewRechecker(policy(t, "debian:InRelease", "debian:hello"), time.Now())
+	for _, tc := range []struct {
+		d    *Deb
+		name string
+	}{{lib, "hello"}, {src, "greet"}} {
+		if v, err := rc.Check(ctx, "debian", tc.d.Name, "debian/"+tc.d.Filename, tc.d.SHA256, tc.d.Size, tc.d.Evidence, loaderOf(blobs)); err != nil {
+			t.Fatalf("%s under its own name: %v", tc.d.Filename, err)
+		} else if v.Accepted != (tc.d.Name == "hello") {
+			t.Fatalf("%s under its own name %s with a hello-only key: %+v", tc.d.Filename, tc.d.Name, v)
+		}
+		v, err := rc.Check(ctx, "debian", tc.name, "debian/"+tc.d.Filename, tc.d.SHA256, tc.d.Size, tc.d.Evidence, loaderOf(blobs))
+		if !errors.Is(err, ErrEvidence) || v.Accepted {
+			t.Fatalf("%s (listed as %s) under the name %q: %v %+v, want ErrEvidence", tc.d.Filename, tc.d.Name, tc.name, err, v)
+		}
+	}
+}
+
+// TestRecheckIndexListsTwice: an index that lists one Filename twice with
+// other data (package, hash or size) proves nothing about that file; the
+// same entry twice, and the other files, still count.
+func TestRecheckIndexListsTwice(t *testing.T) {
+	para := func(name, fn, sum string) string {
+		return fmt.Sprintf("Package: %s\nVersion: 1.0\nArchitecture: amd64\nFilename: %s\nSize: 3\nSHA256: %s\n", name, fn, sum)
+	}
+	a, b := sum256([]byte("a")), sum256([]byte("b"))
+	index := []byte(strings.Join([]string{
+		para("hello", "pool/h/hello.deb", a),
+		para("evil", "pool/h/hello.deb", a),
+		para("other", "pool/o/other.deb", b),
+		para("other", "pool/o/other.deb", b),
+		para("third", "pool/t/third.deb", a),
+		para("third", "pool/t/third.deb", b),
+	}, "\n"))
+	sum := sum256(index)
+	rel := &Release{Files: map[string]FileSum{"main/binary-amd64/Packages": {SHA256: sum, Size: int64(len(index))}}}
+	e := Evidence{Path: "debian/_upstream/dists/stable/main/binary-amd64/Packages", SHA256: sum, Scheme: SchemePackages}
+	got, err := NewRechecker(policy(t, "debian:*"), time.Now()).checkIndex("stable", rel, e, loaderOf(map[string][]byte{sum: index}), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for fn, ambiguous := range map[string]bool{"pool/h/hello.deb": true, "pool/o/other.deb": false, "pool/t/third.deb": true} {
+		if got[fn].ambiguous != ambiguous {
+			t.Errorf("%s: ambiguous %v, want %v", fn, got[fn].ambiguous, ambiguous)
+		}
+	}
+}
