@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -24,7 +25,10 @@ func init() {
 			ArgsUsage: "FILE SIG...",
 			Description: "Loads the [trust] table of --config, verifies every SIG (OpenPGP detached, armored or\n" +
 				"binary; minisign; SSH) over FILE, and decides for --package SOURCE:NAME with the keys'\n" +
-				"allow lists and the rules' thresholds. Exit 0 accepted, 3 rejected, 1 error, 2 usage.",
+				"allow lists and the rules' thresholds. As in sync, a minisign signature whose trusted\n" +
+				"comment names another file than NAME's last element is refused (a substitution). Not done\n" +
+				"here: the rollback check, which needs sync's state (the signing time mirrored before).\n" +
+				"Exit 0 accepted, 3 rejected, 1 error, 2 usage.",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "config", Usage: "mirror.toml (or a trust file) with a [trust] table"},
 				&cli.StringFlag{Name: "package", Usage: "the package the file is, as SOURCE:NAME (e.g. tools:hello/hello-2.12.tar.gz)"},
@@ -69,13 +73,17 @@ func trustCheckAction(c *cli.Context) error {
 		return withHint(err, "fix the trust file; docs/trust.md lists every field")
 	}
 	args := c.Args().Slice()
+	// The name the package is served under, as sync gives it: a minisign
+	// signature whose trusted comment names another file is refused
+	// (a substitution), here as in sync.
+	served := path.Base(pkg[strings.Index(pkg, ":")+1:])
 	var sigs []verify.Signature
 	for _, name := range args[1:] {
 		data, err := readHead(name, verify.MaxSignatureSize)
 		if err != nil {
 			return fmt.Errorf("signature %s: %w", name, err)
 		}
-		sigs = append(sigs, verify.Signature{Name: filepath.Base(name), Data: data})
+		sigs = append(sigs, verify.Signature{Name: filepath.Base(name), Data: data, File: served})
 	}
 	f, err := os.Open(args[0])
 	if err != nil {

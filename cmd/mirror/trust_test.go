@@ -44,6 +44,12 @@ func TestTrustCheckCLI(t *testing.T) {
 			3, []string{"needs valid signatures by 2 distinct"}, nil, false},
 		{"expired", []string{"--config", cfg, "--package", "tools:hello", at, fx("hello.txt"), fx("openpgp/expired.hello.txt.sig")},
 			3, []string{"key expired"}, nil, false},
+		// As sync does, the name the package is served under is checked
+		// against a minisign trusted comment's file: (a substitution).
+		{"signed name", []string{"--config", cfg, "--package", "tools:x/bench-8k.bin", fx("bench-8k.bin"), fx("minisign/mini1.bench-8k.bin.minisig")},
+			0, []string{"accepted"}, nil, false},
+		{"substituted name", []string{"--config", cfg, "--package", "tools:x/other.bin", fx("bench-8k.bin"), fx("minisign/mini1.bench-8k.bin.minisig")},
+			3, []string{"rejected", "signature made for another file", `served as "other.bin"`}, nil, false},
 		{"missing config flag", []string{"--package", "tools:x", fx("hello.txt"), fx("ssh/rsa.hello.txt.sig")}, 2, nil, []string{"--config"}, true},
 		{"missing package", []string{"--config", cfg, fx("hello.txt"), fx("ssh/rsa.hello.txt.sig")}, 2, nil, []string{"--package"}, true},
 		{"bad package", []string{"--config", cfg, "--package", "nocolon", fx("hello.txt"), fx("ssh/rsa.hello.txt.sig")}, 2, nil, []string{"SOURCE:NAME"}, true},
