@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -109,8 +111,59 @@ func setUsageErrors(cmds []*cli.Command) {
 // run is main without os.Exit, for tests.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := newApp(stdout, stderr).RunContext(ctx, args)
+	if jsonLog(args) {
+		return reportJSON(stdout, stderr, err)
+	}
 	return report(stderr, err)
 }
+
+// jsonLog reports whether args are a `mirror sync` with --log-format json:
+// its errors are then JSON lines too, so that every line of a cron log
+// parses, whatever stopped the run (flags, the config, the lock, a signal).
+// It looks at the words as the flag parser does: the last --log-format wins.
+func jsonLog(args []string) bool {
+	if len(args) < 2 || args[1] != "sync" {
+		return false
+	}
+	on := false
+	for i := 2; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "log-format" {
+			continue
+		}
+		if !hasVal && i+1 < len(args) {
+			i++
+			val = args[i]
+		}
+		on = val == "json"
+	}
+	return on
+}
+
+// explain returns the exit code for err and the hints to print after it.
+func explain(err error) (code int, hint string) {
+	if errors.Is(err, errRejected) {
+		return exitRejected, ""
+	}
+	code = exitFailed
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code, hint = ee.code, ee.hint
+	}
+	var ce cli.ExitCoder
+	if ee == nil && errors.As(err, &ce) {
+		// Flag parsing and unknown commands come back as usage errors.
+		code = exitUsage
+	}
+	return code, hint
+}
+
+// usageHint is the hint printed after a usage error.
+const usageHint = "run 'mirror --help' for usage"
 
 // report prints err the one way this program prints errors and returns the
 // exit code for it.
@@ -118,27 +171,41 @@ func report(stderr io.Writer, err error) int {
 	if err == nil {
 		return exitOK
 	}
-	if errors.Is(err, errRejected) {
-		fmt.Fprintf(stderr, "mirror: %s\n", terminalSafe(err.Error()))
-		return exitRejected
-	}
-	code := exitFailed
-	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
-	}
-	var ce cli.ExitCoder
-	if ee == nil && errors.As(err, &ce) {
-		// Flag parsing and unknown commands come back as usage errors.
-		code = exitUsage
-	}
+	code, hint := explain(err)
 	fmt.Fprintf(stderr, "mirror: %s\n", terminalSafe(err.Error()))
-	if ee != nil && ee.hint != "" {
-		fmt.Fprintf(stderr, "mirror: hint: %s\n", terminalSafe(ee.hint))
+	if hint != "" {
+		fmt.Fprintf(stderr, "mirror: hint: %s\n", terminalSafe(hint))
 	}
 	if code == exitUsage {
-		fmt.Fprintf(stderr, "mirror: hint: run 'mirror --help' for usage\n")
+		fmt.Fprintf(stderr, "mirror: hint: %s\n", usageHint)
 	}
+	return code
+}
+
+// reportJSON is report for `sync --log-format json`: the error is one
+// {"event":"error"} line on stderr, and a run that printed no summary (it
+// stopped before its end) gets one on stdout with a null result, so that
+// the log ends with a summary line whatever happened.
+func reportJSON(stdout, stderr io.Writer, err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errRejected):
+		return exitRejected // the summary is printed; it names the rejected packages
+	}
+	code, hint := explain(err)
+	if code == exitUsage {
+		hint = strings.TrimPrefix(hint+"; "+usageHint, "; ")
+	}
+	ev := map[string]any{"event": "error", "message": terminalSafe(err.Error()), "exit": code,
+		"time": time.Now().UTC().Format(time.RFC3339)}
+	if hint != "" {
+		ev["hint"] = terminalSafe(hint)
+	}
+	b, _ := json.Marshal(ev)
+	fmt.Fprintf(stderr, "%s\n", b)
+	b, _ = json.Marshal(map[string]any{"event": "summary", "exit": code, "result": nil})
+	fmt.Fprintf(stdout, "%s\n", b)
 	return code
 }
 

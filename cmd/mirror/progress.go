@@ -148,6 +148,13 @@ func (p *syncProgress) line(force bool) {
 	}
 }
 
+// Warning writes a {"event":"warning"} line (JSON form only).
+func (p *syncProgress) Warning(msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.emit(map[string]any{"event": "warning", "message": terminalSafe(msg)})
+}
+
 func (p *syncProgress) emit(v map[string]any) {
 	v["time"] = p.now().UTC().Format(time.RFC3339)
 	b, _ := json.Marshal(v)

@@ -32,7 +32,7 @@ func init() {
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan; fetch only signatures and checksum lists, no package"},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel downloads (default: jobs in the config, else min(8, 4*CPUs))"},
 			&cli.StringFlag{Name: "since", Usage: "build the delta that the inside is missing, from the `RECEIPT` that mirror import wrote"},
-			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "progress and summary as text or json"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "progress, summary and errors as text or json (json: one object per line, a summary line last on stdout)"},
 			&cli.StringSliceFlag{Name: "accept-rollback", Usage: "let the `SOURCE:PATH` package (a glob; repeatable; SOURCE:dists/SUITE for an apt suite) go back to an older signed release in this run, when its upstream really withdrew the newer one"},
 		},
 		Action: syncAction,
@@ -92,7 +92,14 @@ func syncAction(c *cli.Context) error {
 		}
 	}
 	if format == "json" {
-		b, _ := json.Marshal(map[string]any{"event": "summary", "result": res})
+		if res.CacheError != "" {
+			prog.Warning(res.CacheError + " (the bundle and state are complete; the next run tries again)")
+		}
+		exit := exitOK
+		if res.Rejected > 0 {
+			exit = exitRejected
+		}
+		b, _ := json.Marshal(map[string]any{"event": "summary", "exit": exit, "result": res})
 		fmt.Fprintf(out, "%s\n", b)
 	} else {
 		if res.DryRun {
@@ -103,7 +110,7 @@ func syncAction(c *cli.Context) error {
 	if res.KeyProblem != "" && format == "text" {
 		fmt.Fprintf(stderr, "mirror: warning: a run without --dry-run would stop at its start: %s\n", res.KeyProblem)
 	}
-	if res.CacheError != "" {
+	if res.CacheError != "" && format == "text" {
 		fmt.Fprintf(stderr, "mirror: warning: %s (the bundle and state are complete; the next run tries again)\n", res.CacheError)
 	} else if res.CacheCollected.Blobs > 0 && format == "text" {
 		fmt.Fprintf(stderr, "mirror: cache: removed %d superseded files (%s)\n", res.CacheCollected.Blobs, fmtBytes(res.CacheCollected.Bytes))

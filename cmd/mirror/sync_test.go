@@ -251,3 +251,50 @@ func TestSyncCLIWrongPassphrase(t *testing.T) {
 		t.Fatalf("right passphrase from operator.passphrase_file: exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// TestSyncCLIJSONLog: with --log-format json every line the run writes, on
+// stdout and stderr, is a JSON object, and stdout ends with the summary
+// (with the exit code), whether the run finished with rejections or
+// stopped at its start (a config error, the lock held, a bad flag).
+func TestSyncCLIJSONLog(t *testing.T) {
+	cfg := syncCLIEnv(t)
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(bad, []byte("jobs = \"many\"\n"), 0o644)
+	check := func(name string, wantCode int, args ...string) map[string]any {
+		t.Helper()
+		code, out, errs := runCLI(append([]string{"sync"}, args...)...)
+		if code != wantCode {
+			t.Fatalf("%s: exit %d, want %d\n%s\n%s", name, code, wantCode, out, errs)
+		}
+		var last map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(out+"\n"+errs), "\n") {
+			if l != "" && !json.Valid([]byte(l)) {
+				t.Errorf("%s: a line is not JSON: %q\nstdout:\n%s\nstderr:\n%s", name, l, out, errs)
+			}
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last["event"] != "summary" || last["exit"] != float64(wantCode) {
+			t.Errorf("%s: stdout does not end with a summary with exit %d: %v\n%s", name, wantCode, err, out)
+		}
+		return last
+	}
+	check("rejections", exitRejected, "--config", cfg, "--log-format", "json")
+	if sum := check("config error", exitFailed, "--config", bad, "--log-format=json"); sum["result"] != nil {
+		t.Errorf("config error: summary has a result: %v", sum)
+	}
+	check("missing config", exitFailed, "--config", filepath.Join(t.TempDir(), "none.toml"), "--log-format", "json")
+	check("usage", exitUsage, "--config", cfg, "--log-format", "json", "--jobs", "0")
+	check("unknown flag", exitUsage, "--log-format", "json", "--frobnicate")
+	l, err := lock.Acquire(filepath.Join(filepath.Dir(cfg), "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	code, _, errs := runCLI("sync", "--config", cfg, "--log-format", "json")
+	var ev struct{ Event, Message, Hint string }
+	if err := json.Unmarshal([]byte(strings.TrimSpace(errs)), &ev); code != exitFailed || err != nil || ev.Event != "error" ||
+		!strings.Contains(ev.Message, "holds the lock") || !strings.Contains(ev.Hint, "another mirror sync is running") {
+		t.Fatalf("locked: exit %d, %v\n%s", code, err, errs)
+	}
+	check("locked", exitFailed, "--config", cfg, "--log-format", "json")
+}
