@@ -83,6 +83,17 @@ func importAction(c *cli.Context) error {
 	if err == nil {
 		return nil
 	}
+	if ie := interrupted(c.Context); ie != nil {
+		// A bundle is served only once its switch is done, and then it
+		// is in results (printed above as "now served"), even when the
+		// cancellation came during the collection that follows.
+		for _, r := range results {
+			if r.Result == repo.ResultImported {
+				return fmt.Errorf("%w; the bundles listed as now served were imported, the others were not", ie)
+			}
+		}
+		return fmt.Errorf("%w; nothing served changed", ie)
+	}
 	return withHint(err, importHint(err, opts.Repo))
 }
 

@@ -450,3 +450,22 @@ func TestServeCommand(t *testing.T) {
 		t.Fatalf("serve after SIGTERM: %v", err)
 	}
 }
+
+// TestImportCLIInterrupted: an import stopped by a signal says so, and
+// that nothing served changed (true: the repository still serves
+// generation 1), instead of "context canceled".
+func TestImportCLIInterrupted(t *testing.T) {
+	f := newImpFixture(t)
+	dir := f.repoAt1(t)
+	before := impTreeHash(t, dir)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(&interruptedError{sig: syscall.SIGINT})
+	var out, errb bytes.Buffer
+	code := run(ctx, append([]string{"mirror", "import", "--pub", f.pub, "--repo", dir}, f.b2...), &out, &errb)
+	if want := "mirror: interrupted (SIGINT); nothing served changed\n"; code != exitFailed || !strings.Contains(errb.String(), want) || strings.Contains(errb.String(), "context canceled") {
+		t.Fatalf("exit %d, want 1 and %q\n%s\n%s", code, want, out.String(), errb.String())
+	}
+	if impTreeHash(t, dir) != before {
+		t.Fatal("the interrupted import changed what is served")
+	}
+}

@@ -111,6 +111,11 @@ func setUsageErrors(cmds []*cli.Command) {
 // run is main without os.Exit, for tests.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := newApp(stdout, stderr).RunContext(ctx, args)
+	if ie := interrupted(ctx); err != nil && ie != nil && !errors.As(err, &ie) {
+		// A command without its own words for it: say what stopped it
+		// rather than "context canceled".
+		err = &exitError{code: exitFailed, err: ie}
+	}
 	if jsonLog(args) {
 		return reportJSON(stdout, stderr, err)
 	}
@@ -210,10 +215,41 @@ func reportJSON(stdout, stderr io.Writer, err error) int {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// The first signal cancels the run, which stops at its next check;
+		// later ones are caught and ignored, so that it can stop cleanly.
+		if s, ok := <-sigs; ok {
+			cancel(&interruptedError{sig: s})
+		}
+	}()
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
+	cancel(nil)
 	os.Exit(code)
+}
+
+// interruptedError is the cause of the run's context's cancellation by
+// SIGINT or SIGTERM.
+type interruptedError struct{ sig os.Signal }
+
+func (e *interruptedError) Error() string {
+	name := "SIGINT"
+	if e.sig == syscall.SIGTERM {
+		name = "SIGTERM"
+	}
+	return "interrupted (" + name + ")"
+}
+
+// interrupted returns the signal that cancelled ctx, or nil.
+func interrupted(ctx context.Context) *interruptedError {
+	var ie *interruptedError
+	if ctx.Err() != nil && errors.As(context.Cause(ctx), &ie) {
+		return ie
+	}
+	return nil
 }
 
 // terminalSafe writes the characters of s that a terminal could act on or

@@ -82,6 +82,12 @@ func syncAction(c *cli.Context) error {
 		Progress:       prog, ToolVersion: version, Passphrase: ask,
 	})
 	prog.Stop()
+	if ie := interrupted(c.Context); err != nil && ie != nil {
+		// Sync saves its state only as its last step and returns no
+		// error after it: nothing was recorded; the downloads that were
+		// checked are in the cache.
+		return fmt.Errorf("%w; nothing was recorded, the next run resumes", ie)
+	}
 	if err != nil {
 		return syncError(err, cfg)
 	}

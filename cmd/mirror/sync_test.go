@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,8 +31,18 @@ const demoFixtures = "../../fixtures/demo"
 // and internal/operator tests passphrases.
 func syncCLIEnv(t *testing.T) (cfgPath string) {
 	t.Helper()
+	return syncCLIEnvWrap(t, nil)
+}
+
+// syncCLIEnvWrap is syncCLIEnv with the upstream's handler wrapped by wrap.
+func syncCLIEnvWrap(t *testing.T, wrap func(http.Handler) http.Handler) (cfgPath string) {
+	t.Helper()
 	dir := t.TempDir()
-	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Join(demoFixtures, "upstream"))))
+	var h http.Handler = http.FileServer(http.Dir(filepath.Join(demoFixtures, "upstream")))
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	os.MkdirAll(filepath.Join(dir, "trust"), 0o755)
 	for _, k := range []string{"hello-release.pub", "jq-release.pub"} {
@@ -297,4 +308,37 @@ func TestSyncCLIJSONLog(t *testing.T) {
 		t.Fatalf("locked: exit %d, %v\n%s", code, err, errs)
 	}
 	check("locked", exitFailed, "--config", cfg, "--log-format", "json")
+}
+
+// TestSyncCLIInterrupted: a run stopped by SIGTERM (the run's context
+// cancelled with that cause, as main does) says so, and that nothing was
+// recorded, instead of "context canceled"; and it is true: no state saved,
+// no bundle written.
+func TestSyncCLIInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	cfg := syncCLIEnvWrap(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, ".tar.gz") {
+				cancel(&interruptedError{sig: syscall.SIGTERM}) // the package downloads have begun
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	for _, format := range []string{"text", "json"} {
+		var out, errb bytes.Buffer
+		code := run(ctx, []string{"mirror", "sync", "--config", cfg, "--log-format", format}, &out, &errb)
+		want := "interrupted (SIGTERM); nothing was recorded, the next run resumes"
+		if code != exitFailed || !strings.Contains(errb.String(), want) || strings.Contains(errb.String(), "context canceled") {
+			t.Fatalf("%s: exit %d, want 1 and %q\n%s\n%s", format, code, want, out.String(), errb.String())
+		}
+		if format == "text" && !strings.Contains(errb.String(), "mirror: "+want+"\n") {
+			t.Errorf("text: the message is not one mirror: line:\n%s", errb.String())
+		}
+	}
+	for _, p := range []string{"state/sync.state", "bundles/mirror-000001.tar.zst"} {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), p)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("an interrupted run left %s: %v", p, err)
+		}
+	}
 }
