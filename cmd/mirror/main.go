@@ -74,11 +74,35 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: false,
-		HideHelpCommand:      true,
+		// `mirror help [COMMAND]` as `mirror trust help [COMMAND]`.
+		HideHelpCommand: false,
+		// A word that is not a command reaches the app's Action.
+		Action: unknownCommand,
 		// Errors are turned into messages and exit codes in main only.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,
 	}
+}
+
+// unknownCommand is the Action of the app and of commands made only of
+// subcommands: without arguments it shows the help, and a word that is not
+// a command is a usage error that lists the commands (urfave/cli would say
+// "No help topic for" it).
+func unknownCommand(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return cli.ShowAppHelp(c)
+	}
+	return unknownSubcommand("mirror", c.App.VisibleCommands(), c.Args().First())
+}
+
+// unknownSubcommand is the usage error for a word that is not one of cmds
+// (of the command called path).
+func unknownSubcommand(path string, cmds []*cli.Command, word string) error {
+	var names []string
+	for _, cmd := range cmds {
+		names = append(names, cmd.Name)
+	}
+	return usageError("unknown command %q; the commands of %s are: %s", path+" "+word, path, strings.Join(names, ", "))
 }
 
 // onUsageError turns flag errors into exit code 2.

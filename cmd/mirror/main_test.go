@@ -38,9 +38,48 @@ func TestUnknownFlagIsUsageError(t *testing.T) {
 }
 
 func TestUnknownCommandIsUsageError(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"mirror", "frobnicate"}, &stdout, &stderr); code != exitUsage {
-		t.Fatalf("exit %d, want %d; stderr %q", code, exitUsage, stderr.String())
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"frobnicate"}, []string{`unknown command "mirror frobnicate"`, "sync", "import", "trust"}},
+		{[]string{"trust", "frob"}, []string{`unknown command "mirror trust frob"`, "check"}},
+	} {
+		code, out, errs := runCLI(c.args...)
+		if code != exitUsage || out != "" {
+			t.Errorf("%v: exit %d, want %d\nstdout %q\nstderr %q", c.args, code, exitUsage, out, errs)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errs, w) {
+				t.Errorf("%v: stderr lacks %q: %q", c.args, w, errs)
+			}
+		}
+		if strings.Contains(errs, "No help topic") {
+			t.Errorf("%v: %q", c.args, errs)
+		}
+	}
+}
+
+// TestHelpAndVersion: `mirror help [COMMAND]` works as `mirror trust help
+// [COMMAND]` does, and `mirror version` as `mirror --version`.
+func TestHelpAndVersion(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "COMMANDS:"},
+		{[]string{"help"}, "COMMANDS:"},
+		{[]string{"--help"}, "COMMANDS:"},
+		{[]string{"help", "sync"}, "mirror sync - download"},
+		{[]string{"trust", "help", "check"}, "mirror trust check - check"},
+		{[]string{"trust"}, "check"},
+		{[]string{"version"}, "mirror version " + version},
+		{[]string{"--version"}, "mirror version " + version},
+	} {
+		code, out, errs := runCLI(c.args...)
+		if code != exitOK || !strings.Contains(out, c.want) || errs != "" {
+			t.Errorf("%v: exit %d, want 0 and %q on stdout\nstdout %q\nstderr %q", c.args, code, c.want, out, errs)
+		}
 	}
 }
 

@@ -39,6 +39,12 @@ func init() {
 			OnUsageError: trustUsageError,
 		}},
 		OnUsageError: trustUsageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return cli.ShowSubcommandHelp(c)
+			}
+			return unknownSubcommand("mirror trust", c.Command.VisibleCommands(), c.Args().First())
+		},
 	})
 }
 
