@@ -42,6 +42,10 @@ func init() {
 		Name:      "inspect",
 		Usage:     "show what a bundle's manifest says, WITHOUT checking its signature",
 		ArgsUsage: "BUNDLE...",
+		Description: "BUNDLE is NAME.tar.zst, or all the parts of a split bundle. Prints what the manifest says:\n" +
+			"sequence and base, id, creation and expiry, the signer it names, the tool, the trust file,\n" +
+			"sources, packages and the publish tree. Nothing is verified (mirror verify --pub does that)\n" +
+			"and nothing is written.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the manifest as JSON (for scripts)"},
 		},

@@ -23,7 +23,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// Exit codes (the contract in DESIGN.md).
+// Exit codes (the contract in README.md, "Exit codes everywhere", and
+// scripts/cron/README.md).
 const (
 	exitOK       = 0
 	exitFailed   = 1
@@ -134,16 +135,42 @@ func setUsageErrors(cmds []*cli.Command) {
 
 // run is main without os.Exit, for tests.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := newApp(stdout, stderr).RunContext(ctx, args)
+	app := newApp(stdout, stderr)
+	err := app.RunContext(ctx, args)
 	if ie := interrupted(ctx); err != nil && ie != nil && !errors.As(err, &ie) {
 		// A command without its own words for it: say what stopped it
 		// rather than "context canceled".
 		err = &exitError{code: exitFailed, err: ie}
 	}
+	help := helpCommand(app.Commands, args)
 	if jsonLog(args) {
-		return reportJSON(stdout, stderr, err)
+		return reportJSON(stdout, stderr, err, help)
 	}
-	return report(stderr, err)
+	return report(stderr, err, help)
+}
+
+// helpCommand is the command line that shows the help of the command args
+// call, for the hint after a usage error: "mirror sync --help", "mirror
+// trust check --help", or "mirror --help" when args name no command.
+func helpCommand(cmds []*cli.Command, args []string) string {
+	path := "mirror"
+	for _, a := range args[min(len(args), 1):] {
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		var found *cli.Command
+		for _, c := range cmds {
+			if c.HasName(a) && c.Name != "help" {
+				found = c
+			}
+		}
+		if found == nil {
+			break
+		}
+		path += " " + found.Name
+		cmds = found.Subcommands
+	}
+	return path + " --help"
 }
 
 // jsonLog reports whether args are a `mirror sync` with --log-format json:
@@ -191,12 +218,10 @@ func explain(err error) (code int, hint string) {
 	return code, hint
 }
 
-// usageHint is the hint printed after a usage error.
-const usageHint = "run 'mirror --help' for usage"
-
 // report prints err the one way this program prints errors and returns the
 // exit code for it.
-func report(stderr io.Writer, err error) int {
+// help is the command line that shows the command's help.
+func report(stderr io.Writer, err error, help string) int {
 	if err == nil {
 		return exitOK
 	}
@@ -206,7 +231,7 @@ func report(stderr io.Writer, err error) int {
 		fmt.Fprintf(stderr, "mirror: hint: %s\n", terminalSafe(hint))
 	}
 	if code == exitUsage {
-		fmt.Fprintf(stderr, "mirror: hint: %s\n", usageHint)
+		fmt.Fprintf(stderr, "mirror: hint: run '%s' for usage\n", help)
 	}
 	return code
 }
@@ -215,7 +240,7 @@ func report(stderr io.Writer, err error) int {
 // {"event":"error"} line on stderr, and a run that printed no summary (it
 // stopped before its end) gets one on stdout with a null result, so that
 // the log ends with a summary line whatever happened.
-func reportJSON(stdout, stderr io.Writer, err error) int {
+func reportJSON(stdout, stderr io.Writer, err error, help string) int {
 	switch {
 	case err == nil:
 		return exitOK
@@ -224,7 +249,7 @@ func reportJSON(stdout, stderr io.Writer, err error) int {
 	}
 	code, hint := explain(err)
 	if code == exitUsage {
-		hint = strings.TrimPrefix(hint+"; "+usageHint, "; ")
+		hint = strings.TrimPrefix(hint+"; run '"+help+"' for usage", "; ")
 	}
 	ev := map[string]any{"event": "error", "message": terminalSafe(err.Error()), "exit": code,
 		"time": time.Now().UTC().Format(time.RFC3339)}

@@ -128,3 +128,38 @@ func TestNoEscapesFromFileNames(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpTexts: every command has a description, its help speaks of its
+// flags (serve's of --repo, not of a DIR it has no flag for), no flag shows
+// a "(default: 0)" beside its real default, and the hint after a usage
+// error names the help of the command that was called.
+func TestHelpTexts(t *testing.T) {
+	for _, c := range commands {
+		if c.Name != "version" && c.Description == "" && len(c.Subcommands) == 0 {
+			t.Errorf("mirror %s has no DESCRIPTION", c.Name)
+		}
+	}
+	_, out, _ := runCLI("serve", "--help")
+	if !strings.Contains(out, "--repo DIR") || strings.Contains(out, "Serves DIR/current") {
+		t.Errorf("serve --help:\n%s", out)
+	}
+	_, out, _ = runCLI("sync", "--help")
+	if !strings.Contains(out, "min(8, 4*CPUs)") || strings.Contains(out, "(default: 0)") {
+		t.Errorf("sync --help, --jobs:\n%s", out)
+	}
+	for _, c := range []struct {
+		args []string
+		hint string
+	}{
+		{[]string{"sync", "--jobs", "0"}, "mirror sync --help"},
+		{[]string{"sync", "--config", "x", "--frobnicate"}, "mirror sync --help"},
+		{[]string{"trust", "check", "--nope"}, "mirror trust check --help"},
+		{[]string{"import", "--repo", "r"}, "mirror import --help"},
+		{[]string{"frobnicate"}, "mirror --help"},
+	} {
+		code, _, errs := runCLI(c.args...)
+		if want := "mirror: hint: run '" + c.hint + "' for usage\n"; code != exitUsage || !strings.Contains(errs, want) {
+			t.Errorf("%v: exit %d, want 2 and %q:\n%s", c.args, code, want, errs)
+		}
+	}
+}

@@ -13,12 +13,14 @@ import (
 
 func init() {
 	commands = append(commands, &cli.Command{
-		Name:  "serve",
-		Usage: "serve the repository's current generation over HTTP, read-only",
-		Description: "Serves DIR/current (plain files: nginx can serve the same folder). Loopback by default;\n" +
-			"stops gracefully on SIGINT/SIGTERM.",
+		Name:      "serve",
+		Usage:     "serve the repository's current generation over HTTP, read-only",
+		UsageText: "mirror serve --repo DIR [--listen ADDRESS]",
+		Description: "Serves the generation that the repository --repo DIR serves (DIR/current, plain files:\n" +
+			"nginx can serve the same folder), read-only; an import switches it atomically. Listens on\n" +
+			"loopback unless --listen says otherwise; stops gracefully on SIGINT/SIGTERM.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "repo", Usage: "the repository folder"},
+			&cli.StringFlag{Name: "repo", Usage: "the repository `DIR` (written by mirror import)"},
 			&cli.StringFlag{Name: "listen", Value: serve.DefaultListen, Usage: "address to listen on"},
 		},
 		Action: serveAction,

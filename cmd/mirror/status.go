@@ -14,8 +14,13 @@ import (
 
 func init() {
 	commands = append(commands, &cli.Command{
-		Name:  "status",
-		Usage: "show what a repository serves, its generations and its import log",
+		Name:      "status",
+		Usage:     "show what a repository serves, its generations and its import log",
+		UsageText: "mirror status --repo DIR [--json] [--log N]",
+		Description: "Prints the sequence served, the bundle and the operator key that signed it, its expiry\n" +
+			"(EXPIRED when past), when it was imported, what it holds, the generations kept, and the\n" +
+			"last --log lines of the import log (imports, refusals, failures). Reads nothing but the\n" +
+			"repository's own files. Exit 0, or 1 when the folder holds no imported generation.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "repo", Usage: "the repository folder"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},

@@ -30,7 +30,7 @@ func init() {
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: "mirror.toml", Usage: "the configuration `FILE`"},
 			&cli.BoolFlag{Name: "full", Usage: "make a complete bundle instead of a delta"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan; fetch only signatures and checksum lists, no package"},
-			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel downloads (default: jobs in the config, else min(8, 4*CPUs))"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "`N` parallel downloads", DefaultText: "jobs in the config, else min(8, 4*CPUs)"},
 			&cli.StringFlag{Name: "since", Usage: "build the delta that the inside is missing, from the `RECEIPT` that mirror import wrote"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "progress, summary and errors as text or json (json: one object per line, a summary line last on stdout)"},
 			&cli.StringSliceFlag{Name: "accept-rollback", Usage: "let the `SOURCE:PATH` package (a glob; repeatable; SOURCE:dists/SUITE for an apt suite) go back to an older signed release in this run, when its upstream really withdrew the newer one"},
