@@ -31,6 +31,18 @@ var haveTerminal = func() bool {
 // passphrase differ.
 var errPassphraseMismatch = errors.New("the two passphrases differ")
 
+// errNoPassphraseNoConfig is operator.ErrNoPassphrase for keygen, which
+// reads no config: its message names only the variables.
+var errNoPassphraseNoConfig error = &noPassphraseError{}
+
+type noPassphraseError struct{}
+
+func (*noPassphraseError) Error() string {
+	return "no passphrase source: set " + operator.EnvPassphraseFile + " or " + operator.EnvPassphrase + "; and " + errNoTerminal.Error()
+}
+
+func (*noPassphraseError) Unwrap() error { return operator.ErrNoPassphrase }
+
 // readPassword asks for a passphrase on the controlling terminal (not on
 // stdout or stderr, which may be redirected), without echo. Tests replace it.
 var readPassword = func(ctx context.Context, prompt string) ([]byte, error) {
@@ -72,8 +84,9 @@ var readPassword = func(ctx context.Context, prompt string) ([]byte, error) {
 // operatorPassphrase returns the operator key's passphrase from
 // MIRROR_PASSPHRASE_FILE, MIRROR_PASSPHRASE or file (the config's
 // passphrase_file), and else asks on the terminal: twice when confirm is set
-// (a new key). what names the key in the prompt. Without any source it
-// returns an error matching operator.ErrNoPassphrase.
+// (a new key, which keygen makes: it reads no config, and file is ""). what
+// names the key in the prompt. Without any source it returns an error
+// matching operator.ErrNoPassphrase.
 func operatorPassphrase(ctx context.Context, file, what string, confirm bool) ([]byte, error) {
 	p, err := operator.Passphrase(os.Getenv, file)
 	if !errors.Is(err, operator.ErrNoPassphrase) {
@@ -81,6 +94,10 @@ func operatorPassphrase(ctx context.Context, file, what string, confirm bool) ([
 	}
 	p, terr := readPassword(ctx, "passphrase for "+what+": ")
 	if errors.Is(terr, errNoTerminal) {
+		if confirm {
+			// keygen: no config whose passphrase_file could be set.
+			return nil, errNoPassphraseNoConfig
+		}
 		return nil, fmt.Errorf("%w; and %v", err, terr)
 	}
 	if terr != nil {
