@@ -66,6 +66,8 @@ func keygenAction(c *cli.Context) error {
 			return withHint(err, "run keygen on a terminal, or set "+operator.EnvPassphraseFile+"=FILE, or pass --unencrypted")
 		case errors.Is(err, operator.ErrEmptyPassphrase):
 			return withHint(err, "choose a passphrase, or pass --unencrypted for a key without one")
+		case errors.As(err, new(*operator.PassphraseFileError)):
+			return withHint(err, passphraseFileHint(err))
 		case errors.Is(err, errPassphraseMismatch):
 			return withHint(err, "run keygen again and type the same passphrase twice")
 		case err != nil:

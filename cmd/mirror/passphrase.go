@@ -117,3 +117,17 @@ func operatorPassphrase(ctx context.Context, file, what string, confirm bool) ([
 	}
 	return p, nil
 }
+
+// passphraseFileHint says what to do about a passphrase file that could not
+// be used (err matches *operator.PassphraseFileError), naming who named it.
+func passphraseFileHint(err error) string {
+	var pe *operator.PassphraseFileError
+	if !errors.As(err, &pe) {
+		return ""
+	}
+	h := "the file named by " + pe.Source + " must be readable by this user and hold the passphrase on one line"
+	if pe.Source == operator.EnvPassphraseFile {
+		h += "; " + operator.EnvPassphraseFile + " wins over " + operator.EnvPassphrase + " and operator.passphrase_file: unset it to use those"
+	}
+	return h
+}

@@ -173,6 +173,8 @@ func syncError(err error, cfg *mirror.Config) error {
 		return withHint(err, "another mirror sync is running on "+cfg.Output.State+"; let it finish (cron: do not start runs closer than a run takes)")
 	case errors.Is(err, operator.ErrNoPassphrase):
 		return withHint(err, "for cron, set operator.passphrase_file in the config or MIRROR_PASSPHRASE_FILE")
+	case errors.As(err, new(*operator.PassphraseFileError)):
+		return withHint(err, passphraseFileHint(err))
 	case errors.Is(err, operator.ErrPassphrase):
 		src := operator.PassphraseSource(os.Getenv, cfg.Operator.PassphraseFile)
 		if src == "" {

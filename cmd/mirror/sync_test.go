@@ -254,6 +254,25 @@ func TestSyncCLIWrongPassphrase(t *testing.T) {
 		t.Fatalf("wrong passphrase file: exit %d\n%s", code, errs)
 	}
 
+	// A passphrase file that is not there: the message says who named it,
+	// and the hint what to do.
+	nope := filepath.Join(t.TempDir(), "nope")
+	t.Setenv(operator.EnvPassphraseFile, nope)
+	code, _, errs = runCLI("sync", "--config", cfg)
+	if code != exitFailed || !strings.Contains(errs, "passphrase file "+nope+" (named by MIRROR_PASSPHRASE_FILE): no such file") ||
+		!strings.Contains(errs, "mirror: hint: the file named by MIRROR_PASSPHRASE_FILE must be readable") {
+		t.Fatalf("missing MIRROR_PASSPHRASE_FILE: exit %d\n%s", code, errs)
+	}
+	t.Setenv(operator.EnvPassphraseFile, "")
+	t.Setenv(operator.EnvPassphrase, "")
+	os.Rename(passFile, passFile+".away")
+	code, _, errs = runCLI("sync", "--config", cfg)
+	if code != exitFailed || !strings.Contains(errs, "passphrase file "+passFile+" (named by operator.passphrase_file): no such file") ||
+		!strings.Contains(errs, "mirror: hint: the file named by operator.passphrase_file must be readable") {
+		t.Fatalf("missing operator.passphrase_file: exit %d\n%s", code, errs)
+	}
+	os.Rename(passFile+".away", passFile)
+
 	// With the environment cleared, the config's file opens the key.
 	t.Setenv(operator.EnvPassphraseFile, "")
 	t.Setenv(operator.EnvPassphrase, "")

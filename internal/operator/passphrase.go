@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 )
 
 // Environment variables that give the passphrase without a terminal (cron).
@@ -40,9 +41,37 @@ func Passphrase(getenv func(string) string, file string) ([]byte, error) {
 	case "":
 		return nil, ErrNoPassphrase
 	default:
-		return ReadPassphraseFile(path)
+		p, err := ReadPassphraseFile(path)
+		if err != nil {
+			return nil, &PassphraseFileError{Source: src, Path: path, Err: err}
+		}
+		return p, nil
 	}
 }
+
+// PassphraseFileError is returned by Passphrase when the passphrase file
+// cannot be read or holds no valid passphrase. Source says who named the
+// file: EnvPassphraseFile or "operator.passphrase_file".
+type PassphraseFileError struct {
+	Source string
+	Path   string
+	Err    error // from ReadPassphraseFile
+}
+
+func (e *PassphraseFileError) Error() string {
+	cause := e.Err
+	var pe *fs.PathError
+	var fe *FileError
+	switch {
+	case errors.As(e.Err, &pe):
+		cause = pe.Err // the path is said once, below
+	case errors.As(e.Err, &fe):
+		cause = fe.Err
+	}
+	return fmt.Sprintf("passphrase file %s (named by %s): %v", e.Path, e.Source, cause)
+}
+
+func (e *PassphraseFileError) Unwrap() error { return e.Err }
 
 // PassphraseSource says where Passphrase takes the passphrase from, for
 // messages: "MIRROR_PASSPHRASE_FILE (PATH)", "MIRROR_PASSPHRASE",
