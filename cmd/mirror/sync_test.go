@@ -361,3 +361,20 @@ func TestSyncCLIInterrupted(t *testing.T) {
 		}
 	}
 }
+
+// TestSwappedKeyFilesCLI: the operator's secret key given as --pub, or its
+// public key as [operator] key, is named for what it is.
+func TestSwappedKeyFilesCLI(t *testing.T) {
+	cfg := syncCLIEnv(t)
+	keys := filepath.Join(filepath.Dir(cfg), "keys")
+	code, _, errs := runCLI("import", "--pub", filepath.Join(keys, operator.KeyFile), "--repo", t.TempDir(), "x.tar.zst")
+	if code != exitFailed || !strings.Contains(errs, "this is a minisign secret key, not a public key") {
+		t.Errorf("import --pub operator.key: exit %d\n%s", code, errs)
+	}
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(b, []byte(`keys/operator.key`), []byte(`keys/operator.pub`), 1), 0o644)
+	code, _, errs = runCLI("sync", "--config", cfg)
+	if code != exitFailed || !strings.Contains(errs, "this is a minisign public key, not a secret key") {
+		t.Errorf("[operator] key = operator.pub: exit %d\n%s", code, errs)
+	}
+}

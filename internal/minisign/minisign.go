@@ -91,6 +91,9 @@ func ParsePublicKey(data []byte) (PublicKey, error) {
 		return PublicKey{}, fmt.Errorf("%w: a public key is one base64 line, optionally after an 'untrusted comment:' line", ErrMalformed)
 	}
 	raw, err := base64.StdEncoding.Strict().DecodeString(keyLine)
+	if err == nil && len(raw) == secretBlobSize {
+		return PublicKey{}, fmt.Errorf("%w: this is a minisign secret key, not a public key: give its public key file (minisign -R -s SECRET -p PUBLIC writes it)", ErrMalformed)
+	}
 	if err != nil || len(raw) != 42 {
 		return PublicKey{}, fmt.Errorf("%w: public key is not 42 bytes of base64", ErrMalformed)
 	}

@@ -185,6 +185,9 @@ func decodeSecret(data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: a secret key file is an 'untrusted comment:' line and one base64 line", ErrMalformed)
 	}
 	blob, err := base64.StdEncoding.Strict().DecodeString(lines[1])
+	if err == nil && len(blob) == 42 {
+		return nil, fmt.Errorf("%w: this is a minisign public key, not a secret key: give the secret key file", ErrMalformed)
+	}
 	if err != nil || len(blob) != secretBlobSize {
 		return nil, fmt.Errorf("%w: secret key is not %d bytes of base64", ErrMalformed, secretBlobSize)
 	}

@@ -258,3 +258,28 @@ func checkStockSignature(t *testing.T, pub PublicKey, msg, trusted string) {
 		t.Errorf("the stock tool's signature with our key does not verify: %v", err)
 	}
 }
+
+// TestSwappedKeyFiles: a secret key file given where a public key is
+// expected, or a public key file where the secret key is, is named for what
+// it is (stock minisign's files, as an operator would mix them up).
+func TestSwappedKeyFiles(t *testing.T) {
+	for _, name := range []string{"plain", "enc"} {
+		sec, err := os.ReadFile(filepath.Join("testdata", name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := os.ReadFile(filepath.Join("testdata", name+".pub"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParsePublicKey(sec); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "this is a minisign secret key, not a public key") {
+			t.Errorf("%s.key as a public key: %v", name, err)
+		}
+		if _, err := ParsePrivateKey(pub, nil); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "this is a minisign public key, not a secret key") {
+			t.Errorf("%s.pub as a secret key: %v", name, err)
+		}
+		if _, err := PrivateKeyEncrypted(pub); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "this is a minisign public key") {
+			t.Errorf("%s.pub, encrypted?: %v", name, err)
+		}
+	}
+}
