@@ -94,7 +94,9 @@ func syncAction(c *cli.Context) error {
 	out := c.App.Writer
 	for _, p := range res.Packages {
 		if p.Status == mirror.StatusRejected && format == "text" {
-			fmt.Fprintf(stderr, "mirror: rejected %s:%s: %s\n", p.Source, terminalSafe(p.Name), terminalSafe(p.Reason))
+			// A verdict's reason may begin with the package's name.
+			id := p.Source + ":" + p.Name
+			fmt.Fprintf(stderr, "mirror: rejected %s: %s\n", terminalSafe(id), terminalSafe(strings.TrimPrefix(p.Reason, id+": ")))
 		}
 	}
 	if format == "json" {

@@ -378,3 +378,28 @@ func TestSwappedKeyFilesCLI(t *testing.T) {
 		t.Errorf("[operator] key = operator.pub: exit %d\n%s", code, errs)
 	}
 }
+
+// TestSyncCLIRejectedLine: a rejection line names the package once, even
+// when the verdict's reason starts with it (a bad signature's does).
+func TestSyncCLIRejectedLine(t *testing.T) {
+	cfg := syncCLIEnvWrap(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/hello-2.12.tar.gz") {
+				w.Write([]byte("not the signed bytes"))
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	code, out, errs := runCLI("sync", "--config", cfg)
+	const name = "tools:hello/hello-2.12.tar.gz"
+	var line string
+	for _, l := range strings.Split(errs, "\n") {
+		if strings.HasPrefix(l, "mirror: rejected "+name) {
+			line = l
+		}
+	}
+	if code != exitRejected || line == "" || strings.Count(line, name) != 1 || !strings.Contains(line, "signature") {
+		t.Fatalf("exit %d, rejection line %q\n%s\n%s", code, line, out, errs)
+	}
+}
