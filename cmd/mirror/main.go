@@ -226,7 +226,10 @@ func report(stderr io.Writer, err error, help string) int {
 		return exitOK
 	}
 	code, hint := explain(err)
-	fmt.Fprintf(stderr, "mirror: %s\n", terminalSafe(err.Error()))
+	// Several errors joined (errors.Join: one per line) get a prefix each.
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "mirror: %s\n", terminalSafe(line))
+	}
 	if hint != "" {
 		fmt.Fprintf(stderr, "mirror: hint: %s\n", terminalSafe(hint))
 	}

@@ -163,3 +163,28 @@ func TestHelpTexts(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinedErrorsPrefixed: when a command fails for several reasons (two
+// bundles refused), each reason is a line of its own starting "mirror: ".
+func TestJoinedErrorsPrefixed(t *testing.T) {
+	base := t.TempDir()
+	pub := filepath.Join(base, "operator.pub")
+	if err := os.WriteFile(pub, bndKey(t, 7).Public().File(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var bundles []string
+	for _, n := range []string{"a.tar.zst", "b.tar.zst"} {
+		p := filepath.Join(base, n)
+		os.WriteFile(p, []byte("junk"), 0o644)
+		bundles = append(bundles, p)
+	}
+	code, _, errs := runCLI(append([]string{"import", "--pub", pub, "--repo", filepath.Join(base, "repo")}, bundles...)...)
+	if code != exitFailed || strings.Count(errs, "refused") != 2 {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(errs, "\n"), "\n") {
+		if !strings.HasPrefix(l, "mirror: ") {
+			t.Errorf("a line without the prefix: %q\n%s", l, errs)
+		}
+	}
+}
