@@ -32,9 +32,6 @@ mirror sync needs both.`,
 			&cli.BoolFlag{Name: "unencrypted", Usage: "write operator.key without a passphrase (anyone who reads it can sign bundles)"},
 		},
 		Action: keygenAction,
-		// The app's OnUsageError does not reach subcommands: a bad flag is
-		// a usage error (exit 2) here too.
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError("keygen: %w", err) },
 	})
 }
 

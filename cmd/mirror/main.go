@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,9 +108,57 @@ func unknownSubcommand(path string, cmds []*cli.Command, word string) error {
 	return usageError("unknown command %q; the commands of %s are: %s", path+" "+word, path, strings.Join(names, ", "))
 }
 
-// onUsageError turns flag errors into exit code 2.
-func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return &exitError{code: exitUsage, err: err}
+// onUsageError turns flag errors into exit code 2, with the flags written
+// as they are typed (--max-age, not the Go flag package's -max-age) and,
+// for a value that does not parse, what a good one looks like.
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	msg := err.Error()
+	if m := flagUndefined.FindStringSubmatch(msg); m != nil {
+		msg = "unknown flag " + dashed(m[1])
+	} else if m := flagNeedsValue.FindStringSubmatch(msg); m != nil {
+		msg = dashed(m[1]) + " needs a value"
+	} else if m := flagInvalid.FindStringSubmatch(msg); m != nil {
+		msg = fmt.Sprintf("invalid value %q for %s: ", m[1], dashed(m[2]))
+		switch lookupFlag(c, m[2]).(type) {
+		case *cli.DurationFlag:
+			msg += "give a duration such as 720h, 90m or 1h30m (units h, m, s: 30 days is 720h)"
+		case *cli.IntFlag:
+			msg += "give a whole number"
+		default:
+			msg += m[3]
+		}
+	}
+	return &exitError{code: exitUsage, err: errors.New(msg)}
+}
+
+// dashed writes a flag's name as it is typed: -j, --jobs.
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// The flag package's messages that onUsageError rewrites.
+var (
+	flagUndefined  = regexp.MustCompile(`^flag provided but not defined: -+(\S+)$`)
+	flagNeedsValue = regexp.MustCompile(`^flag needs an argument: -+(\S+)$`)
+	flagInvalid    = regexp.MustCompile(`^invalid value "(.*)" for flag -+([^:\s]+): (.*)$`)
+)
+
+// lookupFlag finds the flag called name (or one of its aliases) of the
+// command c runs, or nil.
+func lookupFlag(c *cli.Context, name string) cli.Flag {
+	var flags []cli.Flag
+	if c.Command != nil {
+		flags = c.Command.Flags
+	}
+	for _, f := range append(flags, c.App.Flags...) {
+		if slices.Contains(f.Names(), name) {
+			return f
+		}
+	}
+	return nil
 }
 
 // setUsageErrors makes every command and subcommand report flag errors as

@@ -188,3 +188,27 @@ func TestJoinedErrorsPrefixed(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagErrors: flag errors write flags as they are typed (--jobs, -j,
+// not the flag package's -jobs), and a value that does not parse says what
+// a good one looks like.
+func TestFlagErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"import", "--max-age", "30d"}, `mirror: invalid value "30d" for --max-age: give a duration such as 720h`},
+		{[]string{"sync", "--jobs", "many"}, `mirror: invalid value "many" for --jobs: give a whole number`},
+		{[]string{"sync", "-j", "many"}, `mirror: invalid value "many" for -j: give a whole number`},
+		{[]string{"sync", "--frobnicate"}, "mirror: unknown flag --frobnicate\n"},
+		{[]string{"keygen", "--frobnicate"}, "mirror: unknown flag --frobnicate\n"},
+		{[]string{"trust", "check", "--frobnicate"}, "mirror: unknown flag --frobnicate\n"},
+		{[]string{"--frobnicate"}, "mirror: unknown flag --frobnicate\n"},
+		{[]string{"serve", "--listen"}, "mirror: --listen needs a value\n"},
+	} {
+		code, _, errs := runCLI(c.args...)
+		if code != exitUsage || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, want 2 and %q:\n%s", c.args, code, c.want, errs)
+		}
+	}
+}

@@ -36,9 +36,6 @@ func init() {
 			&cli.StringSliceFlag{Name: "accept-rollback", Usage: "let the `SOURCE:PATH` package (a glob; repeatable; SOURCE:dists/SUITE for an apt suite) go back to an older signed release in this run, when its upstream really withdrew the newer one"},
 		},
 		Action: syncAction,
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError("%v", err)
-		},
 	})
 }
 

@@ -35,10 +35,8 @@ func init() {
 				&cli.BoolFlag{Name: "json", Usage: "print the verdict as JSON"},
 				&cli.StringFlag{Name: "at", Usage: "decide as of this time (RFC 3339, e.g. 2026-01-01T00:00:00Z) instead of now"},
 			},
-			Action:       trustCheckAction,
-			OnUsageError: trustUsageError,
+			Action: trustCheckAction,
 		}},
-		OnUsageError: trustUsageError,
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return cli.ShowSubcommandHelp(c)
@@ -46,12 +44,6 @@ func init() {
 			return unknownSubcommand("mirror trust", c.Command.VisibleCommands(), c.Args().First())
 		},
 	})
-}
-
-// trustUsageError makes flag errors of these commands exit 2 (the app-level
-// OnUsageError does not reach subcommands).
-func trustUsageError(_ *cli.Context, err error, _ bool) error {
-	return &exitError{code: exitUsage, err: err}
 }
 
 func trustCheckAction(c *cli.Context) error {
