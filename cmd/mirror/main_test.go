@@ -212,3 +212,20 @@ func TestFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRepoNoSuchFolder: status and serve with a --repo that does not exist
+// say so, not "no generation imported yet"; an empty folder is still a
+// repository with nothing imported.
+func TestRepoNoSuchFolder(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nonexistent")
+	for _, args := range [][]string{{"status", "--repo", missing}, {"serve", "--repo", missing, "--listen", "127.0.0.1:0"}} {
+		code, out, errs := runCLI(args...)
+		if code != exitFailed || !strings.Contains(errs, "mirror: repository "+missing+": no such folder\n") || strings.Contains(out+errs, "imported") {
+			t.Errorf("%v: exit %d\n%s\n%s", args, code, out, errs)
+		}
+	}
+	code, _, errs := runCLI("status", "--repo", t.TempDir())
+	if code != exitFailed || !strings.Contains(errs, "import a bundle first") {
+		t.Errorf("status of an empty folder: exit %d\n%s", code, errs)
+	}
+}

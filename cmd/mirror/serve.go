@@ -35,6 +35,9 @@ func serveAction(c *cli.Context) error {
 		return usageError("serve: unexpected argument %q", c.Args().First())
 	}
 	dir := c.String("repo")
+	if err := repoFolderExists(dir); err != nil {
+		return err
+	}
 	n, err := repo.Current(dir)
 	if err != nil {
 		if errors.Is(err, repo.ErrNotRepository) {

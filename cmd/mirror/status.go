@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -38,6 +40,9 @@ func statusAction(c *cli.Context) error {
 		return usageError("status: unexpected argument %q", c.Args().First())
 	}
 	dir := c.String("repo")
+	if err := repoFolderExists(dir); err != nil {
+		return err
+	}
 	st, err := mirror.Status(c.Context, dir, time.Now(), max(c.Int("log"), 0))
 	if err != nil && !errors.Is(err, repo.ErrNotRepository) {
 		return err
@@ -85,4 +90,17 @@ func printStatus(c *cli.Context, st *mirror.StatusReport, empty bool) {
 	for _, e := range st.Log {
 		fmt.Fprintf(out, "  %s  %-16s seq %-4d %s\n", ts(e.Time), e.Result, e.Sequence, terminalSafe(e.Message))
 	}
+}
+
+// repoFolderExists tells a --repo that names no folder at all (a typo)
+// from a repository with nothing imported yet.
+func repoFolderExists(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return withHint(fmt.Errorf("repository %s: no such folder", dir), "check --repo: mirror import creates the repository, mirror status and serve only read it")
+	case err == nil && !fi.IsDir():
+		return withHint(fmt.Errorf("repository %s: not a folder", dir), "check --repo")
+	}
+	return nil // other errors: Status and Current say them
 }
