@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -46,6 +47,16 @@ func importAction(c *cli.Context) error {
 		return usageError("import: --repo is required")
 	}
 	if len(mirror.GroupBundles(c.Args().Slice())) == 0 {
+		// Only detached signatures (or nothing) were given: say which
+		// were skipped, and what to give instead.
+		var skipped []string
+		for _, a := range c.Args().Slice() {
+			skipped = append(skipped, fmt.Sprintf("skipped %s (a detached signature); give %s",
+				terminalSafe(a), terminalSafe(strings.TrimSuffix(a, ".minisig"))))
+		}
+		if len(skipped) > 0 {
+			return usageError("import: no bundle given: %s", strings.Join(skipped, "; "))
+		}
 		return usageError("import: no bundle given; name the NAME.tar.zst file(s) (or all parts of a split bundle)")
 	}
 	if c.Int("keep") < 1 {

@@ -469,3 +469,16 @@ func TestImportCLIInterrupted(t *testing.T) {
 		t.Fatal("the interrupted import changed what is served")
 	}
 }
+
+// TestImportCLIOnlySignature: given only a bundle's detached .minisig,
+// import says it skipped it and names the file to give.
+func TestImportCLIOnlySignature(t *testing.T) {
+	code, _, errs := runCLI("import", "--pub", "operator.pub", "--repo", t.TempDir(), "bundles/mirror-000001.tar.zst.minisig")
+	want := "skipped bundles/mirror-000001.tar.zst.minisig (a detached signature); give bundles/mirror-000001.tar.zst"
+	if code != exitUsage || !strings.Contains(errs, want) {
+		t.Fatalf("exit %d, want 2 and %q:\n%s", code, want, errs)
+	}
+	if code, _, errs := runCLI("import", "--pub", "operator.pub", "--repo", t.TempDir()); code != exitUsage || !strings.Contains(errs, "no bundle given") {
+		t.Fatalf("no argument: exit %d:\n%s", code, errs)
+	}
+}
