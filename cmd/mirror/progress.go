@@ -15,8 +15,12 @@ import (
 )
 
 // syncProgress draws `mirror sync` progress: pb/v3 bars for packages and
-// bytes on a terminal, plain periodic lines otherwise (cron), or one JSON
-// object per line with --log-format json. It is safe for concurrent use.
+// bytes on a terminal, plain lines otherwise (cron), or one JSON object per
+// line with --log-format json. Off a terminal, each stage gets a line when
+// it ends (the next stage begins, or Stop), and one per interval while it
+// lasts: a line never shows a stage's counts before it has any. Counts of
+// rejected packages and received bytes are the run's so far. It is safe
+// for concurrent use.
 type syncProgress struct {
 	mu       sync.Mutex
 	w        io.Writer
@@ -34,6 +38,7 @@ type syncProgress struct {
 	rejected int
 	bytes    int64
 	last     time.Time
+	open     bool // a stage began whose last line is not printed yet
 
 	bundleDone, bundleTotal int64
 }
@@ -65,7 +70,12 @@ func (p *syncProgress) bars(w io.Writer) {
 func (p *syncProgress) Stage(name string, items int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.pool == nil && p.open {
+		p.line(true) // the stage that ends
+	}
 	p.stage, p.total, p.done = name, items, 0
+	p.bundleDone, p.bundleTotal = 0, 0
+	p.open = true
 	if p.pool != nil {
 		unit := "packages"
 		if name == "resolve" {
@@ -74,7 +84,7 @@ func (p *syncProgress) Stage(name string, items int) {
 		p.pkgBar.Set("stage", name).Set("unit", unit).Set(pb.Bytes, false).SetTotal(int64(items)).SetCurrent(0)
 		return
 	}
-	p.line(true)
+	p.last = p.now() // the next line comes an interval into the stage, or at its end
 }
 
 func (p *syncProgress) Bytes(n int64) {
@@ -142,7 +152,7 @@ func (p *syncProgress) line(force bool) {
 	case p.stage == "bundle" && p.bundleTotal == 0:
 		fmt.Fprintf(p.w, "mirror: sync: bundle of %d blobs\n", p.total) // its size comes with the first bytes written
 	case p.stage == "bundle":
-		fmt.Fprintf(p.w, "mirror: sync: bundle %s of %s written\n", fmtBytes(p.bundleDone), fmtBytes(p.bundleTotal))
+		fmt.Fprintf(p.w, "mirror: sync: bundle %s of %s of package data written\n", fmtBytes(p.bundleDone), fmtBytes(p.bundleTotal))
 	default:
 		fmt.Fprintf(p.w, "mirror: sync: %s %d/%d packages, %d rejected, %s received\n", p.stage, p.done, p.total, p.rejected, fmtBytes(p.bytes))
 	}
@@ -168,6 +178,11 @@ func (p *syncProgress) Stop() {
 	if p.pool != nil {
 		p.pool.Stop()
 		p.pool = nil
+		return
+	}
+	if p.open {
+		p.line(true) // the last stage's end
+		p.open = false
 	}
 }
 
