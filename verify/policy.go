@@ -86,9 +86,14 @@ func (v Verdict) String() string {
 		names[i] = k.Name
 	}
 	if v.Accepted {
-		fmt.Fprintf(&b, "%s: accepted: signed by %d distinct allowed keys, %d required (%s)\n", v.Package, len(v.Passed), v.Threshold, strings.Join(names, ", "))
+		keys := "keys"
+		if len(v.Passed) == 1 {
+			keys = "key"
+		}
+		fmt.Fprintf(&b, "%s: accepted: signed by %d distinct allowed %s, %d required (%s)\n", v.Package, len(v.Passed), keys, v.Threshold, strings.Join(names, ", "))
 	} else {
-		fmt.Fprintf(&b, "%s: rejected: %v\n", v.Package, v.Err)
+		// The reason may begin with the package's name already.
+		fmt.Fprintf(&b, "%s: rejected: %s\n", v.Package, strings.TrimPrefix(fmt.Sprint(v.Err), v.Package+": "))
 	}
 	for _, k := range v.Passed {
 		fmt.Fprintf(&b, "  ok    key %q (%s %s)\n", k.Name, k.Scheme, k.ID)

@@ -84,8 +84,8 @@ func importAction(c *cli.Context) error {
 		case repo.ResultAlready:
 			fmt.Fprintf(out, "%s: sequence %d (bundle %s) was imported before: nothing to do\n", terminalSafe(r.Bundle), r.Sequence, r.BundleID)
 		default:
-			fmt.Fprintf(out, "%s: imported sequence %d (bundle %s, signed by %s): %d packages, %d files, %d new blobs (%s); now served\n",
-				terminalSafe(r.Bundle), r.Sequence, r.BundleID, r.Signer, r.Packages, r.Files, r.NewBlobs, fmtBytes(r.Bytes))
+			fmt.Fprintf(out, "%s: imported sequence %d (bundle %s, signed by %s): %s, %s, %s (%s); now served\n",
+				terminalSafe(r.Bundle), r.Sequence, r.BundleID, r.Signer, plural(r.Packages, "package"), plural(r.Files, "file"), plural(r.NewBlobs, "new blob"), fmtBytes(r.Bytes))
 		}
 		if r.Warning != "" {
 			fmt.Fprintf(c.App.ErrWriter, "mirror: warning: %s\n", terminalSafe(r.Warning))

@@ -65,6 +65,13 @@ func withHint(err error, hint string) error {
 // The command has already printed what was rejected.
 var errRejected = errors.New("some packages were rejected")
 
+// rejectedError is errRejected with words for the case at hand: "1 package
+// was rejected", "tools:x was rejected".
+type rejectedError struct{ msg string }
+
+func (e *rejectedError) Error() string        { return e.msg }
+func (e *rejectedError) Is(target error) bool { return target == errRejected }
+
 func newApp(stdout, stderr io.Writer) *cli.App {
 	cmds := append([]*cli.Command(nil), commands...)
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })

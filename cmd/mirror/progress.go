@@ -148,13 +148,13 @@ func (p *syncProgress) line(force bool) {
 	case p.stage == "resolve":
 		// Counted in sources (Stage's items); the packages it rejects
 		// are counted too, but are not the stage's unit.
-		fmt.Fprintf(p.w, "mirror: sync: resolve %d sources, %d rejected, %s received\n", p.total, p.rejected, fmtBytes(p.bytes))
+		fmt.Fprintf(p.w, "mirror: sync: resolve %s, %d rejected, %s received\n", plural(p.total, "source"), p.rejected, fmtBytes(p.bytes))
 	case p.stage == "bundle" && p.bundleTotal == 0:
-		fmt.Fprintf(p.w, "mirror: sync: bundle of %d blobs\n", p.total) // its size comes with the first bytes written
+		fmt.Fprintf(p.w, "mirror: sync: bundle of %s\n", plural(p.total, "blob")) // its size comes with the first bytes written
 	case p.stage == "bundle":
 		fmt.Fprintf(p.w, "mirror: sync: bundle %s of %s of package data written\n", fmtBytes(p.bundleDone), fmtBytes(p.bundleTotal))
 	default:
-		fmt.Fprintf(p.w, "mirror: sync: %s %d/%d packages, %d rejected, %s received\n", p.stage, p.done, p.total, p.rejected, fmtBytes(p.bytes))
+		fmt.Fprintf(p.w, "mirror: sync: %s %d/%s, %d rejected, %s received\n", p.stage, p.done, plural(p.total, "package"), p.rejected, fmtBytes(p.bytes))
 	}
 }
 
@@ -184,6 +184,14 @@ func (p *syncProgress) Stop() {
 		p.line(true) // the last stage's end
 		p.open = false
 	}
+}
+
+// plural writes a count with its noun: "1 package", "3 packages".
+func plural[N ~int | ~int64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // fmtBytes formats a byte count with binary units.

@@ -80,8 +80,8 @@ func printStatus(c *cli.Context, st *mirror.StatusReport, empty bool) {
 		}
 		fmt.Fprintf(out, "expiry:      %s\n", exp)
 		fmt.Fprintf(out, "imported:    %s\n", ts(st.Imported))
-		fmt.Fprintf(out, "content:     %d packages, %d files, %s served; %d blobs, %s held\n",
-			st.Packages, st.Files, fmtBytes(st.Bytes), st.HeldBlobs, fmtBytes(st.HeldBytes))
+		fmt.Fprintf(out, "content:     %s, %s, %s served; %s, %s held\n",
+			plural(st.Packages, "package"), plural(st.Files, "file"), fmtBytes(st.Bytes), plural(st.HeldBlobs, "blob"), fmtBytes(st.HeldBytes))
 		fmt.Fprintf(out, "generations: %v\n", st.Generations)
 	}
 	if len(st.Log) > 0 {

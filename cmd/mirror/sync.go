@@ -118,10 +118,14 @@ func syncAction(c *cli.Context) error {
 	if res.CacheError != "" && format == "text" {
 		fmt.Fprintf(stderr, "mirror: warning: %s (the bundle and state are complete; the next run tries again)\n", res.CacheError)
 	} else if res.CacheCollected.Blobs > 0 && format == "text" {
-		fmt.Fprintf(stderr, "mirror: cache: removed %d superseded files (%s)\n", res.CacheCollected.Blobs, fmtBytes(res.CacheCollected.Bytes))
+		fmt.Fprintf(stderr, "mirror: cache: removed %s (%s)\n", plural(res.CacheCollected.Blobs, "superseded file"), fmtBytes(res.CacheCollected.Bytes))
 	}
 	if res.Rejected > 0 {
-		return errRejected
+		verb := " were rejected"
+		if res.Rejected == 1 {
+			verb = " was rejected"
+		}
+		return &rejectedError{msg: plural(res.Rejected, "package") + verb}
 	}
 	return nil
 }
@@ -139,7 +143,7 @@ func printPlan(w interface{ Write([]byte) (int, error) }, res *mirror.SyncResult
 	}
 	unknown := ""
 	if res.UnknownSize > 0 {
-		unknown = fmt.Sprintf(" (+ %d files of unknown size)", res.UnknownSize)
+		unknown = fmt.Sprintf(" (+ %s of unknown size)", plural(res.UnknownSize, "file"))
 	}
 	fmt.Fprintf(w, "plan: %d to fetch, %s known%s; signatures and checksum lists were fetched for this plan, no package was\n",
 		res.ToFetch, fmtBytes(res.BytesToFetch), unknown)
@@ -156,7 +160,7 @@ func summaryLine(res *mirror.SyncResult) string {
 		if res.Bundle.BaseSequence != 0 {
 			kind = fmt.Sprintf("delta on %d", res.Bundle.BaseSequence)
 		}
-		s += fmt.Sprintf("bundle %s (sequence %d, %s, %d blobs, %s)", res.Bundle.Path, res.Bundle.Sequence, kind, res.Bundle.Blobs, fmtBytes(res.Bundle.Size))
+		s += fmt.Sprintf("bundle %s (sequence %d, %s, %s, %s)", res.Bundle.Path, res.Bundle.Sequence, kind, plural(res.Bundle.Blobs, "blob"), fmtBytes(res.Bundle.Size))
 	case res.NothingNew:
 		s += "nothing new, no bundle"
 	default:

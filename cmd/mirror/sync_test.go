@@ -19,6 +19,7 @@ import (
 
 	"github.com/mirror-tool/mirror/internal/minisign"
 	"github.com/mirror-tool/mirror/internal/operator"
+	"github.com/mirror-tool/mirror/mirror"
 	"github.com/mirror-tool/mirror/mirror/lock"
 )
 
@@ -401,5 +402,43 @@ func TestSyncCLIRejectedLine(t *testing.T) {
 	}
 	if code != exitRejected || line == "" || strings.Count(line, name) != 1 || !strings.Contains(line, "signature") {
 		t.Fatalf("exit %d, rejection line %q\n%s\n%s", code, line, out, errs)
+	}
+}
+
+// TestCountsInWords: counts of one are singular, in the plan, the
+// progress lines, the end of a run with rejections and trust check.
+func TestCountsInWords(t *testing.T) {
+	for n, want := range map[int]string{0: "0 packages", 1: "1 package", 2: "2 packages"} {
+		if got := plural(n, "package"); got != want {
+			t.Errorf("plural(%d) = %q, want %q", n, got, want)
+		}
+	}
+	var b bytes.Buffer
+	printPlan(&b, &mirror.SyncResult{ToFetch: 1, UnknownSize: 1})
+	if !strings.Contains(b.String(), "(+ 1 file of unknown size)") {
+		t.Errorf("plan: %q", b.String())
+	}
+	b.Reset()
+	p := newSyncProgress(&b, "text")
+	p.Stage("resolve", 1)
+	p.Stage("fetch", 1)
+	p.Stop()
+	if !strings.Contains(b.String(), "resolve 1 source,") || !strings.Contains(b.String(), "fetch 0/1 package,") {
+		t.Errorf("progress: %q", b.String())
+	}
+
+	cfg := syncCLIEnv(t)
+	code, _, errs := runCLI("sync", "--config", cfg)
+	if code != exitRejected || !strings.HasSuffix(errs, "mirror: 1 package was rejected\n") {
+		t.Errorf("sync: exit %d\n%s", code, errs)
+	}
+	code, out, errs := runTrust(t, "--config", fx("trust.toml"), "--package", "tools:hello", "--at=2026-01-01T00:00:00Z", fx("hello.txt"), fx("openpgp/ed25519.hello.txt.asc"))
+	if code != exitOK || !strings.Contains(out, "signed by 1 distinct allowed key, 1 required") {
+		t.Errorf("trust check, accepted: exit %d\n%s", code, out)
+	}
+	code, out, errs = runTrust(t, "--config", fx("trust.toml"), "--package", "tools:hello", fx("hello.txt.tampered"), fx("ssh/ed25519.hello.txt.sig"))
+	if code != exitRejected || strings.Contains(errs, "packages") || !strings.Contains(errs, "mirror: tools:hello was rejected") ||
+		strings.Count(out, "tools:hello: ") != 1 {
+		t.Errorf("trust check, rejected: exit %d\n%s\n%s", code, out, errs)
 	}
 }

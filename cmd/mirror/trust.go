@@ -103,7 +103,7 @@ func trustCheckAction(c *cli.Context) error {
 		fmt.Fprint(out, v.String())
 	}
 	if !v.Accepted {
-		return errRejected
+		return &rejectedError{msg: pkg + " was rejected (the verdict above says why)"}
 	}
 	return nil
 }
