@@ -283,9 +283,11 @@ func report(stderr io.Writer, err error, help string) int {
 		return exitOK
 	}
 	code, hint := explain(err)
-	// Several errors joined (errors.Join: one per line) get a prefix each.
-	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(stderr, "mirror: %s\n", terminalSafe(line))
+	// Several errors joined (errors.Join) get a line and a prefix each; a
+	// line break inside one (a hostile file name) stays escaped, so that it
+	// cannot start a line of its own.
+	for _, line := range errorLines(err) {
+		fmt.Fprintf(stderr, "mirror: %s\n", terminalSafe(strings.ReplaceAll(line, "\n", `\n`)))
 	}
 	if hint != "" {
 		fmt.Fprintf(stderr, "mirror: hint: %s\n", terminalSafe(hint))
@@ -294,6 +296,36 @@ func report(stderr io.Writer, err error, help string) int {
 		fmt.Fprintf(stderr, "mirror: hint: run '%s' for usage\n", help)
 	}
 	return code
+}
+
+// errorLines splits an errors.Join (recognised by its message: the
+// messages of its errors, one per line), also under wrappers that add no
+// words, into the messages it joins; any other error is one message,
+// whatever it holds (report escapes a line break inside one).
+func errorLines(err error) []string {
+	if w, ok := err.(interface{ Unwrap() error }); ok && w.Unwrap() != nil && w.Unwrap().Error() == err.Error() {
+		return errorLines(w.Unwrap()) // a wrapper that adds no words (a hint)
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []string{err.Error()}
+	}
+	var parts []string
+	for _, e := range j.Unwrap() {
+		if e != nil {
+			parts = append(parts, e.Error())
+		}
+	}
+	if strings.Join(parts, "\n") != err.Error() {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, e := range j.Unwrap() {
+		if e != nil {
+			out = append(out, errorLines(e)...)
+		}
+	}
+	return out
 }
 
 // reportJSON is report for `sync --log-format json`: the error is one

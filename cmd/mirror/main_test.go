@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,6 +187,18 @@ func TestJoinedErrorsPrefixed(t *testing.T) {
 		if !strings.HasPrefix(l, "mirror: ") {
 			t.Errorf("a line without the prefix: %q\n%s", l, errs)
 		}
+	}
+}
+
+// TestJoinedErrorLineBreak: a line break inside one of several joined
+// errors (a hostile bundle file name) is escaped, not a line of its own
+// that could read as the tool's.
+func TestJoinedErrorLineBreak(t *testing.T) {
+	var b strings.Builder
+	report(&b, errors.Join(errors.New("refused x.tar.zst\nmirror: imported sequence 9"), errors.New("refused y.tar.zst")), "mirror import --help")
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "mirror: refused x.tar.zst") || !strings.HasPrefix(lines[1], "mirror: refused y.tar.zst") {
+		t.Fatalf("report of two joined errors, one with a line break:\n%s", b.String())
 	}
 }
 
