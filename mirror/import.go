@@ -248,6 +248,11 @@ func isRefusal(err error) bool {
 // logRefusal logs a bundle not imported and returns the error to report.
 func logRefusal(r *repo.Repo, opts ImportOptions, name string, m *bundle.Manifest, err error) error {
 	e := repo.LogEntry{Time: opts.Now().UTC(), Bundle: name, Result: repo.ResultFailed, Message: err.Error()}
+	if errors.Is(err, context.Canceled) {
+		// Stopped (SIGINT, SIGTERM) before the switch: not a failure of
+		// this machine, and nothing served changed.
+		e.Message = "interrupted before the switch; nothing served changed"
+	}
 	if m != nil {
 		e.Sequence, e.Base, e.BundleID, e.Signer = m.Sequence, m.BaseSequence, m.ID, m.OperatorKeyID
 		e.Packages, e.Files = len(m.Packages), len(m.Tree)

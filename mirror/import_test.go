@@ -567,6 +567,34 @@ func TestImportCommandLineSlips(t *testing.T) {
 	}
 }
 
+// cancelAtBlob cancels the import when its first blob is stored.
+type cancelAtBlob struct{ cancel func() }
+
+func (cancelAtBlob) Start(string, uint64, int, int64) {}
+func (c cancelAtBlob) Blob(int64)                     { c.cancel() }
+func (cancelAtBlob) Done(ImportResult)                {}
+
+// TestImportInterruptedLogged: an import stopped (SIGINT, SIGTERM: its
+// context cancelled) while it stores blobs is logged as interrupted with
+// nothing served changed, not as a bare "context canceled".
+func TestImportInterruptedLogged(t *testing.T) {
+	key := impKey(t, 1)
+	dir := t.TempDir()
+	b1, _ := impBundle(t, t.TempDir(), key, impSpec{seq: 1, files: map[string][]byte{"tools/a.tar.gz": impData("a", 1000), "tools/b.tar.gz": impData("b", 1000)}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts := impOpts(dir, key, impT0)
+	opts.Progress = cancelAtBlob{cancel}
+	_, err := Import(ctx, opts, b1)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("import cancelled while storing blobs: %v", err)
+	}
+	log, lerr := repo.ReadLog(dir, 1)
+	if lerr != nil || len(log) != 1 || !strings.Contains(log[0].Message, "interrupted before the switch; nothing served changed") {
+		t.Fatalf("log of the interrupted import: %+v, %v", log, lerr)
+	}
+}
+
 // TestImportRecheck: --recheck re-verifies upstream signatures with the
 // trust file the bundle carries: a bundle whose package is signed by a key
 // outside its scope is refused, a good one passes; without --recheck the
