@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mirror-tool/mirror/internal/operator"
 	"github.com/mirror-tool/mirror/mirror"
+	"github.com/mirror-tool/mirror/mirror/fetch"
 	"github.com/mirror-tool/mirror/mirror/lock"
 )
 
@@ -190,8 +192,19 @@ func syncError(err error, cfg *mirror.Config) error {
 	case errors.Is(err, syscall.ENOSPC):
 		return withHint(err, "free space on the disk of the file named above (state: "+cfg.Output.State+", bundles: "+cfg.Output.Dir+
 			") and run again; nothing was recorded (downloads resume from the cache)")
+	case errors.Is(err, mirror.ErrUpstreamRollback), errors.Is(err, mirror.ErrRollbackMark):
+		return withHint(err, "nothing was recorded; running again helps only once the upstream serves its newest release again (or see --accept-rollback above)")
+	case clientError(err):
+		return withHint(err, "the upstream refused a request that the configuration makes (a 4xx answer): running again will not help; check the source's url, suites and files in "+cfg.File+"; nothing was recorded")
 	case errors.Is(err, mirror.ErrSync):
 		return withHint(err, "nothing was recorded; run again (downloads resume from the cache)")
 	}
 	return err
+}
+
+// clientError reports whether err holds an HTTP 4xx answer other than a
+// rate limit or a timeout (those pass when retried later).
+func clientError(err error) bool {
+	var he *fetch.HTTPError
+	return errors.As(err, &he) && he.Status >= 400 && he.Status < 500 && he.Status != http.StatusTooManyRequests && he.Status != http.StatusRequestTimeout
 }

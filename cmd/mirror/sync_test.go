@@ -442,3 +442,16 @@ func TestCountsInWords(t *testing.T) {
 		t.Errorf("trust check, rejected: exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// TestSyncCLIClientErrorHint: a run that fails on an upstream's 4xx answer
+// (403 here) does not say "run again", which would fail the same way; it
+// points at the configuration.
+func TestSyncCLIClientErrorHint(t *testing.T) {
+	cfg := syncCLIEnvWrap(t, func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "no", http.StatusForbidden) })
+	})
+	code, out, errs := runCLI("sync", "--config", cfg)
+	if code != exitFailed || !strings.Contains(errs, "403") || !strings.Contains(errs, "running again will not help") || strings.Contains(errs, "run again (downloads") {
+		t.Fatalf("sync against an upstream answering 403: exit %d\n%s%s", code, out, errs)
+	}
+}
