@@ -302,6 +302,22 @@ func TestAptGetFutureDatedUpstream(t *testing.T) {
 	newAptClient(t, srv.URL+"/vendor", v.e.op.ArmoredPublic()).run(t, true, "update")
 }
 
+// TestAptOneFileTwoNamesRechecks: an index that lists one .deb under two
+// package names, both in the key's scope, is mirrored by sync and passes
+// import --recheck: the two sides read such an index alike.
+func TestAptOneFileTwoNamesRechecks(t *testing.T) {
+	v := newVendorApt(t, []string{"tool", "tool-alias"})
+	content := []byte("tool 1.0")
+	v.publish(time.Now().Add(-time.Hour), v.deb("tool", "pool/main/t/tool_1.0_amd64.deb", content), v.deb("tool-alias", "pool/main/t/tool_1.0_amd64.deb", content))
+	res, err := v.sync()
+	if err != nil || res.Bundle == nil || len(rejectedOf(res)) != 0 {
+		t.Fatalf("sync: %v, rejected %v", err, rejectedOf(res))
+	}
+	if _, err := Import(context.Background(), ImportOptions{Repo: filepath.Join(v.e.dir, "repo"), Pub: v.e.op.Public(), Recheck: true}, res.Bundle.Paths[:len(res.Bundle.Paths)-1]); err != nil {
+		t.Fatalf("import --recheck of what sync accepted: %v", err)
+	}
+}
+
 // TestAttackAptFilenameOnGeneratedPath: a vendor archive (its key allowed
 // for vendor:* only) lists a package whose Filename is a path the mirror
 // generates under vendor/ itself: the operator-signed Release, a case

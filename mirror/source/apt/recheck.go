@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,12 +48,14 @@ type Rechecker struct {
 	indexes  map[string]map[string]listed // release key + index sum -> Filename -> what the index says of it
 }
 
-// listed is what an index says of one file: the package it belongs to (for
-// a Sources index, the source package), its SHA-256 and size. ambiguous is
-// set when the index lists the file twice with different data: it then
-// proves nothing about it.
+// listed is what an index says of one file: the packages it belongs to
+// (for a Sources index, the source packages), its SHA-256 and size.
+// ambiguous is set when the index lists the file twice with different
+// hashes or sizes: it then proves nothing about it. The same file listed
+// under two package names (as sync accepts, each name deciding by the
+// policy for itself) belongs to both.
 type listed struct {
-	Package string
+	Packages []string
 	FileSum
 	ambiguous bool
 }
@@ -130,9 +133,9 @@ func (rc *Rechecker) Check(ctx context.Context, source, name, debPath, debSHA256
 	case !ok || got.SHA256 != debSHA256 || got.Size != debSize:
 		return verify.Verdict{}, fmt.Errorf("%w: %s: the index %s does not list %s with SHA-256 %s and size %d", ErrEvidence, name, idx[0].Path, fn, debSHA256, debSize)
 	case got.ambiguous:
-		return verify.Verdict{}, fmt.Errorf("%w: %s: the index %s lists %s twice, with different packages, hashes or sizes", ErrEvidence, name, idx[0].Path, fn)
-	case got.Package != name:
-		return verify.Verdict{}, fmt.Errorf("%w: %s: the index %s lists %s as package %s, not %s", ErrEvidence, name, idx[0].Path, fn, got.Package, name)
+		return verify.Verdict{}, fmt.Errorf("%w: %s: the index %s lists %s twice, with different hashes or sizes", ErrEvidence, name, idx[0].Path, fn)
+	case !slices.Contains(got.Packages, name):
+		return verify.Verdict{}, fmt.Errorf("%w: %s: the index %s lists %s as package %s, not %s", ErrEvidence, name, idx[0].Path, fn, strings.Join(got.Packages, ", "), name)
 	}
 	return rc.policy.Decide(source+":"+name, cr.ev), nil
 }
@@ -219,7 +222,7 @@ func (rc *Rechecker) checkIndex(suite string, rel *Release, e Evidence, load Loa
 		out := map[string]listed{}
 		for _, s := range srcs {
 			for _, f := range s.Files {
-				list(out, s.Path(f), listed{Package: s.Name, FileSum: FileSum{SHA256: f.SHA256, Size: f.Size}})
+				list(out, s.Path(f), listed{Packages: []string{s.Name}, FileSum: FileSum{SHA256: f.SHA256, Size: f.Size}})
 			}
 		}
 		return out, nil
@@ -230,19 +233,25 @@ func (rc *Rechecker) checkIndex(suite string, rel *Release, e Evidence, load Loa
 	}
 	out := make(map[string]listed, len(pkgs))
 	for _, p := range pkgs {
-		list(out, p.Filename, listed{Package: p.Name, FileSum: FileSum{SHA256: p.SHA256, Size: p.Size}})
+		list(out, p.Filename, listed{Packages: []string{p.Name}, FileSum: FileSum{SHA256: p.SHA256, Size: p.Size}})
 	}
 	return out, nil
 }
 
 // list adds what an index says of file fn to out; a second entry with
-// other data makes fn ambiguous (the same file listed twice alike, an
-// .orig tarball shared by two versions of a source, is one entry).
+// another hash or size makes fn ambiguous; one with another package name
+// adds that name (the same file listed twice alike, an .orig tarball
+// shared by two versions of a source, is one entry).
 func list(out map[string]listed, fn string, l listed) {
-	if have, ok := out[fn]; ok && have != l {
+	have, ok := out[fn]
+	switch {
+	case !ok:
+		out[fn] = l
+	case have.FileSum != l.FileSum:
 		have.ambiguous = true
 		out[fn] = have
-		return
+	case !slices.Contains(have.Packages, l.Packages[0]):
+		have.Packages = append(slices.Clip(have.Packages), l.Packages[0])
+		out[fn] = have
 	}
-	out[fn] = l
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,8 +148,9 @@ func TestRecheckBindsName(t *testing.T) {
 }
 
 // TestRecheckIndexListsTwice: an index that lists one Filename twice with
-// other data (package, hash or size) proves nothing about that file; the
-// same entry twice, and the other files, still count.
+// another hash or size proves nothing about that file; the same entry
+// twice, and the other files, still count; the same file under two
+// package names belongs to both.
 func TestRecheckIndexListsTwice(t *testing.T) {
 	para := func(name, fn, sum string) string {
 		return fmt.Sprintf("Package: %s\nVersion: 1.0\nArchitecture: amd64\nFilename: %s\nSize: 3\nSHA256: %s\n", name, fn, sum)
@@ -169,9 +171,14 @@ func TestRecheckIndexListsTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for fn, ambiguous := range map[string]bool{"pool/h/hello.deb": true, "pool/o/other.deb": false, "pool/t/third.deb": true} {
+	for fn, ambiguous := range map[string]bool{"pool/h/hello.deb": false, "pool/o/other.deb": false, "pool/t/third.deb": true} {
 		if got[fn].ambiguous != ambiguous {
 			t.Errorf("%s: ambiguous %v, want %v", fn, got[fn].ambiguous, ambiguous)
 		}
+	}
+	// One file under two names (each decided by the policy for itself, as
+	// sync does) belongs to both.
+	if p := got["pool/h/hello.deb"].Packages; !slices.Equal(p, []string{"hello", "evil"}) {
+		t.Errorf("pool/h/hello.deb belongs to %v, want hello and evil", p)
 	}
 }
