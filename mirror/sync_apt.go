@@ -269,10 +269,10 @@ func (r *run) publishApt(ctx context.Context, items []*item) error {
 	if r.opt.DryRun || len(r.apt) == 0 {
 		return nil
 	}
-	ok := map[string]bool{}
+	ok := map[[2]string]bool{} // publish path and SHA-256 of a file that passed
 	for _, it := range items {
 		if it.src.Apt != nil && it.rejected == "" && it.fileSHA != "" {
-			ok[it.fileSHA] = true
+			ok[[2]string{it.pkg.Path, it.fileSHA}] = true
 		}
 	}
 	used := true
@@ -298,7 +298,7 @@ func (r *run) publishApt(ctx context.Context, items []*item) error {
 		if at.IsZero() {
 			at = r.now.Truncate(time.Second)
 		}
-		out, err := apt.Publish(a.sel, func(sum string) bool { return ok[sum] }, key, at)
+		out, err := apt.Publish(a.sel, func(path, sum string) bool { return ok[[2]string{path, sum}] }, key, at)
 		if err != nil {
 			return fmt.Errorf("%w: source %q: %w", ErrSync, a.src.Name, err)
 		}

@@ -318,6 +318,28 @@ func TestAptOneFileTwoNamesRechecks(t *testing.T) {
 	}
 }
 
+// TestAptRefusedParagraphStaysOut: a package refused for its own path
+// stays out of the generated Packages index even when another package's
+// .deb has the same bytes (the index lists what passed by path and hash,
+// not by hash alone).
+func TestAptRefusedParagraphStaysOut(t *testing.T) {
+	v := newVendorApt(t, []string{"tool", "evil"})
+	content := []byte("tool 1.0")
+	v.publish(time.Now().Add(-time.Hour), v.deb("tool", "pool/main/t/tool_1.0_amd64.deb", content), v.deb("evil", "dists/stable/Release", content))
+	res, err := v.sync()
+	if err != nil || res.Bundle == nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if rej := rejectedOf(res); len(rej) != 1 {
+		t.Fatalf("rejected %v, want vendor:evil", rej)
+	}
+	m, blobs := v.e.bundle(res)
+	idx := string(blobs[treeOf(m)["vendor/dists/stable/main/binary-amd64/Packages"]])
+	if !strings.Contains(idx, "Package: tool\n") || strings.Contains(idx, "Package: evil") {
+		t.Fatalf("the generated Packages index:\n%s\nwant tool listed and evil not", idx)
+	}
+}
+
 // TestAttackAptFilenameOnGeneratedPath: a vendor archive (its key allowed
 // for vendor:* only) lists a package whose Filename is a path the mirror
 // generates under vendor/ itself: the operator-signed Release, a case

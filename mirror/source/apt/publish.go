@@ -23,13 +23,14 @@ type Signer interface {
 // release files and indexes byte for byte; otherwise, per suite,
 // component and architecture, Packages, Packages.gz and Packages.xz
 // holding the upstream paragraphs of the packages accepted (accepted
-// reports whether the .deb with that SHA-256 passed its check and is
-// published), their by-hash copies, and a Release with their SHA-256 sums
+// reports whether the file at that publish path, SOURCE/Filename, with
+// that SHA-256 passed its check and is published: a paragraph whose own
+// file was refused stays out even when another file has the same bytes), their by-hash copies, and a Release with their SHA-256 sums
 // and sizes, clearsigned as InRelease and detach-signed as Release.gpg by
 // signer at the time at. The output depends only on its inputs (gzip and
 // xz without time stamps, Ed25519 signatures), so an unchanged selection
 // publishes identical bytes.
-func Publish(sel *Selection, accepted func(sha256 string) bool, signer Signer, at time.Time) ([]File, error) {
+func Publish(sel *Selection, accepted func(path, sha256 string) bool, signer Signer, at time.Time) ([]File, error) {
 	if sel.Config.KeepUpstreamSignatures {
 		return sel.UpstreamFiles(), nil
 	}
@@ -44,7 +45,7 @@ func Publish(sel *Selection, accepted func(sha256 string) bool, signer Signer, a
 	return out, nil
 }
 
-func publishSuite(cfg *Config, s *Suite, accepted func(string) bool, signer Signer, at time.Time) ([]File, error) {
+func publishSuite(cfg *Config, s *Suite, accepted func(path, sha256 string) bool, signer Signer, at time.Time) ([]File, error) {
 	dists := "dists/" + s.Name + "/"
 	var out []File
 	var sums strings.Builder
@@ -55,7 +56,7 @@ func publishSuite(cfg *Config, s *Suite, accepted func(string) bool, signer Sign
 		for _, arch := range s.Architectures {
 			var plain bytes.Buffer
 			for _, p := range s.Packages[comp+"/"+arch] {
-				if !accepted(p.SHA256) {
+				if !accepted(cfg.PublishPath(p.Filename), p.SHA256) {
 					continue
 				}
 				appendParagraph(&plain, p.Paragraph.Raw)
@@ -71,7 +72,7 @@ func publishSuite(cfg *Config, s *Suite, accepted func(string) bool, signer Sign
 			for _, sp := range s.Sources[comp] {
 				ok := true
 				for _, f := range sp.Files {
-					ok = ok && accepted(f.SHA256)
+					ok = ok && accepted(cfg.PublishPath(sp.Path(f)), f.SHA256)
 				}
 				if !ok {
 					continue

@@ -113,7 +113,7 @@ func TestResolveSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := Publish(sel, func(string) bool { return true }, key, time.Now())
+	files, err := Publish(sel, func(string, string) bool { return true }, key, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
