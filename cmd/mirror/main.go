@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -23,6 +24,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/mirror-tool/mirror/mirror/fetch"
 )
 
 // Exit codes (the contract in README.md, "Exit codes everywhere", and
@@ -34,8 +37,48 @@ const (
 	exitRejected = 3
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."; left
+// "dev", it is completed from what the go command recorded in the binary
+// (buildVersion), so that a bundle's tool_version and the User-Agent name
+// the build that made them.
 var version = "dev"
+
+func init() {
+	if version == "dev" {
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			version = buildVersion(bi)
+		}
+	}
+	fetch.Version = version
+}
+
+// buildVersion names a build from its build information: the module's
+// version when it was built as a dependency or from a tagged module, else
+// "dev+" and the first 12 digits of the commit the go command stamped
+// (with "-dirty" for uncommitted changes), else "dev".
+func buildVersion(bi *debug.BuildInfo) string {
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev string
+	var dirty bool
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	v := "dev+" + rev[:min(12, len(rev))]
+	if dirty {
+		v += "-dirty"
+	}
+	return v
+}
 
 // commands is filled by the init functions of this package's files, one file
 // per command, so that commands do not step on each other.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -240,5 +241,25 @@ func TestRepoNoSuchFolder(t *testing.T) {
 	code, _, errs := runCLI("status", "--repo", t.TempDir())
 	if code != exitFailed || !strings.Contains(errs, "import a bundle first") {
 		t.Errorf("status of an empty folder: exit %d\n%s", code, errs)
+	}
+}
+
+// TestBuildVersion: without -ldflags the version names the commit the go
+// command stamped, or the module's version, so bundles and the User-Agent
+// tell which build made them.
+func TestBuildVersion(t *testing.T) {
+	rev := []debug.BuildSetting{{Key: "vcs.revision", Value: "a7eda2c0123456789abcdef"}}
+	for _, c := range []struct {
+		bi   debug.BuildInfo
+		want string
+	}{
+		{debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: rev}, "dev+a7eda2c01234"},
+		{debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: append(rev, debug.BuildSetting{Key: "vcs.modified", Value: "true"})}, "dev+a7eda2c01234-dirty"},
+		{debug.BuildInfo{Main: debug.Module{Version: "v1.2.0"}, Settings: rev}, "v1.2.0"},
+		{debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "dev"},
+	} {
+		if got := buildVersion(&c.bi); got != c.want {
+			t.Errorf("buildVersion(%+v) = %q, want %q", c.bi, got, c.want)
+		}
 	}
 }
