@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -214,9 +213,7 @@ func inspectAction(c *cli.Context) error {
 	// For people and for scripts alike (stdout keeps the JSON alone).
 	fmt.Fprintf(c.App.ErrWriter, "mirror: %s: signature not checked; use `mirror verify --pub operator.pub` before trusting any of this\n", name)
 	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(m)
+		return writeJSON(out, m)
 	}
 	now := time.Now()
 	exp := "expires in " + roundDuration(m.Expires.Sub(now))

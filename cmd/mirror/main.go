@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
@@ -341,6 +342,57 @@ func report(stderr io.Writer, err error, help string) int {
 	return code
 }
 
+// jsonLine is v as one line of JSON (for --log-format json and the
+// events), written by writeJSON's rules.
+func jsonLine(v any) []byte {
+	b, _ := json.Marshal(v)
+	return append(escapeUnsafe(b), '\n')
+}
+
+// writeJSON writes v as indented JSON to w, every rune that terminalSafe
+// would escape written as a \u escape: a program reading it decodes the
+// same value, and a terminal showing the raw text (cat, less, jq -c) is not
+// steered by a bidirectional override or another invisible rune in a
+// hostile name. Go's encoder escapes only control characters and U+2028/9.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(escapeUnsafe(b), '\n'))
+	return err
+}
+
+// escapeUnsafe rewrites the unsafe runes of JSON text as \u escapes (a
+// surrogate pair above U+FFFF). Outside strings JSON is ASCII, so only
+// string contents change, and they decode to what they were.
+func escapeUnsafe(b []byte) []byte {
+	var out []byte
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r < utf8.RuneSelf || !unsafeRune(r) {
+			if out != nil {
+				out = append(out, b[i:i+n]...)
+			}
+			i += n
+			continue
+		}
+		if out == nil {
+			out = append(make([]byte, 0, len(b)+16), b[:i]...)
+		}
+		if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+			out = fmt.Appendf(out, "\\u%04x\\u%04x", r1, r2)
+		} else {
+			out = fmt.Appendf(out, "\\u%04x", r)
+		}
+		i += n
+	}
+	if out == nil {
+		return b
+	}
+	return out
+}
+
 // errorLines splits an errors.Join (recognised by its message: the
 // messages of its errors, one per line), also under wrappers that add no
 // words, into the messages it joins; any other error is one message,
@@ -391,10 +443,8 @@ func reportJSON(stdout, stderr io.Writer, err error, help string) int {
 	if hint != "" {
 		ev["hint"] = terminalSafe(hint)
 	}
-	b, _ := json.Marshal(ev)
-	fmt.Fprintf(stderr, "%s\n", b)
-	b, _ = json.Marshal(map[string]any{"event": "summary", "exit": code, "result": nil})
-	fmt.Fprintf(stdout, "%s\n", b)
+	stderr.Write(jsonLine(ev))
+	stdout.Write(jsonLine(map[string]any{"event": "summary", "exit": code, "result": nil}))
 	return code
 }
 

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -260,6 +262,28 @@ func TestBuildVersion(t *testing.T) {
 	} {
 		if got := buildVersion(&c.bi); got != c.want {
 			t.Errorf("buildVersion(%+v) = %q, want %q", c.bi, got, c.want)
+		}
+	}
+}
+
+// TestJSONEscapesUnsafeRunes: JSON output writes a bidirectional override,
+// a zero-width space and an unpaired rune above U+FFFF that is not
+// printable as \u escapes, so the raw text on a terminal shows them, while
+// a program decoding it gets the same strings back.
+func TestJSONEscapesUnsafeRunes(t *testing.T) {
+	v := map[string]string{"package": "tools:evil\u202egz.exe", "reason": "a\u200bb", "tag": "x\U000E0001y", "plain": "héllo wörld"}
+	line := jsonLine(v)
+	var b strings.Builder
+	if err := writeJSON(&b, v); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{string(line), b.String()} {
+		if strings.ContainsAny(out, "\u202e\u200b\U000E0001") || !strings.Contains(out, `\u202e`) || !strings.Contains(out, `\udb40\udc01`) || !strings.Contains(out, "héllo wörld") {
+			t.Errorf("raw JSON %q: want the unsafe runes escaped and the printable ones as they are", out)
+		}
+		var back map[string]string
+		if err := json.Unmarshal([]byte(out), &back); err != nil || !maps.Equal(back, v) {
+			t.Errorf("decoded %q, %v; want %q", back, err, v)
 		}
 	}
 }

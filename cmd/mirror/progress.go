@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -167,8 +166,7 @@ func (p *syncProgress) Warning(msg string) {
 
 func (p *syncProgress) emit(v map[string]any) {
 	v["time"] = p.now().UTC().Format(time.RFC3339)
-	b, _ := json.Marshal(v)
-	p.w.Write(append(b, '\n'))
+	p.w.Write(jsonLine(v))
 }
 
 // Stop removes the bars before the summary is printed.

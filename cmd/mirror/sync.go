@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -106,8 +105,7 @@ func syncAction(c *cli.Context) error {
 		if res.Rejected > 0 {
 			exit = exitRejected
 		}
-		b, _ := json.Marshal(map[string]any{"event": "summary", "exit": exit, "result": res})
-		fmt.Fprintf(out, "%s\n", b)
+		out.Write(jsonLine(map[string]any{"event": "summary", "exit": exit, "result": res}))
 	} else {
 		if res.DryRun {
 			printPlan(out, res)
