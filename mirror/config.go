@@ -21,6 +21,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/mirror-tool/mirror/mirror/source/apt"
+	"github.com/mirror-tool/mirror/mirror/source/field"
 	"github.com/mirror-tool/mirror/mirror/source/files"
 	"github.com/mirror-tool/mirror/verify"
 )
@@ -286,6 +287,19 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 			label = fmt.Sprintf("source %q", c.Name)
 		}
 		at := func(field string) int { return lineOfKey(raw, "source", item, field) }
+		// sourceError points a source type's Validate error at the line of
+		// the field it names (field.Error), else at the table's header.
+		sourceError := func(err error) error {
+			var fe *field.Error
+			if errors.As(err, &fe) && fe.Field != "" {
+				line := at(fe.Field)
+				if line == 0 {
+					line = lineOfHeader(raw, "source", item)
+				}
+				return cerr(line, label+": "+fe.Field, "%s", fe.Msg)
+			}
+			return cerr(lineOfHeader(raw, "source", item), label, "%v", err)
+		}
 		if !sourceName.MatchString(c.Name) {
 			return nil, cerr(at("name"), label+": name", "%q: want 1 to 64 of a-z, 0-9, '.', '_', '-' (it is the top folder of the source in the mirror and the prefix of its package names)", c.Name)
 		}
@@ -318,20 +332,12 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 				fc.Listing = abs(fc.Listing)
 			}
 			if err := fc.Validate(); err != nil {
-				var fe *files.FieldError
-				if errors.As(err, &fe) && fe.Field != "" {
-					line := at(fe.Field)
-					if line == 0 {
-						line = lineOfHeader(raw, "source", item)
-					}
-					return nil, cerr(line, label+": "+fe.Field, "%s", fe.Msg)
-				}
-				return nil, cerr(lineOfHeader(raw, "source", item), label, "%v", err)
+				return nil, sourceError(err)
 			}
 			sc.Files = fc
 		case c.Type == apt.Type:
 			if err := d.apt.Validate(); err != nil {
-				return nil, cerr(lineOfHeader(raw, "source", item), label, "%v", err)
+				return nil, sourceError(err)
 			}
 			sc.Apt = d.apt
 		case c.Type == "":

@@ -37,6 +37,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/mirror-tool/mirror/mirror/source/field"
 )
 
 // Type is the value of `type` in a [[source]] table for this source.
@@ -144,44 +146,42 @@ func isName(s string) bool {
 
 // Validate checks the configuration without touching the network.
 func (c *Config) Validate() error {
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("%w %q: %s", ErrConfig, c.Name, fmt.Sprintf(format, args...))
-	}
+	fail := field.Failer(ErrConfig, c.Name)
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fail("url %q: want the archive's http:// or https:// URL (the folder holding dists/ and pool/)", c.URL)
+		return fail("url", "%q: want the archive's http:// or https:// URL (the folder holding dists/ and pool/)", c.URL)
 	}
 	if len(c.Suites) == 0 {
-		return fail("suites is empty: name at least one, e.g. [\"bookworm\"]")
+		return fail("suites", "empty: name at least one, e.g. [\"bookworm\"]")
 	}
 	if len(c.Components) == 0 {
-		return fail("components is empty: name at least one, e.g. [\"main\"]")
+		return fail("components", "empty: name at least one, e.g. [\"main\"]")
 	}
 	if len(c.Architectures) == 0 {
-		return fail("architectures is empty: name at least one, e.g. [\"amd64\"]")
+		return fail("architectures", "empty: name at least one, e.g. [\"amd64\"]")
 	}
 	for _, s := range c.Suites {
 		if !suiteRe.MatchString(s) {
-			return fail("suites: %q is not a suite name", s)
+			return fail("suites", "%q is not a suite name", s)
 		}
 	}
 	for _, s := range c.Components {
 		if !compRe.MatchString(s) {
-			return fail("components: %q is not a component name", s)
+			return fail("components", "%q is not a component name", s)
 		}
 	}
 	for _, a := range c.Architectures {
 		if !archRe.MatchString(a) || a == "all" || a == "source" {
-			return fail("architectures: %q is not an architecture (\"all\" packages come with every architecture)", a)
+			return fail("architectures", "%q is not an architecture (\"all\" packages come with every architecture)", a)
 		}
 	}
 	for _, p := range c.Packages {
 		if _, err := path.Match(p, ""); err != nil || p == "" || strings.Contains(p, "/") {
-			return fail("packages: bad name or glob %q", p)
+			return fail("packages", "bad name or glob %q", p)
 		}
 	}
 	if c.KeepUpstreamSignatures && (len(c.Packages) > 0) {
-		return fail("keep_upstream_signatures needs the whole suite: remove packages (a filtered mirror's indexes differ from the upstream's, so its signature cannot be kept)")
+		return fail("keep_upstream_signatures", "needs the whole suite: remove packages (a filtered mirror's indexes differ from the upstream's, so its signature cannot be kept)")
 	}
 	return nil
 }

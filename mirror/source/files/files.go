@@ -28,6 +28,8 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+
+	"github.com/mirror-tool/mirror/mirror/source/field"
 )
 
 // Type is the value of `type` in a [[source]] table for this source.
@@ -83,9 +85,7 @@ type Config struct {
 
 // Validate checks the configuration without touching the network.
 func (c *Config) Validate() error {
-	fail := func(field, format string, args ...any) error {
-		return &FieldError{Source: c.Name, Field: field, Msg: fmt.Sprintf(format, args...)}
-	}
+	fail := field.Failer(ErrConfig, c.Name)
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fail("url", "%q: want an http:// or https:// URL", c.URL)
@@ -123,24 +123,6 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
-
-// FieldError is what Validate finds wrong with one field of a source's
-// configuration ("" when no one field is at fault), so that the config
-// loader can point at that field's line. It is an ErrConfig.
-type FieldError struct {
-	Source string
-	Field  string
-	Msg    string
-}
-
-func (e *FieldError) Error() string {
-	if e.Field == "" {
-		return fmt.Sprintf("%v %q: %s", ErrConfig, e.Source, e.Msg)
-	}
-	return fmt.Sprintf("%v %q: %s: %s", ErrConfig, e.Source, e.Field, e.Msg)
-}
-
-func (e *FieldError) Unwrap() error { return ErrConfig }
 
 // Signature is one detached signature of a package.
 type Signature struct {
