@@ -142,7 +142,7 @@ func verifyAction(c *cli.Context) error {
 	sigPath, err := bundle.CheckFileSignature(c.Context, files, pub, m)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		fmt.Fprintf(c.App.ErrWriter, "mirror: warning: %s is missing, so the whole-file signature was not checked; the manifest signature, the layout and every hash were\n", sigPath)
+		fmt.Fprintf(c.App.ErrWriter, "mirror: warning: %s is missing, so the whole-file signature was not checked; the manifest signature, the layout and every hash were\n", terminalSafe(sigPath))
 		how = "no .minisig"
 		if len(files) > 1 || isSplit(files) {
 			how = fmt.Sprintf("%d signed parts checked, no .minisig", len(files))

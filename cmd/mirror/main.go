@@ -331,7 +331,7 @@ func report(stderr io.Writer, err error, help string) int {
 	// line break inside one (a hostile file name) stays escaped, so that it
 	// cannot start a line of its own.
 	for _, line := range errorLines(err) {
-		fmt.Fprintf(stderr, "mirror: %s\n", terminalSafe(strings.ReplaceAll(line, "\n", `\n`)))
+		fmt.Fprintf(stderr, "mirror: %s\n", terminalSafe(line))
 	}
 	if hint != "" {
 		fmt.Fprintf(stderr, "mirror: hint: %s\n", terminalSafe(hint))
@@ -488,7 +488,7 @@ func interrupted(ctx context.Context) *interruptedError {
 
 // terminalSafe writes the characters of s that a terminal could act on or
 // hide (what unicode.IsPrint refuses: control and format characters, such
-// as bidirectional overrides, other than newline and tab; bytes that are
+// as bidirectional overrides, and line breaks, tab aside; bytes that are
 // not UTF-8) as Go escapes: file names from a medium, upstream names and
 // reasons reach error messages and logs, and an escape sequence in one
 // could rewrite what the operator sees (a refusal shown as a success).
@@ -519,7 +519,10 @@ func terminalSafe(s string) string {
 	return b.String()
 }
 
-// unsafeRune: what safe (inspect) would quote, newline and tab aside.
+// unsafeRune: what safe (inspect) would quote, tab aside. A line break is
+// unsafe too: everything terminalSafe writes goes inside one line, and a
+// line break from a hostile name would start a line that reads as the
+// tool's.
 func unsafeRune(r rune) bool {
-	return r != '\n' && r != '\t' && !unicode.IsPrint(r)
+	return r != '\t' && !unicode.IsPrint(r)
 }

@@ -87,12 +87,13 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 }
 
-// TestTerminalSafe: what a terminal would act on is escaped; the rest,
-// newlines and tabs included, is left as it is.
+// TestTerminalSafe: what a terminal would act on is escaped, line breaks
+// included (what terminalSafe writes goes inside one line); the rest, tabs
+// included, is left as it is.
 func TestTerminalSafe(t *testing.T) {
 	for in, want := range map[string]string{
 		"plain name.tar.zst":              "plain name.tar.zst",
-		"two\nlines\tand a tab, café, 日本": "two\nlines\tand a tab, café, 日本",
+		"two\nlines\tand a tab, café, 日本": `two\nlines` + "\tand a tab, café, 日本",
 		"\x1b[2K\rfake":                   `\x1b[2K\rfake`,
 		"a\x00b\x7fc\u009bd":              `a\x00b\x7fc\u009bd`,
 		"right\u202eto left\u2066":        `right\u202eto left\u2066`,
@@ -284,6 +285,31 @@ func TestJSONEscapesUnsafeRunes(t *testing.T) {
 		var back map[string]string
 		if err := json.Unmarshal([]byte(out), &back); err != nil || !maps.Equal(back, v) {
 			t.Errorf("decoded %q, %v; want %q", back, err, v)
+		}
+	}
+}
+
+// TestNoLinesFromFileNames: a bundle file name holding a line break (a
+// signed bundle copied to a medium under such a name) is written escaped
+// in the import's own lines, so it cannot print a line that reads as the
+// tool's ("mirror: refused ...").
+func TestNoLinesFromFileNames(t *testing.T) {
+	f := newImpFixture(t)
+	data, err := os.ReadFile(f.b1[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := filepath.Join(t.TempDir(), "x\nmirror: refused sequence 1: bad signature; nothing imported\n.tar.zst")
+	if err := os.WriteFile(evil, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI("import", "--pub", f.pub, "--repo", t.TempDir(), evil)
+	if code != exitOK || !strings.Contains(out, `x\nmirror: refused`) {
+		t.Fatalf("import of a good bundle under a name with line breaks: exit %d\n%s%s", code, out, errs)
+	}
+	for _, line := range strings.Split(out+errs, "\n") {
+		if strings.HasPrefix(line, "mirror: refused") {
+			t.Fatalf("a file name printed a line of its own:\nstdout %q\nstderr %q", out, errs)
 		}
 	}
 }

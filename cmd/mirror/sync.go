@@ -113,10 +113,10 @@ func syncAction(c *cli.Context) error {
 		fmt.Fprintln(out, summaryLine(res))
 	}
 	if res.KeyProblem != "" && format == "text" {
-		fmt.Fprintf(stderr, "mirror: warning: a run without --dry-run would stop at its start: %s\n", res.KeyProblem)
+		fmt.Fprintf(stderr, "mirror: warning: a run without --dry-run would stop at its start: %s\n", terminalSafe(res.KeyProblem))
 	}
 	if res.CacheError != "" && format == "text" {
-		fmt.Fprintf(stderr, "mirror: warning: %s (the bundle and state are complete; the next run tries again)\n", res.CacheError)
+		fmt.Fprintf(stderr, "mirror: warning: %s (the bundle and state are complete; the next run tries again)\n", terminalSafe(res.CacheError))
 	} else if res.CacheCollected.Blobs > 0 && format == "text" {
 		fmt.Fprintf(stderr, "mirror: cache: removed %s (%s)\n", plural(res.CacheCollected.Blobs, "superseded file"), fmtBytes(res.CacheCollected.Bytes))
 	}
