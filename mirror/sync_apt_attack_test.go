@@ -340,6 +340,30 @@ func TestAptRefusedParagraphStaysOut(t *testing.T) {
 	}
 }
 
+// TestAptListedTwiceLeftOut: an index that lists one Filename twice with
+// different hashes proves nothing about it, so sync leaves out every name
+// it is listed under, whichever comes first, and import --recheck accepts
+// what sync bundled (before, sync took the first entry and recheck refused
+// the whole bundle).
+func TestAptListedTwiceLeftOut(t *testing.T) {
+	v := newVendorApt(t, []string{"tool", "tool-x", "other"})
+	content := []byte("tool 1.0")
+	good := v.deb("tool", "pool/main/t/tool_1.0_amd64.deb", content)
+	clash := strings.Replace(strings.Replace(good, "Package: tool\n", "Package: tool-x\n", 1), sumOf(string(content)), sumOf("something else"), 1)
+	v.publish(time.Now().Add(-time.Hour), good, clash, v.deb("other", "pool/main/o/other_1.0_amd64.deb", []byte("other 1.0")))
+	res, err := v.sync()
+	if err != nil || res.Bundle == nil {
+		t.Fatalf("sync: %v", err)
+	}
+	rej := rejectedOf(res)
+	if len(rej) != 2 || !strings.Contains(rej["vendor:tool"], "listed twice") || !strings.Contains(rej["vendor:tool-x"], "listed twice") {
+		t.Fatalf("rejected %v, want vendor:tool and vendor:tool-x, both for the file listed twice", rej)
+	}
+	if _, err := Import(context.Background(), ImportOptions{Repo: filepath.Join(v.e.dir, "repo"), Pub: v.e.op.Public(), Recheck: true}, res.Bundle.Paths[:len(res.Bundle.Paths)-1]); err != nil {
+		t.Fatalf("import --recheck of what sync bundled: %v", err)
+	}
+}
+
 // TestAttackAptFilenameOnGeneratedPath: a vendor archive (its key allowed
 // for vendor:* only) lists a package whose Filename is a path the mirror
 // generates under vendor/ itself: the operator-signed Release, a case

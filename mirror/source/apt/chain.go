@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -269,11 +270,14 @@ func resolveSuite(ctx context.Context, cfg *Config, name string, get Getter, pol
 		var all []Package
 		var comps []string
 		var idxs []Evidence
+		twice := newTwice()
 		for _, l := range byArch[arch] {
 			all = append(all, l.pkgs...)
-			for range l.pkgs {
+			twice.index()
+			for _, p := range l.pkgs {
 				comps = append(comps, l.comp)
 				idxs = append(idxs, l.idx)
+				twice.add(p.Filename, FileSum{SHA256: p.SHA256, Size: p.Size})
 			}
 		}
 		u := NewUniverse(all)
@@ -288,9 +292,13 @@ func resolveSuite(ctx context.Context, cfg *Config, name string, get Getter, pol
 				reject(p.Name, fmt.Sprintf("%s%s: %v", dists, s.Signed[len(s.Signed)-1].Path, v.Err))
 				continue
 			}
+			if twice.files[p.Filename] {
+				reject(p.Name, fmt.Sprintf("%s is listed twice with different hashes or sizes in the index %s", p.Filename, idxs[i].Path))
+				continue
+			}
 			if d, ok := debs[p.Filename]; ok {
 				if d.SHA256 != p.SHA256 || d.Size != p.Size {
-					reject(p.Name, fmt.Sprintf("%s is listed with two different hashes or sizes (suite %s and another)", p.Filename, name))
+					reject(p.Name, fmt.Sprintf("%s is listed with two different hashes or sizes (suite %s and another index)", p.Filename, name))
 					continue
 				}
 				d.Keys = mergeKeys(d.Keys, v.Passed)
@@ -323,6 +331,7 @@ func resolveSources(ctx context.Context, cfg *Config, s *Suite, get Getter, poli
 		idx  Evidence
 	}
 	index := map[string]located{} // "name version"
+	twice := newTwice()
 	for _, comp := range cfg.Components {
 		idx, fs, err := s.Release.SourcesIndex(comp)
 		if err != nil {
@@ -352,6 +361,12 @@ func resolveSources(ctx context.Context, cfg *Config, s *Suite, get Getter, poli
 			}
 		}
 		ie := Evidence{Path: cfg.evidencePath(s.Name, idx), SHA256: fs.SHA256, Size: fs.Size, Scheme: SchemeSources}
+		twice.index()
+		for i := range srcs {
+			for _, f := range srcs[i].Files {
+				twice.add(srcs[i].Path(f), FileSum{SHA256: f.SHA256, Size: f.Size})
+			}
+		}
 		for i := range srcs {
 			k := srcs[i].Name + " " + srcs[i].Version
 			if _, dup := index[k]; !dup {
@@ -382,6 +397,10 @@ func resolveSources(ctx context.Context, cfg *Config, s *Suite, get Getter, poli
 		verdict := policy.Decide(cfg.Name+":"+n, ev)
 		if !verdict.Accepted {
 			reject(n+" (source)", fmt.Sprintf("%s%s: %v", dists, s.Signed[len(s.Signed)-1].Path, verdict.Err))
+			continue
+		}
+		if i := slices.IndexFunc(l.src.Files, func(f SourceFile) bool { return twice.files[l.src.Path(f)] }); i >= 0 {
+			reject(n+" (source)", fmt.Sprintf("%s is listed twice with different hashes or sizes in the index %s", l.src.Path(l.src.Files[i]), l.idx.Path))
 			continue
 		}
 		for _, f := range l.src.Files {
@@ -543,4 +562,25 @@ func (sel *Selection) UpstreamFiles() []File {
 		}
 	}
 	return out
+}
+
+// twice collects the files that one index lists with two different
+// hashes or sizes: such an index proves nothing about them (import
+// --recheck refuses them), so every name they are listed under is left
+// out, whichever comes first.
+type twice struct {
+	seen  map[string]FileSum // in the index being read
+	files map[string]bool
+}
+
+func newTwice() *twice { return &twice{files: map[string]bool{}} }
+
+// index starts the next index.
+func (t *twice) index() { t.seen = map[string]FileSum{} }
+
+func (t *twice) add(path string, fs FileSum) {
+	if prev, ok := t.seen[path]; ok && prev != fs {
+		t.files[path] = true
+	}
+	t.seen[path] = fs
 }

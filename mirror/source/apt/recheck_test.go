@@ -182,3 +182,22 @@ func TestRecheckIndexListsTwice(t *testing.T) {
 		t.Errorf("pool/h/hello.deb belongs to %v, want hello and evil", p)
 	}
 }
+
+// TestTwice: a file that one index lists with two hashes or sizes is
+// caught; the same file listed alike, or differently in two indexes (which
+// the cross-index check in Resolve handles), is not.
+func TestTwice(t *testing.T) {
+	a, b := FileSum{SHA256: sum256([]byte("a")), Size: 1}, FileSum{SHA256: sum256([]byte("b")), Size: 1}
+	tw := newTwice()
+	tw.index()
+	tw.add("pool/x.deb", a)
+	tw.add("pool/x.deb", b) // twice in one index
+	tw.add("pool/y.deb", a)
+	tw.add("pool/y.deb", a) // alike
+	tw.add("pool/z.dsc", a)
+	tw.index()
+	tw.add("pool/z.dsc", b) // another index
+	if !tw.files["pool/x.deb"] || tw.files["pool/y.deb"] || tw.files["pool/z.dsc"] || len(tw.files) != 1 {
+		t.Fatalf("twice = %v, want pool/x.deb only", tw.files)
+	}
+}
