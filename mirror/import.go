@@ -131,6 +131,22 @@ func GroupBundles(paths []string) [][]string {
 	return out
 }
 
+// sameFiles reports whether a and b name the same files, in any order.
+func sameFiles(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	clean := func(ps []string) []string {
+		out := make([]string, len(ps))
+		for i, p := range ps {
+			out[i] = filepath.Clean(p)
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(clean(a), clean(b))
+}
+
 type pending struct {
 	paths []string
 	m     *bundle.Manifest
@@ -171,6 +187,13 @@ func Import(ctx context.Context, opts ImportOptions, paths []string) ([]ImportRe
 			if _, err := os.Stat(p); err != nil {
 				return nil, err
 			}
+		}
+	}
+	// A split bundle named whole and also by its parts is one bundle.
+	for i := 0; i < len(groups); i++ {
+		if slices.ContainsFunc(groups[:i], func(g []string) bool { return sameFiles(g, groups[i]) }) {
+			groups = slices.Delete(groups, i, i+1)
+			i--
 		}
 	}
 	r, err := repo.Open(ctx, opts.Repo)

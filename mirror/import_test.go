@@ -562,8 +562,8 @@ func TestImportCommandLineSlips(t *testing.T) {
 		t.Fatalf("the bundle was not split: %v", parts)
 	}
 	whole := strings.TrimSuffix(parts[0], ".part-001")
-	if res, err := Import(context.Background(), impOpts(dir, key, impT0), []string{whole}); err != nil || len(res) != 1 || res[0].Sequence != 2 {
-		t.Fatalf("a split bundle named as a whole one: %+v, %v", res, err)
+	if res, err := Import(context.Background(), impOpts(dir, key, impT0), append([]string{whole}, parts...)); err != nil || len(res) != 1 || res[0].Sequence != 2 || res[0].Result != repo.ResultImported {
+		t.Fatalf("a split bundle named as a whole one and by its parts: %+v, %v; want it imported once", res, err)
 	}
 }
 

@@ -58,7 +58,8 @@ func (r *Repo) AppendLog(e LogEntry) error {
 	// A line cut short (a full disk, a crash) must not swallow this one:
 	// it starts on a line of its own, and if it does not fit whole it is
 	// taken back.
-	size, err := f.Seek(0, io.SeekEnd)
+	size, serr := f.Seek(0, io.SeekEnd)
+	err = serr
 	if err == nil && size > 0 {
 		var last [1]byte
 		if _, rerr := f.ReadAt(last[:], size-1); rerr == nil && last[0] != '\n' {
@@ -71,8 +72,8 @@ func (r *Repo) AppendLog(e LogEntry) error {
 	if err == nil {
 		err = f.Sync()
 	}
-	if err != nil {
-		f.Truncate(size)
+	if err != nil && serr == nil {
+		f.Truncate(size) // where this line began
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
