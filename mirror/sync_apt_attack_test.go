@@ -438,13 +438,19 @@ func TestAttackAptRollbackAfterRefusedRun(t *testing.T) {
 		t.Fatal("a broken InRelease was not refused")
 	}
 	serve(older, now)
+	wantAptRollback(t, e, "older release after one refused run")
+}
+
+// wantAptRollback runs a sync that must be refused as ErrUpstreamRollback.
+func wantAptRollback(t *testing.T, e *aptEnv, what string) {
+	t.Helper()
 	cfg, err := LoadConfig(e.cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res, err := Sync(context.Background(), cfg, SyncOptions{Fetch: testFetchOptions()})
 	if !errors.Is(err, ErrUpstreamRollback) {
-		t.Fatalf("older release after one refused run: err = %v (bundle %v), want ErrUpstreamRollback", err, res != nil && res.Bundle != nil)
+		t.Fatalf("%s: err = %v (bundle %v), want ErrUpstreamRollback", what, err, res != nil && res.Bundle != nil)
 	}
 }
 
@@ -469,14 +475,7 @@ func TestAttackAptRollbackRewrittenMark(t *testing.T) {
 				t.Fatalf("newer release, rewritten: rejected %v, bundle %v", rejectedOf(res), res.Bundle)
 			}
 			serve(older, now)
-			cfg, err := LoadConfig(e.cfgPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := Sync(context.Background(), cfg, SyncOptions{Fetch: testFetchOptions()})
-			if !errors.Is(err, ErrUpstreamRollback) {
-				t.Fatalf("older release after a rewritten newer one: err = %v (bundle %v), want ErrUpstreamRollback", err, res != nil && res.Bundle != nil)
-			}
+			wantAptRollback(t, e, "older release after a rewritten newer one")
 		})
 	}
 }

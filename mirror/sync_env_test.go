@@ -407,6 +407,19 @@ func treeOf(m *bundle.Manifest) map[string]string {
 	return out
 }
 
+// newOneFileSyncEnv is a syncEnv with one file signed on its own
+// (tools:a/one.tar.gz, key rel-a) and one from a signed checksum list
+// (rel:v1/x.tar.gz), configured, not yet synced.
+func newOneFileSyncEnv(t *testing.T) *syncEnv {
+	t.Helper()
+	e := newSyncEnv(t)
+	e.put("a/one.tar.gz", "one v1", "rel-a")
+	e.putRel("x.tar.gz", "x v1")
+	e.sums("x.tar.gz")
+	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	return e
+}
+
 func rejectedOf(res *SyncResult) map[string]string {
 	out := map[string]string{}
 	for _, p := range res.Packages {

@@ -155,11 +155,7 @@ func TestSigsDigest(t *testing.T) {
 // first, and a missing listing is reported as before once the state is
 // fine; neither run writes a bundle.
 func TestSyncErrorOrderWithPreparedListing(t *testing.T) {
-	e := newSyncEnv(t)
-	e.put("a/one.tar.gz", "one v1", "rel-a")
-	e.putRel("x.tar.gz", "x v1")
-	e.sums("x.tar.gz")
-	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	e := newOneFileSyncEnv(t)
 	e.mustSync(SyncOptions{})
 	listing := filepath.Join(e.dir, "listing.txt")
 	if err := os.Rename(listing, listing+".away"); err != nil {

@@ -207,11 +207,7 @@ func keys(m map[string]bool) []string {
 // TestSyncDryRun: the plan names what would be fetched; no package is
 // downloaded, no bundle written, no sequence taken.
 func TestSyncDryRun(t *testing.T) {
-	e := newSyncEnv(t)
-	e.put("a/one.tar.gz", "one v1", "rel-a")
-	e.putRel("x.tar.gz", "x v1")
-	e.sums("x.tar.gz")
-	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	e := newOneFileSyncEnv(t)
 	res := e.mustSync(SyncOptions{DryRun: true})
 	if !res.DryRun || res.Bundle != nil || res.ToFetch != 2 || res.BytesDownloaded != 0 || res.New != 2 {
 		t.Fatalf("dry run = %+v", res)
@@ -264,11 +260,7 @@ func TestSyncKeyCheckedFirst(t *testing.T) {
 	t.Cleanup(minisign.SetKDFLimitsForTest(32768, 1<<20))
 	t.Setenv(operator.EnvPassphrase, "")
 	t.Setenv(operator.EnvPassphraseFile, "")
-	e := newSyncEnv(t)
-	e.put("a/one.tar.gz", "one v1", "rel-a")
-	e.putRel("x.tar.gz", "x v1")
-	e.sums("x.tar.gz")
-	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	e := newOneFileSyncEnv(t)
 	hits := func() int {
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -344,11 +336,7 @@ func TestSyncEncryptedKeyAscCheckedFirst(t *testing.T) {
 	t.Cleanup(minisign.SetKDFLimitsForTest(32768, 1<<20))
 	t.Setenv(operator.EnvPassphrase, "the passphrase")
 	t.Setenv(operator.EnvPassphraseFile, "")
-	e := newSyncEnv(t)
-	e.put("a/one.tar.gz", "one v1", "rel-a")
-	e.putRel("x.tar.gz", "x v1")
-	e.sums("x.tar.gz")
-	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	e := newOneFileSyncEnv(t)
 	keyDir := filepath.Join(e.dir, "op")
 	ascFile := filepath.Join(keyDir, operator.AscFile)
 	os.RemoveAll(keyDir)
@@ -408,11 +396,7 @@ func TestSyncEncryptedKeyAscCheckedFirst(t *testing.T) {
 func TestSyncWrongPassphraseBeforeDownloads(t *testing.T) {
 	t.Cleanup(minisign.SetKDFLimitsForTest(32768, 1<<20))
 	t.Setenv(operator.EnvPassphraseFile, "")
-	e := newSyncEnv(t)
-	e.put("a/one.tar.gz", "one v1", "rel-a")
-	e.putRel("x.tar.gz", "x v1")
-	e.sums("x.tar.gz")
-	e.writeConfig(`files = ["v1/*.tar.gz"]`)
+	e := newOneFileSyncEnv(t)
 	keyDir := filepath.Join(e.dir, "op")
 	os.RemoveAll(keyDir)
 	k, err := operator.Generate(rand.Reader, time.Now())
