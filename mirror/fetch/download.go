@@ -293,7 +293,11 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 	case http.StatusRequestedRangeNotSatisfiable:
 		d.c.drain(cancel, resp.Body)
 		if have > 0 {
-			if size, ok := parseUnsatisfiedRange(resp.Header.Get("Content-Range")); ok && size == have {
+			etag, lm := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+			changed := etag != "" && meta.ETag != "" && etag != meta.ETag ||
+				lm != "" && meta.LastModified != "" && lm != meta.LastModified
+			if size, ok := parseUnsatisfiedRange(resp.Header.Get("Content-Range")); ok && size == have &&
+				(meta.Size < 0 || meta.Size == have) && !changed {
 				// The partial is already the whole file.
 				res, err := d.hashAll(ctx)
 				return res, false, err
@@ -329,13 +333,23 @@ func (d *download) attempt(ctx context.Context) (res Result, progressed bool, er
 		m := &partMeta{URL: d.url, ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified"), Size: total}
 		switch {
 		case !m.resumable():
-			// Nothing can guard a resume: a partial will restart.
+			// Nothing can guard a resume: a partial will restart. A side
+			// file left by an earlier answer (written before a body that
+			// never came) must not vouch for these bytes.
+			os.Remove(d.dst + MetaSuffix)
+			d.metaOnDisk = false
 		case total < 0 || total >= eagerMeta:
 			if err := d.writeMeta(m); err != nil {
 				return res, false, permanent(err)
 			}
 		default:
 			pending = m
+			if d.metaOnDisk {
+				// An earlier attempt's side file must not vouch for
+				// these bytes while they arrive.
+				os.Remove(d.dst + MetaSuffix)
+				d.metaOnDisk = false
+			}
 		}
 	} else if err := d.hashPrefix(ctx, h, start); err != nil {
 		return res, false, err
