@@ -22,6 +22,9 @@ func (v Validators) IsZero() bool { return v.ETag == "" && v.LastModified == "" 
 // maxValidator bounds the length of a validator kept from a response.
 const maxValidator = 1024
 
+// getPrealloc bounds the buffer Get sets aside before a body's bytes come.
+const getPrealloc = 1 << 20
+
 func validatorsOf(h http.Header) Validators {
 	v := Validators{ETag: h.Get("ETag"), LastModified: h.Get("Last-Modified")}
 	if len(v.ETag) > maxValidator || strings.ContainsAny(v.ETag, "\r\n") {
@@ -109,7 +112,10 @@ func (c *Client) getOnce(ctx context.Context, rawURL string, maxSize int64, prev
 	}
 	var buf bytes.Buffer
 	if resp.ContentLength > 0 {
-		buf.Grow(int(resp.ContentLength))
+		// Room for what the server announces, up to getPrealloc: a server
+		// that announces the limit and then stalls gets no more memory
+		// than the bytes it sends.
+		buf.Grow(int(min(resp.ContentLength, getPrealloc)))
 	}
 	n, err := c.copyBody(actx, cancel, &buf, resp.Body, maxSize+1)
 	if n > maxSize {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 )
@@ -88,5 +89,31 @@ func TestUnsatisfiableRangeChecksValidators(t *testing.T) {
 		t.Fatalf("Download reported the first 1000 bytes of the old version (ETag \"v1\", 2000 bytes) as the whole file; the server's 416 named ETag \"v2\"")
 	default:
 		t.Fatalf("unexpected result %+v", res)
+	}
+}
+
+// TestGetAnnouncedSizeNotAllocated: a server that announces the limit
+// (16 MiB) and then sends a few bytes and hangs up makes Get set aside no
+// more than getPrealloc per attempt, not the size it announced.
+func TestGetAnnouncedSizeNotAllocated(t *testing.T) {
+	const announced = 16 << 20
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(announced))
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("a few bytes"))
+	}))
+	defer srv.Close()
+	opt := testOptions()
+	opt.Retries = 0
+	c := newClient(t, opt)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if _, _, _, err := c.Get(context.Background(), srv.URL, announced, Validators{}); err == nil {
+		t.Fatal("a body cut after a few bytes was taken")
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got >= announced/2 {
+		t.Fatalf("Get allocated %d bytes for a body of 11 bytes announced as %d", got, announced)
 	}
 }
