@@ -276,6 +276,7 @@ func (r *run) publishApt(ctx context.Context, items []*item) error {
 		}
 	}
 	used := true
+	var signer *aptSigner
 	for _, a := range r.apt {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -283,22 +284,25 @@ func (r *run) publishApt(ctx context.Context, items []*item) error {
 		if a.src.Apt.KeepUpstreamSignatures || len(a.sel.Suites) == 0 {
 			continue
 		}
-		key, err := r.operatorKey()
-		if err != nil {
-			return err
+		if signer == nil {
+			var err error
+			if signer, err = newAptSigner(r); err != nil {
+				return err
+			}
 		}
 		// Signed at the upstream's Date (never before the key was made,
 		// never after this run's start: apt clients refuse a release
 		// dated in their future): an unchanged selection gives identical
-		// files, so a re-run with nothing new makes no bundle.
+		// files, so a re-run with nothing new makes no bundle, and needs
+		// no decryption of the key (aptSigner reuses its signatures).
 		at := r.capMark(a.sel.Date())
-		if c := key.Entity().PrimaryKey.CreationTime; at.Before(c) {
-			at = c
+		if at.Before(signer.created) {
+			at = signer.created
 		}
 		if at.IsZero() {
 			at = r.now.Truncate(time.Second)
 		}
-		out, err := apt.Publish(a.sel, func(path, sum string) bool { return ok[[2]string{path, sum}] }, key, at)
+		out, err := apt.Publish(a.sel, func(path, sum string) bool { return ok[[2]string{path, sum}] }, signer, at)
 		if err != nil {
 			return fmt.Errorf("%w: source %q: %w", ErrSync, a.src.Name, err)
 		}
@@ -307,6 +311,9 @@ func (r *run) publishApt(ctx context.Context, items []*item) error {
 			r.keepSmall(sum, f.Data)
 			r.extras = append(r.extras, extra{source: a.src.Name, path: f.Path, sha: sum, size: int64(len(f.Data)), used: &used})
 		}
+	}
+	if signer != nil {
+		return signer.sweep()
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mirror-tool/mirror/bundle"
+	"github.com/mirror-tool/mirror/internal/minisign"
 	"github.com/mirror-tool/mirror/internal/operator"
 	"github.com/mirror-tool/mirror/mirror/serve"
 	"github.com/mirror-tool/mirror/mirror/source/apt"
@@ -610,5 +611,69 @@ func TestSyncAptRecoversTornCache(t *testing.T) {
 	m, blobs := e.bundle(res)
 	if !bytes.Equal(blobs[treeOf(m)["debian/_upstream/dists/stable/InRelease"]], inRelease) {
 		t.Fatal("the bundle does not carry the upstream InRelease as evidence")
+	}
+}
+
+// TestAptNoopNeedsNoKey: with an encrypted operator key, a run with
+// nothing new on an apt source reuses the operator's signatures of the
+// unchanged releases, so it neither decrypts the key (a wrong passphrase
+// does not fail it) nor asks for it; a kept signature that does not verify
+// with operator.asc over the same text is not used: the release is signed
+// again, with the key.
+func TestAptNoopNeedsNoKey(t *testing.T) {
+	t.Cleanup(minisign.SetKDFLimitsForTest(32768, 1<<20))
+	t.Setenv(operator.EnvPassphrase, "")
+	t.Setenv(operator.EnvPassphraseFile, "")
+	e := newAptEnv(t, []string{"debian:*"}, "stable")
+	keyDir := filepath.Join(e.dir, "op")
+	os.RemoveAll(keyDir)
+	if err := e.op.Write(keyDir, []byte("right")); err != nil {
+		t.Fatal(err)
+	}
+	pass := filepath.Join(e.dir, "pass")
+	os.WriteFile(pass, []byte("right\n"), 0o600)
+	cfg, _ := os.ReadFile(e.cfgPath)
+	os.WriteFile(e.cfgPath, bytes.Replace(cfg, []byte("key = \"op/operator.key\"\n"), []byte("key = \"op/operator.key\"\npassphrase_file = \"pass\"\n"), 1), 0o644)
+	if res := e.sync(); res.Bundle == nil {
+		t.Fatal("first run made no bundle")
+	}
+	sigDir := filepath.Join(e.dir, "state", AptSigDir)
+	kept, err := os.ReadDir(sigDir)
+	if err != nil || len(kept) != 2 { // InRelease and Release.gpg of one suite
+		t.Fatalf("kept signatures: %v, %v; want 2", kept, err)
+	}
+
+	os.WriteFile(pass, []byte("wrong\n"), 0o600)
+	ask := func() ([]byte, error) { t.Fatal("the terminal was asked"); return nil, nil }
+	run := func() (*SyncResult, error) {
+		c, err := LoadConfig(e.cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Sync(context.Background(), c, SyncOptions{Fetch: testFetchOptions(), Passphrase: ask})
+	}
+	if res, err := run(); err != nil || res.Bundle != nil {
+		t.Fatalf("no-op with a wrong passphrase in the file: %+v, %v; want nothing new, the key not decrypted", res, err)
+	}
+
+	// A kept InRelease that does not verify (written by someone else) is
+	// not used: the run must sign, and the wrong passphrase shows.
+	forged := 0
+	for _, k := range kept {
+		name := filepath.Join(sigDir, k.Name())
+		if b, _ := os.ReadFile(name); bytes.Contains(b, []byte("\nSuite: ")) { // the InRelease
+			os.WriteFile(name, bytes.Replace(b, []byte("\nSuite: "), []byte("\nSuitf: "), 1), 0o644)
+			forged++
+		}
+	}
+	if forged != 1 {
+		t.Fatalf("%d kept InRelease files, want 1", forged)
+	}
+	if _, err := run(); !errors.Is(err, operator.ErrPassphrase) {
+		t.Fatalf("a forged kept signature: %v, want the key needed (ErrPassphrase)", err)
+	}
+	os.WriteFile(pass, []byte("right\n"), 0o600)
+	if res, err := run(); err != nil || res.Bundle != nil {
+		t.Fatalf("signed again with the key: %+v, %v; want nothing new (the same bytes)", res, err)
 	}
 }

@@ -337,6 +337,14 @@ func readAsc(keyPath string) (ascPath string, asc []byte, pub ed25519.PublicKey,
 	return ascPath, asc, pub, created, nil
 }
 
+// LoadArmoredPublic reads operator.asc beside the key file keyPath, with
+// no passphrase: the armored OpenPGP public key and its creation time (the
+// time before which the key signs nothing).
+func LoadArmoredPublic(keyPath string) (asc []byte, created time.Time, err error) {
+	_, asc, _, created, err = readAsc(keyPath)
+	return asc, created, err
+}
+
 // CheckPublic checks, without the passphrase (no decryption, no scrypt),
 // what Load would refuse about the public files beside an encrypted key
 // at keyPath: operator.asc missing or damaged, or, when operator.pub is
