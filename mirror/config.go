@@ -126,6 +126,7 @@ const (
 	DefaultOutputDir = "bundles"
 	DefaultStateDir  = "state"
 	DefaultExpires   = 30 * 24 * time.Hour
+	MinExpires       = time.Hour // the shortest output.expires taken
 )
 
 // DefaultJobs is the default number of parallel downloads: min(8,
@@ -230,11 +231,12 @@ func ParseConfig(file string, raw []byte) (*Config, error) {
 		cfg.Output.State = DefaultStateDir
 	}
 	cfg.Output.Dir, cfg.Output.State = abs(cfg.Output.Dir), abs(cfg.Output.State)
-	if cfg.Output.Expires == 0 {
+	if !md.IsDefined("output", "expires") {
 		cfg.Output.Expires = Duration(DefaultExpires)
-	}
-	if cfg.Output.Expires < 0 {
-		return nil, cerr(lineOfKey(raw, "output", 0, "expires"), "output.expires", "must be positive, e.g. \"720h\"")
+	} else if line := lineOfKey(raw, "output", 0, "expires"); cfg.Output.Expires < Duration(MinExpires) {
+		// 0 used to mean the default, and "1ns" made a bundle expired
+		// before it reached the medium, its sequence used up.
+		return nil, cerr(line, "output.expires", "%v is too short: a bundle must outlive its trip to the inside; at least %v, e.g. \"720h\" (the default)", time.Duration(cfg.Output.Expires), MinExpires)
 	}
 	if cfg.Output.MaxPartSize < 0 {
 		return nil, cerr(lineOfKey(raw, "output", 0, "max_part_size"), "output.max_part_size", "must be positive, e.g. \"4GiB\"")

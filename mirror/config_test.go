@@ -149,6 +149,8 @@ func TestConfigErrors(t *testing.T) {
 		{"max_file_size above the blob limit", "max_file_size = \"65GiB\"\n" + minimalConfig, 1, []string{"max_file_size", "at most"}},
 		{"max_file_size not a size", "max_file_size = \"huge\"\n" + minimalConfig, 1, []string{"max_file_size"}},
 		{"bad size", minimalConfig + "\n[output]\nmax_part_size = \"4 gigs\"\n", 17, []string{"max_part_size", "4GiB"}},
+		{"expires zero", minimalConfig + "\n[output]\nexpires = \"0s\"\n", 17, []string{"output.expires", "too short", "at least 1h0m0s"}},
+		{"expires too short", minimalConfig + "\n[output]\nexpires = \"1ns\"\n", 17, []string{"output.expires", "1ns is too short"}},
 		{"bad duration", minimalConfig + "\n[output]\nexpires = \"a month\"\n", 17, []string{"expires", "720h"}},
 		{"no key", strings.Replace(minimalConfig, `key = "k/operator.key"`, ``, 1), 1, []string{"operator.key", "mirror keygen"}},
 		{"bad source name", strings.Replace(minimalConfig, `name = "tools"`, `name = "../x"`, 1), 10, []string{"name", "a-z"}},

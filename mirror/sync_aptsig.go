@@ -154,4 +154,3 @@ func (s *aptSigner) sweep() error {
 	}
 	return nil
 }
-
