@@ -332,20 +332,20 @@ func admit(r *repo.Repo, opts ImportOptions, m *bundle.Manifest) (already bool, 
 		return true, nil
 	}
 	if m.Sequence <= last {
-		return false, fmt.Errorf("%w: the repository is at sequence %d (bundle id %s); this bundle has sequence %d and id %s; only a newer bundle is imported: run `mirror sync` for a new one",
+		return false, fmt.Errorf("%w: the repository is at sequence %d (bundle id %s); this bundle has sequence %d and id %s; only a newer bundle is imported: this file is superseded by what is served (a medium lost and recovered with --since, or an old file left in the import folder): remove it",
 			ErrRollback, last, st.BundleID, m.Sequence, m.ID)
 	}
 	now := opts.Now()
 	if !m.Expires.IsZero() && !now.Before(m.Expires) {
-		return false, fmt.Errorf("%w: it expired at %s (now %s); ask the operator for a fresh bundle",
+		return false, fmt.Errorf("%w: it expired at %s (now %s); carry receipt.json out and have the operator run `mirror sync --since receipt.json` for a fresh bundle",
 			ErrExpired, m.Expires.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	if opts.MaxAge > 0 && now.Sub(m.Created) > opts.MaxAge {
-		return false, fmt.Errorf("%w: created %s, %s ago, more than --max-age %s; ask the operator for a fresh bundle",
+		return false, fmt.Errorf("%w: created %s, %s ago, more than --max-age %s; carry receipt.json out and have the operator run `mirror sync --since receipt.json` for a fresh bundle",
 			ErrTooOld, m.Created.UTC().Format(time.RFC3339), now.Sub(m.Created).Round(time.Second), opts.MaxAge)
 	}
 	if m.BaseSequence != 0 && last < m.BaseSequence {
-		return false, fmt.Errorf("%w: this delta (sequence %d) builds on sequence %d, the repository is at %d; import the bundle with sequence %d first (or a full bundle)",
+		return false, fmt.Errorf("%w: this delta (sequence %d) builds on sequence %d, the repository is at %d; import the bundle with sequence %d first; if it is lost, carry receipt.json out and have the operator run `mirror sync --since receipt.json`",
 			ErrMissingBase, m.Sequence, m.BaseSequence, last, m.BaseSequence)
 	}
 	if err := CheckPublishable(m); err != nil {

@@ -335,7 +335,7 @@ func TestImportRefusals(t *testing.T) {
 		{"rollback", func() []string {
 			p, _ := impBundle(t, out, key, impSpec{seq: 1, files: map[string][]byte{"x": []byte("old")}})
 			return p
-		}, nil, ErrRollback, "repository is at sequence 2"},
+		}, nil, ErrRollback, "superseded by what is served"},
 		{"replay of the sequence with another bundle", func() []string {
 			p, _ := impBundle(t, out, key, impSpec{seq: 2, files: map[string][]byte{"x": []byte("other")}})
 			return p
@@ -343,7 +343,7 @@ func TestImportRefusals(t *testing.T) {
 		{"missing base", func() []string {
 			p, _ := impBundle(t, out, key, impSpec{seq: 5, base: 4, files: map[string][]byte{"x": []byte("x")}})
 			return p
-		}, nil, ErrMissingBase, "import the bundle with sequence 4 first"},
+		}, nil, ErrMissingBase, "import the bundle with sequence 4 first; if it is lost, carry receipt.json out and have the operator run `mirror sync --since receipt.json`"},
 		{"delta whose base content is gone", func() []string {
 			p, _ := impBundle(t, out, key, impSpec{seq: 3, base: 2, files: map[string][]byte{"x": []byte("x"), "lost": []byte("never stored")}, carry: []string{"x"}})
 			return p
@@ -351,7 +351,7 @@ func TestImportRefusals(t *testing.T) {
 		{"expired", func() []string {
 			p, _ := impBundle(t, out, key, impSpec{seq: 3, created: impT0.Add(-48 * time.Hour), expires: impT0.Add(-time.Minute), files: files1})
 			return p
-		}, nil, ErrExpired, "expired at"},
+		}, nil, ErrExpired, "`mirror sync --since receipt.json` for a fresh bundle"},
 		{"max-age", func() []string {
 			p, _ := impBundle(t, out, key, impSpec{seq: 3, created: impT0.Add(-10 * 24 * time.Hour), files: files1})
 			return p

@@ -133,7 +133,7 @@ func verifyAction(c *cli.Context) error {
 	}
 	if now := time.Now(); !now.Before(m.Expires) && !allowExpired {
 		return withHint(fmt.Errorf("bundle %s: %w on %s (sequence %d)", name, errBundleExpired, m.Expires.UTC().Format(time.RFC3339), m.Sequence),
-			"the signature and contents are intact, but import refuses an expired bundle; run `mirror sync` again for a new one (or pass --allow-expired to check it anyway)")
+			"the signature and contents are intact, but import refuses an expired bundle; make a fresh one with `mirror sync --since receipt.json` (a plain run with nothing new makes none), or pass --allow-expired to check this one anyway")
 	}
 	how := "file signature checked"
 	if len(files) > 1 || isSplit(files) {

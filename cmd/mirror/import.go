@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -115,11 +116,11 @@ func importHint(err error, dir string) string {
 	case errors.Is(err, syscall.ENOSPC):
 		return fmt.Sprintf("free space on the disk of %s and run the import again; nothing served changed", dir)
 	case errors.Is(err, bundle.ErrSignature):
-		return "a bundle is accepted only when signed by the pinned operator key: check --pub and where the bundle came from"
+		return "a bundle is accepted only when signed by the pinned operator key: check --pub and where the bundle came from (after an operator key rotation, bundles of the old key are no longer imported: remove them from the import folder; docs/keys.md)"
 	case errors.Is(err, mirror.ErrMissingBase):
-		return "import the missing sequences first (several bundles may be given at once), or ask for a full bundle"
+		return "import the missing sequences first (several bundles may be given at once); a lost one is replaced by `mirror sync --since " + filepath.Join(dir, repo.ReceiptFile) + "` outside"
 	case errors.Is(err, mirror.ErrRollback):
-		return "bundles must be newer than the last one imported; see `mirror status --repo " + dir + "`"
+		return "bundles must be newer than the last one imported (see `mirror status --repo " + dir + "`); remove superseded files from the import folder"
 	}
 	return "nothing served changed; the import log is shown by `mirror status --repo " + dir + "`"
 }

@@ -73,7 +73,7 @@ func printStatus(c *cli.Context, st *mirror.StatusReport, empty bool) {
 		fmt.Fprintf(out, "signed:      %s by operator key %s\n", ts(st.Created), st.Signer)
 		exp := "valid until " + ts(st.Expires)
 		if st.Expired {
-			exp = "EXPIRED at " + ts(st.Expires) + ": ask the operator for a fresh bundle"
+			exp = "EXPIRED at " + ts(st.Expires) + ": carry receipt.json out; `mirror sync --since receipt.json` makes a fresh bundle"
 		}
 		fmt.Fprintf(out, "expiry:      %s\n", exp)
 		fmt.Fprintf(out, "imported:    %s\n", ts(st.Imported))
