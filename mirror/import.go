@@ -90,7 +90,16 @@ type ImportResult struct {
 	CollectedBlobs       int `json:"collected_blobs"`
 	// Warning is what failed after the switch (the import took effect).
 	Warning string `json:"warning,omitempty"`
+	// Withdrawn counts the files the generation served before and this one
+	// does not (a package the outside refused or dropped: a revoked key,
+	// a narrowed scope, an upstream removal); WithdrawnFirst names the
+	// first few, in path order.
+	Withdrawn      int      `json:"withdrawn"`
+	WithdrawnFirst []string `json:"withdrawn_first,omitempty"`
 }
+
+// withdrawnShown bounds ImportResult.WithdrawnFirst.
+const withdrawnShown = 5
 
 // partRe matches the part files of a split bundle: NAME.tar.zst.part-NNN.
 var partRe = regexp.MustCompile(`^(.*\.tar\.zst)\.part-[0-9]{3}$`)
@@ -129,6 +138,32 @@ func GroupBundles(paths []string) [][]string {
 		out = append(out, []string{p})
 	}
 	return out
+}
+
+// withdrawn compares tree with the generation served in the repository at
+// dir: how many of its files tree leaves out, and the first few. Without
+// a readable generation before (the first import), none.
+func withdrawn(dir string, tree []repo.Entry) (int, []string) {
+	st, err := repo.ReadState(dir)
+	if err != nil || st.Sequence == 0 {
+		return 0, nil
+	}
+	prev, err := repo.ReadRecord(dir, st.Sequence)
+	if err != nil {
+		return 0, nil
+	}
+	now := make(map[string]bool, len(tree))
+	for _, e := range tree {
+		now[e.Path] = true
+	}
+	var gone []string
+	for _, e := range prev.Tree {
+		if !now[e.Path] {
+			gone = append(gone, e.Path)
+		}
+	}
+	slices.Sort(gone)
+	return len(gone), gone[:min(len(gone), withdrawnShown)]
 }
 
 // sameFiles reports whether a and b name the same files, in any order.
@@ -441,6 +476,7 @@ func importOne(ctx context.Context, r *repo.Repo, opts ImportOptions, p pending)
 	for i, e := range m.Tree {
 		rec.Tree[i] = repo.Entry{Path: e.Path, SHA256: e.SHA256, Size: e.Size}
 	}
+	res.Withdrawn, res.WithdrawnFirst = withdrawn(r.Dir(), rec.Tree)
 	var switched *repo.SwitchedError
 	if err := r.Publish(ctx, rec, rd.ManifestBytes()); err != nil && !errors.As(err, &switched) {
 		return res, logRefusal(r, opts, name, m, err)
@@ -448,6 +484,9 @@ func importOne(ctx context.Context, r *repo.Repo, opts ImportOptions, p pending)
 	res.Result = repo.ResultImported
 	// The switch is done: from here on, errors do not undo the import.
 	msg := fmt.Sprintf("generation %d served", m.Sequence)
+	if res.Withdrawn > 0 {
+		msg += fmt.Sprintf("; %d files of the generation before are no longer served (%s)", res.Withdrawn, strings.Join(res.WithdrawnFirst, ", "))
+	}
 	if switched != nil {
 		// state.json may lag: no collection until the next import has
 		// repaired it.

@@ -567,6 +567,30 @@ func TestImportCommandLineSlips(t *testing.T) {
 	}
 }
 
+// TestImportReportsWithdrawn: an import says how many files of the
+// generation served before the new one leaves out, and names the first
+// few (a revoked key or a narrowed scope outside withdraws packages at the
+// next import, and the inside sees it here and in the log).
+func TestImportReportsWithdrawn(t *testing.T) {
+	key := impKey(t, 1)
+	media, dir := t.TempDir(), t.TempDir()
+	a, b, c := impData("a", 1000), impData("b", 1000), impData("c", 1000)
+	b1, _ := impBundle(t, media, key, impSpec{seq: 1, files: map[string][]byte{"tools/a.tar.gz": a, "tools/b.tar.gz": b, "tools/c.tar.gz": c}})
+	b2, _ := impBundle(t, media, key, impSpec{seq: 2, base: 1, files: map[string][]byte{"tools/a.tar.gz": a}, carry: []string{}})
+	res, err := Import(context.Background(), impOpts(dir, key, impT0), b1)
+	if err != nil || res[0].Withdrawn != 0 {
+		t.Fatalf("first import: %+v, %v; want nothing withdrawn", res, err)
+	}
+	res, err = Import(context.Background(), impOpts(dir, key, impT0), b2)
+	if err != nil || len(res) != 1 || res[0].Withdrawn != 2 || !slices.Equal(res[0].WithdrawnFirst, []string{"tools/b.tar.gz", "tools/c.tar.gz"}) {
+		t.Fatalf("import of a generation without b and c: %+v, %v; want 2 withdrawn, named", res, err)
+	}
+	log, err := repo.ReadLog(dir, 1)
+	if err != nil || len(log) != 1 || !strings.Contains(log[0].Message, "2 files of the generation before are no longer served (tools/b.tar.gz, tools/c.tar.gz)") {
+		t.Fatalf("log: %+v, %v", log, err)
+	}
+}
+
 // cancelAtBlob cancels the import when its first blob is stored.
 type cancelAtBlob struct{ cancel func() }
 

@@ -88,6 +88,14 @@ func importAction(c *cli.Context) error {
 			fmt.Fprintf(out, "%s: imported sequence %d (bundle %s, signed by %s): %s, %s, %s (%s); now served\n",
 				terminalSafe(r.Bundle), r.Sequence, r.BundleID, r.Signer, plural(r.Packages, "package"), plural(r.Files, "file"), plural(r.NewBlobs, "new blob"), fmtBytes(r.Bytes))
 		}
+		if r.Withdrawn > 0 {
+			more := ""
+			if r.Withdrawn > len(r.WithdrawnFirst) {
+				more = ", ..."
+			}
+			fmt.Fprintf(out, "%s: %s of the generation before no longer served (the outside refused or dropped them: %s%s)\n",
+				terminalSafe(r.Bundle), plural(r.Withdrawn, "file"), terminalSafe(strings.Join(r.WithdrawnFirst, ", ")), more)
+		}
 		if r.Warning != "" {
 			fmt.Fprintf(c.App.ErrWriter, "mirror: warning: %s\n", terminalSafe(r.Warning))
 		}
