@@ -92,6 +92,9 @@ type ThresholdError struct {
 	Need    int
 	Have    int
 	Keys    []string // names of the keys that passed
+	// Failed says why the first other signatures did not count (a
+	// revoked key, a key not allowed, a bad signature).
+	Failed []string
 }
 
 func (e *ThresholdError) Error() string {
@@ -99,8 +102,11 @@ func (e *ThresholdError) Error() string {
 	if len(e.Keys) > 0 {
 		got = fmt.Sprintf("%d (%s)", e.Have, strings.Join(e.Keys, ", "))
 	}
-	return fmt.Sprintf("%s needs valid signatures by %d distinct trusted keys allowed for it, got %s; add signatures by other allowed keys or lower the rule's threshold",
-		e.Package, e.Need, got)
+	msg := fmt.Sprintf("%s needs valid signatures by %d distinct trusted keys allowed for it, got %s", e.Package, e.Need, got)
+	if len(e.Failed) > 0 {
+		msg += "; not counted: " + strings.Join(e.Failed, "; ")
+	}
+	return msg + "; add signatures by other allowed keys or lower the rule's threshold"
 }
 
 func (e *ThresholdError) Unwrap() error { return ErrThreshold }

@@ -316,7 +316,11 @@ func (p *Policy) Decide(pkg string, ev *Evidence) Verdict {
 		for i, k := range v.Passed {
 			names[i] = k.Name
 		}
-		v.Err = &ThresholdError{Package: pkg, Need: v.Threshold, Have: len(v.Passed), Keys: names}
+		var failed []string
+		for _, f := range v.Failures[:min(len(v.Failures), 3)] {
+			failed = append(failed, f.Reason)
+		}
+		v.Err = &ThresholdError{Package: pkg, Need: v.Threshold, Have: len(v.Passed), Keys: names, Failed: failed}
 	}
 	v.Reason = v.Err.Error()
 	return v

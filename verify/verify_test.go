@@ -87,6 +87,7 @@ type verifyCase struct {
 	pkg     string
 	wantErr error // nil: accepted
 	at      time.Time
+	phrase  string // in the rejection's reason, when set
 }
 
 func TestCheckFixtures(t *testing.T) {
@@ -177,7 +178,8 @@ func TestCheckFixtures(t *testing.T) {
 	add(verifyCase{name: "threshold/unmet-one-key", pkg: crit, sigs: sigs(t, "ssh/ed25519.hello.txt.sig"), wantErr: ErrThreshold})
 	add(verifyCase{name: "threshold/unmet-same-key-twice", pkg: crit, sigs: sigs(t, "minisign/mini1.hello.txt.minisig", "minisign/mini1.hello.txt.legacy.minisig"), wantErr: ErrThreshold})
 	add(verifyCase{name: "threshold/unmet-same-key-two-forms", pkg: crit, sigs: sigs(t, "openpgp/subkey.hello.txt.sig", "openpgp/subkey.hello.txt.asc"), wantErr: ErrThreshold})
-	add(verifyCase{name: "threshold/unmet-second-is-bad", pkg: crit, sigs: []Signature{sigs(t, "ssh/rsa.hello.txt.sig")[0], {Name: "t.minisig", Data: tamperMinisign(t, "minisign/mini2.hello.txt.minisig")}}, wantErr: ErrThreshold})
+	add(verifyCase{name: "threshold/unmet-second-is-bad", pkg: crit, sigs: []Signature{sigs(t, "ssh/rsa.hello.txt.sig")[0], {Name: "t.minisig", Data: tamperMinisign(t, "minisign/mini2.hello.txt.minisig")}}, wantErr: ErrThreshold,
+		phrase: "not counted: signature t.minisig"})
 	add(verifyCase{name: "threshold/not-needed-elsewhere", sigs: sigs(t, "openpgp/two.hello.txt.sig", "minisign/mini1.hello.txt.minisig")})
 	// One good signature among bad ones is enough when the threshold is 1.
 	add(verifyCase{name: "one-good-among-bad", sigs: append(sigs(t, "openpgp/weak.hello.txt.sha1.sig", "openpgp/revoked.hello.txt.sig"), sigs(t, "ssh/rsa.hello.txt.sig")...)})
@@ -209,6 +211,9 @@ func TestCheckFixtures(t *testing.T) {
 			}
 			if v.Reason == "" || !strings.Contains(v.String(), "rejected") {
 				t.Fatalf("verdict does not explain itself: %q / %q", v.Reason, v.String())
+			}
+			if !strings.Contains(v.Reason, c.phrase) {
+				t.Fatalf("reason %q does not say %q", v.Reason, c.phrase)
 			}
 			if c.pkg != "nocolon" && !strings.Contains(v.Err.Error(), c.pkg) {
 				t.Errorf("message does not name the package %s: %v", c.pkg, v.Err)
