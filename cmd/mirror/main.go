@@ -438,10 +438,10 @@ func reportJSON(stdout, stderr io.Writer, err error, help string) int {
 	if code == exitUsage {
 		hint = strings.TrimPrefix(hint+"; run '"+help+"' for usage", "; ")
 	}
-	ev := map[string]any{"event": "error", "message": terminalSafe(err.Error()), "exit": code,
+	ev := map[string]any{"event": "error", "message": err.Error(), "exit": code,
 		"time": time.Now().UTC().Format(time.RFC3339)}
 	if hint != "" {
-		ev["hint"] = terminalSafe(hint)
+		ev["hint"] = hint
 	}
 	stderr.Write(jsonLine(ev))
 	stdout.Write(jsonLine(map[string]any{"event": "summary", "exit": code, "result": nil}))

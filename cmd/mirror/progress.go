@@ -161,7 +161,7 @@ func (p *syncProgress) line(force bool) {
 func (p *syncProgress) Warning(msg string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.emit(map[string]any{"event": "warning", "message": terminalSafe(msg)})
+	p.emit(map[string]any{"event": "warning", "message": msg})
 }
 
 func (p *syncProgress) emit(v map[string]any) {
