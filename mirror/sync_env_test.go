@@ -432,6 +432,17 @@ func rejectedOf(res *SyncResult) map[string]string {
 
 func contains(b []byte, s string) bool { return bytes.Contains(b, []byte(s)) }
 
+// requests is how many requests the upstream answered so far.
+func (e *syncEnv) requests() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, c := range e.hits {
+		n += c
+	}
+	return n
+}
+
 func (e *syncEnv) hitsOf(path string) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -261,31 +261,22 @@ func TestSyncKeyCheckedFirst(t *testing.T) {
 	t.Setenv(operator.EnvPassphrase, "")
 	t.Setenv(operator.EnvPassphraseFile, "")
 	e := newOneFileSyncEnv(t)
-	hits := func() int {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		n := 0
-		for _, c := range e.hits {
-			n += c
-		}
-		return n
-	}
 	keyDir := filepath.Join(e.dir, "op")
 	keyFile, ascFile := filepath.Join(keyDir, operator.KeyFile), filepath.Join(keyDir, operator.AscFile)
 	aside := filepath.Join(e.dir, "aside")
 
 	os.Rename(keyFile, aside)
-	if _, err := e.sync(SyncOptions{}); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), keyFile) || hits() != 0 {
-		t.Fatalf("no key file: %v, %d requests", err, hits())
+	if _, err := e.sync(SyncOptions{}); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), keyFile) || e.requests() != 0 {
+		t.Fatalf("no key file: %v, %d requests", err, e.requests())
 	}
 	if res := e.mustSync(SyncOptions{DryRun: true}); res.ToFetch != 2 || !strings.Contains(res.KeyProblem, keyFile) {
 		t.Fatalf("dry run without a key: %+v", res)
 	}
-	before := hits()
+	before := e.requests()
 	os.Rename(aside, keyFile)
 	os.Rename(ascFile, aside)
-	if _, err := e.sync(SyncOptions{}); err == nil || !strings.Contains(err.Error(), ascFile) || hits() != before {
-		t.Fatalf("no operator.asc: %v, %d requests", err, hits()-before)
+	if _, err := e.sync(SyncOptions{}); err == nil || !strings.Contains(err.Error(), ascFile) || e.requests() != before {
+		t.Fatalf("no operator.asc: %v, %d requests", err, e.requests()-before)
 	}
 
 	// An encrypted key, and a passphrase_file that is not there.
@@ -297,8 +288,8 @@ func TestSyncKeyCheckedFirst(t *testing.T) {
 	if err := k.Write(keyDir, []byte("the passphrase")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.sync(SyncOptions{}); !errors.Is(err, operator.ErrNoPassphrase) || !strings.Contains(err.Error(), keyFile) || hits() != before {
-		t.Fatalf("no passphrase source and none to ask: %v, %d requests", err, hits()-before)
+	if _, err := e.sync(SyncOptions{}); !errors.Is(err, operator.ErrNoPassphrase) || !strings.Contains(err.Error(), keyFile) || e.requests() != before {
+		t.Fatalf("no passphrase source and none to ask: %v, %d requests", err, e.requests()-before)
 	}
 	cfg, _ := os.ReadFile(e.cfgPath)
 	withFile := strings.Replace(string(cfg), "[operator]\n", "[operator]\npassphrase_file = \"pass\"\n", 1)
@@ -309,8 +300,8 @@ func TestSyncKeyCheckedFirst(t *testing.T) {
 	passFile := filepath.Join(e.dir, "pass")
 	asked := 0
 	ask := SyncOptions{Passphrase: func() ([]byte, error) { asked++; return []byte("the passphrase"), nil }}
-	if _, err := e.sync(ask); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), passFile) || hits() != before || asked != 0 {
-		t.Fatalf("missing passphrase file: %v, %d requests, asked %d times", err, hits()-before, asked)
+	if _, err := e.sync(ask); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), passFile) || e.requests() != before || asked != 0 {
+		t.Fatalf("missing passphrase file: %v, %d requests, asked %d times", err, e.requests()-before, asked)
 	}
 	os.WriteFile(passFile, []byte("the passphrase\n"), 0o600)
 	if res := e.mustSync(ask); res.Bundle == nil || res.Bundle.Sequence != 1 || asked != 0 || res.KeyProblem != "" {
@@ -352,15 +343,6 @@ func TestSyncEncryptedKeyAscCheckedFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	requests := func() int {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		n := 0
-		for _, c := range e.hits {
-			n += c
-		}
-		return n
-	}
 	for _, c := range []struct {
 		name string
 		asc  []byte // nil: no operator.asc
@@ -374,9 +356,9 @@ func TestSyncEncryptedKeyAscCheckedFirst(t *testing.T) {
 		if c.asc != nil {
 			os.WriteFile(ascFile, c.asc, 0o644)
 		}
-		before := requests()
-		if _, err := e.sync(SyncOptions{}); !errors.Is(err, c.want) || !strings.Contains(err.Error(), ascFile) || requests() != before {
-			t.Fatalf("%s operator.asc: %v, %d requests; want %v naming %s before any request", c.name, err, requests()-before, c.want, ascFile)
+		before := e.requests()
+		if _, err := e.sync(SyncOptions{}); !errors.Is(err, c.want) || !strings.Contains(err.Error(), ascFile) || e.requests() != before {
+			t.Fatalf("%s operator.asc: %v, %d requests; want %v naming %s before any request", c.name, err, e.requests()-before, c.want, ascFile)
 		}
 		if res := e.mustSync(SyncOptions{DryRun: true}); res.ToFetch != 2 || !strings.Contains(res.KeyProblem, ascFile) {
 			t.Fatalf("dry run, %s operator.asc: key problem %q", c.name, res.KeyProblem)
