@@ -149,20 +149,7 @@ func TestRecoverRemovesTornBlob(t *testing.T) {
 		}
 	}
 	// The crash: no Sync, and the data of one blob never reached the disk.
-	p := s.Path(sumOf([]byte(torn)))
-	os.Chmod(p, 0o644)
-	if err := os.Truncate(p, 7); err != nil {
-		t.Fatal(err)
-	}
-
-	s2, err := Open(s.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	removed, err := s2.Recover(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2, removed := crashAndRecover(t, s, torn)
 	if len(removed) != 1 || removed[0] != sumOf([]byte(torn)) {
 		t.Fatalf("removed %v, want the torn blob only", removed)
 	}
@@ -310,4 +297,25 @@ func TestPutBatched(t *testing.T) {
 	if err := s.Sync(); err != nil || markerExists(s) {
 		t.Fatalf("Sync: %v, marker %v", err, markerExists(s))
 	}
+}
+
+// crashAndRecover cuts the stored blob of content short, as a crash before
+// Sync leaves a blob whose data never reached the disk, then opens the
+// store again and runs Recover, returning the store and what it removed.
+func crashAndRecover(t *testing.T, s *Store, content string) (*Store, []string) {
+	t.Helper()
+	p := s.Path(sumOf([]byte(content)))
+	os.Chmod(p, 0o644)
+	if err := os.Truncate(p, 7); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := s2.Recover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s2, removed
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 )
@@ -29,20 +28,7 @@ func TestRecoverAfterClockStepBack(t *testing.T) {
 	if err := s.AdoptBatched(tmpWith(t, s, torn), sumOf([]byte(torn)), int64(len(torn))); err != nil {
 		t.Fatal(err)
 	}
-	p := s.Path(sumOf([]byte(torn)))
-	os.Chmod(p, 0o644)
-	if err := os.Truncate(p, 7); err != nil {
-		t.Fatal(err)
-	}
-
-	s2, err := Open(s.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	removed, err := s2.Recover(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2, removed := crashAndRecover(t, s, torn)
 	if ok, _ := s2.Has(sumOf([]byte(torn))); ok || len(removed) != 1 {
 		t.Fatalf("Recover removed %v; the torn blob is still in the store (read back: %v)", removed, s2.Verify(context.Background(), sumOf([]byte(torn))))
 	}
