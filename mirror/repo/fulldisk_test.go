@@ -298,20 +298,7 @@ func TestImportLogOnFullDisk(t *testing.T) {
 	media := t.TempDir()
 	disk := fulldisk.Mount(t, 1<<20, 1024)
 	dir := filepath.Join(disk, "repo")
-	write := func(seq uint64, content string) []string {
-		s := sha256.Sum256([]byte(content))
-		h := hex.EncodeToString(s[:])
-		m := &bundle.Manifest{Sequence: seq, Created: now, Expires: now.Add(24 * time.Hour), ToolVersion: "test",
-			Sources: []bundle.Source{{Name: "tools", Type: "files", URL: "https://example.org/"}},
-			Tree:    []bundle.Entry{{Path: "tools/a", SHA256: h, Size: int64(len(content))}},
-			Blobs:   []bundle.Blob{{SHA256: h, Size: int64(len(content))}}}
-		src := func(string) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(content)), nil }
-		w, err := bundle.Write(context.Background(), media, fmt.Sprintf("b%d", seq), m, key, src, bundle.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w.Paths[:1]
-	}
+	write := func(seq uint64, content string) []string { return oneFileBundle(t, media, key, seq, content, now) }
 	opts := mirror.ImportOptions{Repo: dir, Pub: key.Public()}
 	b1 := write(1, "one")
 	if _, err := mirror.Import(context.Background(), opts, b1); err != nil {
